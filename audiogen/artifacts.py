@@ -1,0 +1,87 @@
+"""Shared helpers for artifacts: atomic writes, hashes, provenance, checkpoint loading."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from audiogen.errors import ArtifactError
+
+CHECKPOINT_FORMAT = "audiogen.checkpoint"
+CHECKPOINT_VERSION = 1
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=1, sort_keys=False) + "\n")
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def versions() -> dict[str, str]:
+    from audiogen import __version__
+
+    return {"audiogen": __version__, "torch": str(torch.__version__), "python": platform.python_version()}
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """Load an audiogen checkpoint (a file, or a run folder holding model.ckpt) with ``weights_only=True``."""
+    path = Path(path)
+    if path.is_dir():
+        for cand in (path / "model.ckpt", path / "checkpoints" / "last.ckpt"):
+            if cand.is_file():
+                path = cand
+                break
+        else:
+            raise ArtifactError(f"no model.ckpt or checkpoints/last.ckpt in run folder {path}",
+                                fix="pass the checkpoint file, or train first with `audiogen train`")
+    if not path.is_file():
+        raise ArtifactError(f"checkpoint {path} does not exist")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ArtifactError(f"cannot read checkpoint {path} ({type(exc).__name__}: {str(exc).splitlines()[0]})",
+                            fix="checkpoints are loaded with weights_only=True; use a checkpoint written by audiogen")
+    meta = ckpt.get("audiogen") if isinstance(ckpt, dict) else None
+    if not meta or meta.get("format") != CHECKPOINT_FORMAT:
+        raise ArtifactError(f"{path} is not an audiogen checkpoint (no 'audiogen' metadata)")
+    if meta.get("version", 0) > CHECKPOINT_VERSION:
+        raise ArtifactError(f"{path} has checkpoint format version {meta['version']}, newer than this audiogen "
+                            f"reads ({CHECKPOINT_VERSION})", fix="upgrade audiogen")
+    ckpt["path"] = str(path.resolve())
+    return ckpt
+
+
+def strip_prefix(state: dict, prefix: str) -> dict:
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}

@@ -1,0 +1,327 @@
+"""Reading, writing and resampling audio files, and turning user inputs into a list of files.
+
+Every failure a user can cause (missing, empty, corrupt or mismatched files) is raised as
+:class:`~audiogen.errors.AudioFileError` naming the file and saying how to fix it, so the CLI
+can print it without a traceback.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from audiogen.errors import AudiogenError, AudioFileError
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff")
+LIST_EXTENSIONS = (".txt", ".lst", ".csv")
+
+# soundfile raises these for unreadable / malformed data (LibsndfileError is a RuntimeError).
+_SF_ERRORS = (sf.SoundFileError, RuntimeError, ValueError, TypeError)
+
+# Format chosen by save_audio from the file extension.
+_FORMATS = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG", ".mp3": "MP3", ".aif": "AIFF", ".aiff": "AIFF"}
+
+# Extra source samples read on each side of a crop so the resampling filter sees real context
+# instead of the chunk edges.
+_RESAMPLE_CONTEXT = 256
+# Largest source step we align crops to (keeps crop positions sample-exact for usual rates).
+_MAX_ALIGN_STEP = 4096
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What :func:`probe` learns from a file header."""
+
+    path: Path
+    sample_rate: int
+    frames: int
+    channels: int
+    subtype: str
+
+    @property
+    def duration(self) -> float:
+        """Length in seconds."""
+        return self.frames / self.sample_rate
+
+
+def _reason(err: BaseException) -> str:
+    # LibsndfileError.error_string is the bare reason, without the "Error opening '...'" prefix.
+    return str(getattr(err, "error_string", None) or err).strip()
+
+
+def probe(path: str | os.PathLike) -> AudioInfo:
+    """Read the header of an audio file, checking that it exists, is audio and has samples."""
+    path = Path(path)
+    if not path.exists():
+        raise AudioFileError(f"audio file {path} does not exist", path=path,
+                             fix="check the path (relative paths are resolved from the current folder)")
+    if path.is_dir():
+        raise AudioFileError(f"{path} is a directory, not an audio file", path=path,
+                             fix="pass the directory as an input folder, or name a file inside it")
+    try:
+        size = path.stat().st_size
+    except OSError as err:
+        raise AudioFileError(f"cannot access {path}: {err.strerror}", path=path,
+                             fix="check the file permissions") from err
+    if size == 0:
+        raise AudioFileError(f"{path} is empty (0 bytes)", path=path,
+                             fix="remove the file or re-export it")
+    try:
+        info = sf.info(str(path))
+    except _SF_ERRORS as err:
+        raise AudioFileError(f"{path} is not a readable audio file (soundfile: {_reason(err)})", path=path,
+                             fix=f"remove the file or convert it to one of {', '.join(AUDIO_EXTENSIONS)}") from err
+    except OSError as err:
+        raise AudioFileError(f"cannot read {path}: {err}", path=path, fix="check the file permissions") from err
+    if info.frames <= 0:
+        raise AudioFileError(f"{path} contains no samples", path=path, fix="remove the file from the inputs")
+    return AudioInfo(path=path, sample_rate=int(info.samplerate), frames=int(info.frames),
+                     channels=int(info.channels), subtype=str(info.subtype))
+
+
+def frames_at_rate(frames: int, sr_in: int, sr_out: int) -> int:
+    """Number of samples ``frames`` source samples become after resampling (round half up)."""
+    if sr_in == sr_out:
+        return frames
+    return (frames * sr_out + sr_in // 2) // sr_in
+
+
+def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
+    """Resample along the first axis with soxr ("HQ"); returns float32. Identity when rates match."""
+    x = np.asarray(x, dtype=np.float32)
+    if sr_in == sr_out:
+        return x
+    if sr_in <= 0 or sr_out <= 0:
+        raise ValueError(f"sample rates must be positive, got {sr_in} -> {sr_out}")
+    if x.shape[0] == 0:
+        return x
+    return np.asarray(soxr.resample(x, sr_in, sr_out, quality="HQ"), dtype=np.float32)
+
+
+def _fit_length(x: np.ndarray, n: int) -> np.ndarray:
+    """Trim or zero-pad (at the end) a 1-D array to exactly n samples."""
+    if len(x) >= n:
+        return x[:n]
+    return np.concatenate([x, np.zeros(n - len(x), dtype=x.dtype)])
+
+
+def check_policy(info: AudioInfo, sample_rate: int | None, *, channels: str = "downmix",
+                 resample: bool = True) -> None:
+    """Raise AudioFileError if the file breaks the channel or sample-rate policy."""
+    if channels not in ("downmix", "error"):
+        raise ValueError(f"channels must be 'downmix' or 'error', got {channels!r}")
+    path = info.path
+    if info.channels > 1 and channels == "error":
+        raise AudioFileError(f"{path} has {info.channels} channels but mono audio is required", path=path,
+                             fix="convert the file to mono, or --bind \"audio.channels='downmix'\"")
+    if sample_rate is not None and info.sample_rate != sample_rate and not resample:
+        raise AudioFileError(
+            f"{path} has sample rate {info.sample_rate} Hz but {sample_rate} Hz is expected and resampling is off",
+            path=path,
+            fix=f"enable resampling (--bind \"audio.resample=True\") or resample the files to {sample_rate} Hz")
+
+
+def _read_span(info: AudioInfo, start: int, count: int) -> np.ndarray:
+    """Read source frames [start, start+count) as float32 (n, channels); may return fewer at the end."""
+    path = info.path
+    try:
+        with sf.SoundFile(str(path)) as f:
+            if start > 0:
+                f.seek(start)
+            data = f.read(count, dtype="float32", always_2d=True)
+    except _SF_ERRORS as err:
+        raise AudioFileError(f"{path} is truncated or corrupt (soundfile: {_reason(err)})", path=path,
+                             fix="re-export or remove the file") from err
+    except OSError as err:
+        raise AudioFileError(f"cannot read {path}: {err}", path=path, fix="check the file permissions") from err
+    return data
+
+
+def load_audio(
+    path: str | os.PathLike,
+    sample_rate: int | None = None,
+    *,
+    channels: str = "downmix",
+    resample: bool = True,
+    offset: int = 0,
+    frames: int | None = None,
+    info: AudioInfo | None = None,
+) -> np.ndarray:
+    """Load a file as float32 mono 1-D in [-1, 1] at ``sample_rate`` (None keeps the file rate).
+
+    ``offset`` and ``frames`` count samples at the target rate. With ``frames`` given, only the
+    needed span of the file is read and the result is exactly ``frames`` long (zero-padded at
+    the end when the file ends first). ``info`` skips probing when the caller already has it.
+    """
+    if offset < 0 or (frames is not None and frames < 0):
+        raise ValueError(f"offset and frames must be >= 0, got offset={offset}, frames={frames}")
+    info = info if info is not None else probe(path)
+    path = info.path
+    check_policy(info, sample_rate, channels=channels, resample=resample)
+    sr_in = info.sample_rate
+    sr_out = sr_in if sample_rate is None else int(sample_rate)
+
+    if sr_in == sr_out:
+        count = info.frames - offset if frames is None else frames
+        data = _read_span(info, offset, max(count, 0)) if offset < info.frames else np.zeros((0, info.channels), np.float32)
+        skip, want = 0, frames
+    elif frames is None and offset == 0:
+        data, skip, want = _read_span(info, 0, info.frames), 0, None
+    else:
+        # Map the target span to the source, widened by filter context and aligned so the
+        # target position of the first source sample is an integer.
+        ratio = sr_in / sr_out
+        total = frames_at_rate(info.frames, sr_in, sr_out)
+        want = frames if frames is not None else max(total - offset, 0)
+        step = sr_in // math.gcd(sr_in, sr_out)
+        src_start = max(int(math.floor(offset * ratio)) - _RESAMPLE_CONTEXT, 0)
+        if step <= _MAX_ALIGN_STEP:
+            src_start -= src_start % step
+        src_end = int(math.ceil((offset + want) * ratio)) + _RESAMPLE_CONTEXT
+        tgt_start = round(src_start / ratio)
+        data = _read_span(info, src_start, src_end - src_start) if src_start < info.frames \
+            else np.zeros((0, info.channels), np.float32)
+        skip = offset - tgt_start
+
+    if not np.all(np.isfinite(data)):
+        raise AudioFileError(f"{path} contains NaN or infinite samples", path=path,
+                             fix="re-export the file (the float data is corrupt)")
+    mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
+    if sr_in != sr_out:
+        n_out = frames_at_rate(len(mono), sr_in, sr_out)
+        mono = _fit_length(_resample_1d(mono, sr_in, sr_out), n_out)
+    mono = mono[skip:]
+    if want is not None:
+        mono = _fit_length(mono, want)
+    # Resampling can overshoot slightly; keep the documented range.
+    return np.ascontiguousarray(np.clip(mono, -1.0, 1.0), dtype=np.float32)
+
+
+# load_audio's keyword ``resample`` shadows the function inside it.
+_resample_1d = resample
+
+
+def save_audio(path: str | os.PathLike, x, sample_rate: int, subtype: str = "PCM_16") -> Path:
+    """Write audio atomically (temp file in the same folder, then rename), clipped to [-1, 1].
+
+    ``x`` is (T,) or (T, channels). The format follows the extension (none means .wav); a
+    subtype the format cannot hold (e.g. PCM_16 for .ogg) falls back to the format's default.
+    """
+    path = Path(path)
+    ext = path.suffix.lower()
+    if ext == "":
+        path, ext = path.with_suffix(".wav"), ".wav"
+    if ext not in _FORMATS:
+        raise AudiogenError(f"cannot write {path}: unknown audio extension {ext!r}", path=path,
+                            fix=f"use one of {', '.join(AUDIO_EXTENSIONS)}")
+    fmt = _FORMATS[ext]
+    if not sf.check_format(fmt, subtype):
+        subtype = sf.default_subtype(fmt)
+    data = np.asarray(x.detach().cpu().numpy() if hasattr(x, "detach") else x, dtype=np.float32)
+    if data.ndim == 2 and data.shape[0] == 1 and data.shape[1] > 1:
+        data = data[0]  # a (1, T) channel-first mono signal
+    if not np.all(np.isfinite(data)):
+        raise ValueError(f"refusing to write {path}: the signal contains NaN or infinite values")
+    data = np.clip(data, -1.0, 1.0)
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            sf.write(fh, data, int(sample_rate), subtype=subtype, format=fmt)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _is_audio(p: Path) -> bool:
+    return p.suffix.lower() in AUDIO_EXTENSIONS
+
+
+def _scan_dir(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if _is_audio(p) and p.is_file())
+
+
+def _list_entries(list_file: Path) -> list[tuple[str, int]]:
+    """(entry, line number) pairs of a .txt/.lst/.csv list file."""
+    try:
+        text = list_file.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as err:
+        raise AudioFileError(f"cannot read list file {list_file}: {err}", path=list_file,
+                             fix="check the file (it must be UTF-8 text)") from err
+    if list_file.suffix.lower() != ".csv":
+        entries = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            line = line.strip()
+            if line and not line.startswith("#"):
+                entries.append((line, number))
+        return entries
+
+    reader = csv.reader(text.splitlines())
+    rows = [(row, reader.line_num) for row in reader if any(cell.strip() for cell in row)]
+    if not rows:
+        return []
+    header = [cell.strip().lower() for cell in rows[0][0]]
+    if "path" in header:
+        column, rows = header.index("path"), rows[1:]
+    else:
+        # No "path" column: use the first one; the first row is a header unless it names audio.
+        column = 0
+        first = rows[0][0][0].strip()
+        if not (_is_audio(Path(first)) or (list_file.parent / first).exists()):
+            rows = rows[1:]
+    return [(row[column].strip(), number) for row, number in rows
+            if len(row) > column and row[column].strip() and not row[column].strip().startswith("#")]
+
+
+def expand_inputs(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path]:
+    """Turn files, folders (recursive) and list files (.txt/.lst/.csv) into absolute audio paths.
+
+    Order is kept (folders sorted), duplicates dropped. List entries are resolved against the
+    list file's folder and may themselves be files or folders.
+    """
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
+    inputs = [Path(p) for p in inputs]
+    found: dict[Path, None] = {}
+
+    def add(p: Path) -> None:
+        found.setdefault(p.resolve(), None)
+
+    def visit(p: Path, origin: tuple[Path, int] | None, active: tuple[Path, ...]) -> None:
+        if not p.exists():
+            where = f" (listed in {origin[0]}, line {origin[1]})" if origin else ""
+            raise AudioFileError(f"input {p} does not exist{where}", path=p,
+                                 fix="fix the path" + (" in the list file" if origin else ""))
+        if p.is_dir():
+            for f in _scan_dir(p):
+                add(f)
+        elif p.suffix.lower() in LIST_EXTENSIONS:
+            key = p.resolve()
+            if key in active:
+                raise AudioFileError(f"list file {p} includes itself", path=p, fix="remove the cycle")
+            for entry, number in _list_entries(p):
+                q = Path(entry).expanduser()
+                visit(q if q.is_absolute() else p.parent / q, (p, number), active + (key,))
+        else:
+            add(p)
+
+    for p in inputs:
+        visit(p, None, ())
+    if not found:
+        names = ", ".join(str(p) for p in inputs) or "(no inputs)"
+        raise AudioFileError(f"no audio files found in {names}; supported extensions are "
+                             f"{', '.join(AUDIO_EXTENSIONS)} (and list files {', '.join(LIST_EXTENSIONS)})",
+                             fix="point the inputs at audio files, folders of audio files or list files")
+    return list(found)

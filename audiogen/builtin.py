@@ -1,0 +1,43 @@
+"""The built-in components, registered through the same hooks as any third-party plugin."""
+
+from __future__ import annotations
+
+from audiogen.hookspecs import hookimpl
+
+
+@hookimpl
+def register_encoders(register):
+    from audiogen.encoders.conv1d import Conv1dEncoder
+
+    register("conv1d", Conv1dEncoder)
+
+
+@hookimpl
+def register_decoders(register):
+    from audiogen.decoders.conv1d import Conv1dDecoder
+
+    register("conv1d", Conv1dDecoder)
+
+
+@hookimpl
+def register_priors(register):
+    from audiogen.priors.gaussian import DiagGaussianPrior
+
+    register("diag_gaussian", DiagGaussianPrior)
+
+
+@hookimpl
+def register_codings(register):
+    from audiogen.audio.coding import LinearPCM, MuLaw
+
+    register("mulaw", MuLaw)
+    register("linear", LinearPCM)
+
+
+@hookimpl
+def register_datasets(register):
+    from audiogen.audio.dataset import AudioDataset
+    from audiogen.latents.dataset import LatentDataset
+
+    register("audio_files", AudioDataset)
+    register("latents", LatentDataset)

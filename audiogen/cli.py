@@ -1,0 +1,264 @@
+"""The ``audiogen`` command line: every command builds its components from gin files and bindings."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shlex
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import click
+
+from audiogen import __version__
+from audiogen.errors import AudiogenError
+
+log = logging.getLogger("audiogen")
+
+
+class UserError(click.ClickException):
+    exit_code = 2
+
+    def show(self, file=None) -> None:
+        click.echo(f"audiogen: error: {self.message}", err=True)
+
+
+class AudiogenGroup(click.Group):
+    """Loads plugin commands on first use and turns AudiogenError into a clean message with exit code 2."""
+
+    _plugins_loaded = False
+
+    def _load_plugin_commands(self) -> None:
+        if not AudiogenGroup._plugins_loaded:
+            AudiogenGroup._plugins_loaded = True
+            from audiogen.plugins import register_commands
+
+            register_commands(self)
+
+    def list_commands(self, ctx):
+        self._load_plugin_commands()
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx, name):
+        self._load_plugin_commands()
+        return super().get_command(ctx, name)
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except AudiogenError as exc:
+            raise UserError(str(exc)) from None
+
+
+def gin_options(f):
+    f = click.option("--bind", "bindings", multiple=True, metavar="'NAME.PARAM=VALUE'",
+                     help="gin binding, repeatable; applied after the gin files.")(f)
+    f = click.option("--gin", "gin_files", multiple=True, metavar="FILE",
+                     help="gin file by path or by name (e.g. pipelines/conv_ae.gin), repeatable; later wins.")(f)
+    return f
+
+
+@click.group(cls=AudiogenGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="audiogen")
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+def cli(verbose: bool) -> None:
+    """Generative models of audio: encode -> prior -> decode, composed by gin, extended by plugins."""
+    if verbose:
+        logging.getLogger("audiogen").setLevel(logging.DEBUG)
+
+
+# ---------------------------------------------------------------------------------------------------------- plugins
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def plugins(as_json: bool) -> None:
+    """List plugins and every component by kind, with its plugin and version."""
+    from audiogen.plugins import KINDS, get_registry
+
+    reg = get_registry()
+    if as_json:
+        click.echo(json.dumps({
+            "plugins": reg.plugins,
+            "components": {k: {n: {"plugin": c.plugin, "version": c.version, "gin": c.gin_name}
+                               for n, c in sorted(reg.components[k].items())} for k in KINDS},
+            "config_dirs": [[p, str(d)] for p, d in reg.config_dirs],
+            "failures": [f.__dict__ for f in reg.failures], "conflicts": reg.conflicts,
+        }, indent=1))
+    else:
+        click.echo("plugins: " + ", ".join(f"{p} {v}" for p, v in reg.plugins.items()))
+        for kind in KINDS:
+            comps = reg.components[kind]
+            click.echo(f"\n{kind}:")
+            if not comps:
+                click.echo("  (none)")
+            for name, c in sorted(comps.items()):
+                click.echo(f"  {name:<16} {c.plugin} {c.version:<10} {c.summary}")
+        for f in reg.failures:
+            click.echo(f"\nfailed: plugin '{f.plugin}' at {f.stage}: {f.error}", err=True)
+    reg.check()
+
+
+@cli.command()
+def configs() -> None:
+    """List the gin files that resolve by name."""
+    from audiogen import config
+
+    for name in config.available_configs():
+        click.echo(f"{name:<36} {config.resolve(name)}")
+
+
+# ------------------------------------------------------------------------------------------------------------ train
+@cli.command()
+@gin_options
+@click.option("--data", multiple=True, required=True, help="Audio files, folders or list files to train on.")
+@click.option("--valid", multiple=True, help="Validation audio (files, folders or lists).")
+@click.option("-o", "--out", type=click.Path(path_type=Path), required=True,
+              help="Run folder; re-running on the same folder resumes.")
+@click.option("--no-progress", is_flag=True)
+def train(gin_files, bindings, data, valid, out, no_progress) -> None:
+    """Train a pipeline (for now: the autoencoder) on audio."""
+    from audiogen.training import train as run
+
+    final = run(list(data), out, list(gin_files), list(bindings), valid=list(valid) or None,
+                progress=not no_progress)
+    click.echo(f"wrote {final}")
+
+
+# ----------------------------------------------------------------------------------------------------------- encode
+@cli.command()
+@gin_options
+@click.option("--ckpt", type=click.Path(path_type=Path), help="Trained pipeline (run folder or .ckpt).")
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-o", "--out", type=click.Path(path_type=Path), required=True, help="Latent dataset folder.")
+@click.option("--strict", is_flag=True, help="Fail on the first unreadable file instead of listing it.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing dataset at OUT.")
+@click.option("--no-progress", is_flag=True)
+def encode(gin_files, bindings, ckpt, inputs, out, strict, overwrite, no_progress) -> None:
+    """Encode audio files, folders or list files into a latent dataset."""
+    from audiogen import config
+    from audiogen.audio.io import expand_inputs
+    from audiogen.errors import ConfigError
+    from audiogen.latents.encode import EncodeJob, run_encode
+    from audiogen.pipeline import load_pipeline
+    from audiogen.settings import audio_settings, encode_settings
+    from audiogen.training import describe_pipeline
+
+    files = expand_inputs(list(inputs))  # missing inputs fail before anything is built or written
+    pipe, ck = load_pipeline(ckpt, gin_files, bindings)
+    if pipe.encoder is None:
+        raise ConfigError("the pipeline has no encoder", fix="bind pipeline.encoder or pass a trained --ckpt")
+    trainable = sum(p.numel() for p in pipe.encoder.parameters())
+    if ck is None and trainable and not getattr(pipe.encoder, "pretrained", False):
+        raise ConfigError(f"encoder {pipe.encoder.audiogen_component} has {trainable} untrained weights",
+                          fix="pass --ckpt with a model trained by `audiogen train`")
+    audio = audio_settings()
+    if getattr(pipe.encoder, "sample_rate", None) and pipe.encoder.sample_rate != audio.sample_rate:
+        raise ConfigError(f"encoder works at {pipe.encoder.sample_rate} Hz but audio.sample_rate is "
+                          f"{audio.sample_rate}", fix=f"bind audio.sample_rate={pipe.encoder.sample_rate}")
+    from audiogen.artifacts import sha256_file
+
+    prov = describe_pipeline(pipe, audio)
+    meta_prov = {
+        "encoder": prov["components"].get("encoder"), "decoder": prov["components"].get("decoder"),
+        "checkpoint": {"path": ck["path"], "sha256": sha256_file(Path(ck["path"]))} if ck else None,
+        "operative_config": config.operative_config(),
+    }
+    job = EncodeJob(pipe.encoder, files, out, audio, encode_settings(), meta_prov, strict=strict,
+                    overwrite=overwrite, progress=not no_progress)
+    t0 = time.perf_counter()
+    meta = run_encode(job)
+    secs = time.perf_counter() - t0
+    click.echo(f"encoded {meta['num_files']} files ({meta['total_seconds']:.1f} s of audio, "
+               f"{meta['total_frames']} frames of {meta['latent_size']} dims) into {out} in {secs:.1f} s")
+    if meta["failed"]:
+        click.echo(f"{len(meta['failed'])} files could not be read:", err=True)
+        for e in meta["failed"]:
+            click.echo(f"  {e['reason']}", err=True)
+
+
+# ----------------------------------------------------------------------------------------------------------- decode
+@cli.command()
+@gin_options
+@click.option("--ckpt", type=click.Path(path_type=Path),
+              help="Pipeline whose decoder to use (default: the one recorded in the dataset's meta).")
+@click.argument("latents", nargs=-1, required=True)
+@click.option("-o", "--out", type=click.Path(path_type=Path), required=True, help="Folder for the wav files.")
+def decode(gin_files, bindings, ckpt, latents, out) -> None:
+    """Decode latents (a latent dataset folder, or .npy/.safetensors files of shape (C, L)) to wav files."""
+    from audiogen.errors import ConfigError
+    from audiogen.latents.decode import dataset_meta, decode_to_files, iter_latents
+    from audiogen.pipeline import load_pipeline
+    from audiogen.settings import audio_settings
+
+    meta = dataset_meta(list(latents))
+    base = None
+    if ckpt is None and meta is not None:
+        recorded = meta.get("checkpoint")
+        if recorded:
+            ckpt = Path(recorded["path"])
+            if not ckpt.exists():
+                raise ConfigError(f"the dataset's checkpoint {ckpt} no longer exists", fix="pass --ckpt")
+        else:
+            base = meta["operative_config"]  # weightless decoders (e.g. from a model file named in gin)
+    pipe, _ = load_pipeline(ckpt, gin_files, bindings, base=base)
+    if pipe.decoder is None:
+        raise ConfigError("the pipeline has no decoder", fix="pass --ckpt of an autoencoder or bind pipeline.decoder")
+    sr = audio_settings().sample_rate
+    written = decode_to_files(pipe.decoder, iter_latents(list(latents), pipe.decoder.latent_size), out, sr)
+    click.echo(f"wrote {len(written)} wav files to {out}")
+
+
+# ------------------------------------------------------------------------------------------------------------- info
+@cli.command()
+@click.argument("path", type=click.Path(path_type=Path, exists=True))
+@click.option("--json", "as_json", is_flag=True)
+def info(path: Path, as_json: bool) -> None:
+    """Describe a latent dataset or checkpoint from its recorded metadata."""
+    from audiogen.describe import describe
+
+    d = describe(path)
+    if as_json:
+        click.echo(json.dumps(d, indent=1))
+    else:
+        for k, v in d.items():
+            if k == "operative_config":
+                click.echo(f"{k}:\n" + "\n".join("    " + ln for ln in v.splitlines() if ln and not ln.startswith("#")))
+            else:
+                click.echo(f"{k}: {v}")
+
+
+# ------------------------------------------------------------------------------------------------------- quickstart
+@cli.command()
+@click.option("--data", type=click.Path(path_type=Path, exists=True),
+              help="Your own audio folder or list (default: a synthesised speech-like corpus).")
+@click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("audiogen-quickstart"),
+              show_default=True)
+@click.option("--steps", type=int, default=None, help="Training steps (default from the gin file's quickstart).")
+@click.option("--bind", "bindings", multiple=True, help="Extra gin bindings for training.")
+def quickstart(data, out, steps, bindings) -> None:
+    """Synthesise a corpus (or use --data), train a small autoencoder, encode, decode, and compare."""
+    from audiogen.quickstart import run_quickstart
+
+    run_quickstart(cli, data, out, steps, list(bindings), echo=click.echo)
+
+
+def main(argv=None) -> None:
+    # Our messages on stderr; gin logs its include search on the root logger, which we keep quiet.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("audiogen: %(levelname)s: %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    logging.getLogger().addHandler(logging.NullHandler())
+    for noisy in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+    warnings.filterwarnings("ignore", message=r".*smaller than the logging interval.*")
+    cli.main(args=argv, prog_name="audiogen")
+
+
+def run_command(args: list[str], echo=print) -> None:
+    """Run an audiogen command in-process, printing it first (used by quickstart so users can copy it)."""
+    echo("$ audiogen " + shlex.join(args))
+    cli.main(args=args, prog_name="audiogen", standalone_mode=False)

@@ -1,0 +1,169 @@
+"""What a component must implement. Plugin authors subclass these and run ``check_*`` in their tests.
+
+Shapes (channels first, like ``torch.nn.Conv1d``):
+- audio: float (B, 1, T) in [-1, 1] at the component's sample rate;
+- latent frames: float (B, C, L) with L = ceil(T / hop);
+- masks: bool (B, T) or (B, L), True on real (not padded) positions.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+
+class Encoder(nn.Module):
+    """Audio (B, 1, T) -> latent frames (B, latent_size, ceil(T / hop)).
+
+    Attributes: ``hop`` (samples per frame), ``latent_size`` (channels of the output), ``sample_rate`` (None if the
+    encoder works at any rate; else the rate it requires), ``receptive_field`` (samples of context needed on each
+    side for chunked encoding to equal whole-file encoding; None if unknown, then files are encoded whole).
+    Ladder encoders (one representation per level, for hierarchical models) override ``encode_levels``.
+    """
+
+    hop: int
+    latent_size: int
+    sample_rate: int | None = None
+    receptive_field: int | None = None
+
+    def forward(self, audio: Tensor) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def encode_levels(self, audio: Tensor) -> list[Tensor]:
+        """One representation per level, from one pass; level i has hop ``level_hops[i]``."""
+        return [self(audio)]
+
+    @property
+    def level_hops(self) -> list[int]:
+        return [self.hop]
+
+    @property
+    def level_sizes(self) -> list[int]:
+        return [self.latent_size]
+
+    def num_frames(self, num_samples: int) -> int:
+        return math.ceil(num_samples / self.hop)
+
+
+class Decoder(nn.Module):
+    """Latent frames (B, latent_size, L) -> (B, out_channels, L * hop).
+
+    ``out_channels == 1`` means audio in [-1, 1]; otherwise the output holds the parameters of an output
+    distribution (``OutputDistribution.num_params`` channels) for every sample.
+    """
+
+    hop: int
+    latent_size: int
+    out_channels: int = 1
+    sample_rate: int | None = None
+
+    def forward(self, latents: Tensor) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+@dataclass
+class PriorOutput:
+    """Score of a batch of sequences. ``log_prob`` is a log-likelihood or a lower bound (nats, per sequence);
+    ``terms`` breaks it down (e.g. reconstruction, KL per level), each (B,); ``frames`` counts scored frames."""
+
+    log_prob: Tensor
+    frames: Tensor
+    terms: dict[str, Tensor] = field(default_factory=dict)
+    is_bound: bool = False
+
+    def bits_per_frame(self) -> float:
+        """Sequence-length weighted: total -log2 p over total frames."""
+        return float(-self.log_prob.sum() / math.log(2) / self.frames.sum())
+
+
+class Prior(nn.Module):
+    """A latent model / prior over sequences x (B, C, L) with mask (B, L).
+
+    ``log_prob(x, mask) -> PriorOutput``; ``sample(n, length) -> (n, C, length)``; ``latent_size`` = C.
+    """
+
+    latent_size: int
+
+    def log_prob(self, x: Tensor, mask: Tensor | None = None) -> PriorOutput:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def sample(self, n: int, length: int) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class OutputDistribution(nn.Module):
+    """A distribution over each audio sample, parametrised by ``num_params`` decoder channels.
+
+    ``log_prob(params (B, P, T), target (B, 1, T)) -> (B, 1, T)`` in nats (a log probability mass for discrete
+    distributions on the input coding's grid); ``sample(params) -> (B, 1, T)``.
+    """
+
+    num_params: int
+
+    def log_prob(self, params: Tensor, target: Tensor) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def sample(self, params: Tensor) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class ContractError(AssertionError):
+    pass
+
+
+def _expect(cond: bool, msg: str) -> None:
+    if not cond:
+        raise ContractError(msg)
+
+
+def check_encoder(enc: Encoder, num_samples: int | None = None, batch: int = 2) -> Tensor:
+    """Run ``enc`` on noise and check the declared hop/size against what it returns."""
+    for attr in ("hop", "latent_size"):
+        _expect(isinstance(getattr(enc, attr, None), int) and getattr(enc, attr) > 0,
+                f"{type(enc).__name__}.{attr} must be a positive int")
+    t = num_samples or enc.hop * 7 + 3  # not a multiple of hop: padding must be handled
+    x = torch.rand(batch, 1, t) * 1.8 - 0.9
+    with torch.no_grad():
+        z = enc(x)
+        levels = enc.encode_levels(x)
+    _expect(z.shape == (batch, enc.latent_size, enc.num_frames(t)),
+            f"{type(enc).__name__} returned {tuple(z.shape)}, expected {(batch, enc.latent_size, enc.num_frames(t))}")
+    _expect(len(levels) == len(enc.level_hops) == len(enc.level_sizes), "levels, level_hops, level_sizes differ")
+    for lv, hop, size in zip(levels, enc.level_hops, enc.level_sizes):
+        _expect(lv.shape == (batch, size, math.ceil(t / hop)), f"level of hop {hop} has shape {tuple(lv.shape)}")
+    _expect(bool(torch.isfinite(z).all()), "encoder output is not finite")
+    return z
+
+
+def check_decoder(dec: Decoder, length: int = 5, batch: int = 2) -> Tensor:
+    z = torch.randn(batch, dec.latent_size, length)
+    with torch.no_grad():
+        y = dec(z)
+    _expect(y.shape == (batch, dec.out_channels, length * dec.hop),
+            f"{type(dec).__name__} returned {tuple(y.shape)}, expected {(batch, dec.out_channels, length * dec.hop)}")
+    _expect(bool(torch.isfinite(y).all()), "decoder output is not finite")
+    return y
+
+
+def check_prior(prior: Prior, length: int = 6, batch: int = 3) -> PriorOutput:
+    x = torch.randn(batch, prior.latent_size, length)
+    mask = torch.ones(batch, length, dtype=torch.bool)
+    mask[0, length // 2:] = False
+    out = prior.log_prob(x, mask)
+    _expect(out.log_prob.shape == (batch,), f"log_prob must be (B,), got {tuple(out.log_prob.shape)}")
+    _expect(out.frames.tolist() == mask.sum(1).tolist(), "frames must count the unmasked frames")
+    for k, v in out.terms.items():
+        _expect(v.shape == (batch,), f"term {k} must be (B,), got {tuple(v.shape)}")
+    # padding must not change the score of a sequence
+    x2 = x.clone()
+    x2[0, :, length // 2:] = 100.0
+    out2 = prior.log_prob(x2, mask)
+    _expect(torch.allclose(out.log_prob, out2.log_prob, atol=1e-4), "masked frames changed log_prob")
+    with torch.no_grad():
+        s = prior.sample(2, length)
+    _expect(s.shape == (2, prior.latent_size, length), f"sample shape {tuple(s.shape)}")
+    _expect(bool(torch.isfinite(s).all()), "samples are not finite")
+    return out

@@ -1,0 +1,1 @@
+"""Decoders: latent frames (B, C, L) -> audio or output-distribution parameters. Step three of the pipeline."""

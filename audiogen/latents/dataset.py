@@ -1,0 +1,182 @@
+"""Latent datasets: ``meta.json`` plus ``shards/shard-NNNNN.npy`` loaded by memory map.
+
+Layout: each shard is one float array (frames, latent_size); a file's latents are the rows
+``[offset, offset + length)`` of its shard. ``meta.json`` (written last: its presence marks a complete
+dataset) records the format version, what made the latents (encoder, operative gin config, checkpoint hash,
+versions), sample rate, hop, latent size, dtype, per-dimension statistics, and per file its source, duration,
+latent length, shard and offset. Items are served channels-first, (latent_size, length), like encoder output.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from audiogen.errors import ArtifactError
+
+FORMAT = "audiogen.latents"
+VERSION = 1
+STD_FLOOR = 1e-8  # dimensions that never vary are left unscaled rather than divided by zero
+
+
+@dataclass
+class RunningStats:
+    """Per-dimension count, mean, sum of squared deviations, min, max; merged exactly (Chan et al.)."""
+
+    count: int
+    mean: np.ndarray
+    m2: np.ndarray
+    min: np.ndarray
+    max: np.ndarray
+
+    @classmethod
+    def empty(cls, dim: int) -> "RunningStats":
+        return cls(0, np.zeros(dim), np.zeros(dim), np.full(dim, np.inf), np.full(dim, -np.inf))
+
+    @classmethod
+    def of(cls, x: np.ndarray) -> "RunningStats":
+        x = np.asarray(x, dtype=np.float64)
+        if len(x) == 0:
+            return cls.empty(x.shape[1])
+        mean = x.mean(0)
+        return cls(len(x), mean, ((x - mean) ** 2).sum(0), x.min(0), x.max(0))
+
+    def merge(self, other: "RunningStats") -> "RunningStats":
+        n = self.count + other.count
+        if other.count == 0:
+            return self
+        if self.count == 0:
+            return other
+        delta = other.mean - self.mean
+        mean = self.mean + delta * other.count / n
+        m2 = self.m2 + other.m2 + delta**2 * self.count * other.count / n
+        return RunningStats(n, mean, m2, np.minimum(self.min, other.min), np.maximum(self.max, other.max))
+
+    @property
+    def std(self) -> np.ndarray:
+        return np.sqrt(self.m2 / max(self.count, 1))
+
+    def to_json(self) -> dict:
+        return {"count": int(self.count), "mean": self.mean.tolist(), "m2": self.m2.tolist(),
+                "std": self.std.tolist(), "min": self.min.tolist(), "max": self.max.tolist()}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "RunningStats":
+        return cls(int(d["count"]), np.array(d["mean"], dtype=np.float64), np.array(d["m2"], dtype=np.float64),
+                   np.array(d["min"], dtype=np.float64), np.array(d["max"], dtype=np.float64))
+
+
+def read_meta(path: str | Path) -> dict:
+    path = Path(path)
+    meta_path = path / "meta.json" if path.is_dir() or not path.name.endswith(".json") else path
+    if not meta_path.is_file():
+        partial = path.with_name(path.name + ".partial")
+        if partial.exists():
+            raise ArtifactError(f"latent dataset {path} is incomplete (an interrupted encode left {partial})",
+                                fix="re-run the same `audiogen encode` command to resume it")
+        raise ArtifactError(f"{path} is not a latent dataset (no meta.json)",
+                            fix="create one with `audiogen encode`")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"{meta_path} is not valid JSON ({exc})") from None
+    if meta.get("format") != FORMAT:
+        raise ArtifactError(f"{meta_path} is not an audiogen latent dataset (format {meta.get('format')!r})")
+    if meta.get("version", 0) > VERSION:
+        raise ArtifactError(f"{meta_path} has format version {meta['version']}, newer than this audiogen reads "
+                            f"({VERSION})", fix="upgrade audiogen")
+    return meta
+
+
+class LatentDataset(Dataset):
+    """Latent sequences from an ``audiogen encode`` folder: random crops of ``crop`` frames or whole sequences.
+
+    ``normalize=True`` serves (x - mean) / std with the stored statistics; ``denormalize`` is its exact inverse.
+    Items: dict(latents=(C, L) float32, length=int, index=int).
+    """
+
+    def __init__(self, path: str | Path, crop: int | None = None, normalize: bool = False, seed: int = 0,
+                 min_length: int = 1):
+        self.path = Path(path)
+        self.meta = read_meta(self.path)
+        self.crop, self.normalize_items, self.seed = crop, normalize, seed
+        self.latent_size = int(self.meta["latent_size"])
+        stats = self.meta["stats"]
+        self.mean = np.asarray(stats["mean"], dtype=np.float32)
+        self.std = np.maximum(np.asarray(stats["std"], dtype=np.float32), STD_FLOOR)
+        self.files = [f for f in self.meta["files"] if f["length"] >= min_length]
+        self._shards: dict[int, np.ndarray] = {}
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    @property
+    def lengths(self) -> list[int]:
+        return [min(f["length"], self.crop) if self.crop else f["length"] for f in self.files]
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _shard(self, k: int) -> np.ndarray:
+        if k not in self._shards:  # opened lazily, so DataLoader workers each map their own
+            p = self.path / "shards" / self.meta["shards"][k]["name"]
+            try:
+                arr = np.load(p, mmap_mode="r")
+            except (OSError, ValueError) as exc:
+                raise ArtifactError(f"cannot read shard {p} ({exc})", fix="re-encode the dataset") from None
+            if arr.ndim != 2 or arr.shape[1] != self.latent_size:
+                raise ArtifactError(f"shard {p} has shape {arr.shape}, expected (frames, {self.latent_size})")
+            self._shards[k] = arr
+        return self._shards[k]
+
+    def sequence(self, i: int) -> np.ndarray:
+        """The whole latent sequence of file i as stored, (length, C)."""
+        f = self.files[i]
+        return self._shard(f["shard"])[f["offset"]: f["offset"] + f["length"]]
+
+    def normalize(self, x):
+        """(x - mean) / std over the channel axis of a (C, L) or (B, C, L) array/tensor."""
+        mean, std = self._stats_like(x)
+        return (x - mean) / std
+
+    def denormalize(self, x):
+        mean, std = self._stats_like(x)
+        return x * std + mean
+
+    def _stats_like(self, x):
+        mean, std = self.mean[:, None], self.std[:, None]
+        if isinstance(x, torch.Tensor):
+            return (torch.as_tensor(mean, dtype=x.dtype, device=x.device),
+                    torch.as_tensor(std, dtype=x.dtype, device=x.device))
+        return mean, std
+
+    def __getitem__(self, i: int) -> dict:
+        seq = self.sequence(i)
+        length = len(seq)
+        if self.crop and length > self.crop:
+            g = np.random.default_rng([self.seed, self.epoch, i])
+            start = int(g.integers(0, length - self.crop + 1))
+            seq, length = seq[start: start + self.crop], self.crop
+        x = torch.from_numpy(np.ascontiguousarray(seq.T, dtype=np.float32))
+        if self.normalize_items:
+            x = self.normalize(x)
+        return {"latents": x, "length": length, "index": i}
+
+
+def collate_latents(items: list[dict]) -> dict:
+    """Pad to the longest item; mask (B, L) is True on real frames."""
+    n, c = len(items), items[0]["latents"].shape[0]
+    L = max(it["length"] for it in items)
+    x = torch.zeros(n, c, L)
+    mask = torch.zeros(n, L, dtype=torch.bool)
+    for j, it in enumerate(items):
+        x[j, :, : it["length"]] = it["latents"]
+        mask[j, : it["length"]] = True
+    return {"latents": x, "mask": mask, "lengths": torch.tensor([it["length"] for it in items]),
+            "index": torch.tensor([it["index"] for it in items])}

@@ -1,0 +1,77 @@
+"""Decode latents (a latent dataset, or .npy / .safetensors files) back to wav files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from audiogen.audio.io import save_audio
+from audiogen.errors import ArtifactError
+from audiogen.latents.dataset import LatentDataset, read_meta
+
+
+def _common_root(paths: list[str]) -> Path:
+    if len(paths) == 1:
+        return Path(paths[0]).parent
+    return Path(os.path.commonpath([str(Path(p).parent) for p in paths]))
+
+
+def iter_latents(inputs: list[str], latent_size: int | None = None) -> Iterator[tuple[str, np.ndarray]]:
+    """(output name, latents (C, L)) for every item; datasets keep their sources' relative layout."""
+    for inp in inputs:
+        p = Path(inp)
+        if p.is_dir():
+            ds = LatentDataset(p)
+            root = _common_root([f["source"] for f in ds.files])
+            for i, f in enumerate(ds.files):
+                rel = Path(f["source"]).relative_to(root).with_suffix(".wav")
+                yield str(rel), np.ascontiguousarray(ds.sequence(i).T, dtype=np.float32)
+        elif p.suffix == ".npy":
+            yield p.stem + ".wav", _check_shape(np.load(p), p, latent_size)
+        elif p.suffix == ".safetensors":
+            from safetensors.numpy import load_file
+
+            tensors = load_file(str(p))
+            if len(tensors) == 1:
+                (name, arr), = tensors.items()
+                yield p.stem + ".wav", _check_shape(arr, p, latent_size)
+            else:
+                for name, arr in sorted(tensors.items()):
+                    yield f"{p.stem}_{name}.wav", _check_shape(arr, p, latent_size)
+        elif not p.exists():
+            raise ArtifactError(f"latents {p} do not exist")
+        else:
+            raise ArtifactError(f"{p}: unsupported latents (expected a latent dataset folder, .npy or .safetensors)")
+
+
+def _check_shape(arr: np.ndarray, path: Path, latent_size: int | None) -> np.ndarray:
+    if arr.ndim == 3 and arr.shape[0] == 1:
+        arr = arr[0]
+    if arr.ndim != 2 or (latent_size is not None and arr.shape[0] != latent_size):
+        raise ArtifactError(f"{path} holds an array of shape {arr.shape}; expected (latent_size, frames)"
+                            + (f" with latent_size {latent_size}" if latent_size else ""),
+                            fix="save latents channels-first, as encoders return them")
+    if not np.isfinite(arr).all():
+        raise ArtifactError(f"{path} contains NaN or inf latents")
+    return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+def decode_to_files(decoder: torch.nn.Module, items, out: Path, sample_rate: int) -> list[Path]:
+    written = []
+    with torch.inference_mode():
+        for name, z in items:
+            audio = decoder(torch.from_numpy(z)[None])[0, 0].numpy()
+            written.append(save_audio(out / name, audio, sample_rate))
+    return written
+
+
+def dataset_meta(inputs: list[str]) -> dict | None:
+    """The meta of the first latent dataset among the inputs (it names the decoder to use)."""
+    for inp in inputs:
+        if Path(inp).is_dir():
+            return read_meta(inp)
+    return None

@@ -1,0 +1,63 @@
+"""Building blocks shared by the convolutional coders."""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class ResidualUnit(nn.Module):
+    """Dilated conv -> 1x1 conv with a skip; length preserving ('same' padding)."""
+
+    def __init__(self, channels: int, kernel_size: int = 3, dilation: int = 1):
+        super().__init__()
+        pad = (kernel_size - 1) * dilation // 2
+        self.body = nn.Sequential(
+            nn.LeakyReLU(0.2),
+            nn.Conv1d(channels, channels, kernel_size, dilation=dilation, padding=pad),
+            nn.LeakyReLU(0.2),
+            nn.Conv1d(channels, channels, 1),
+        )
+        self.receptive_field = (kernel_size - 1) * dilation  # in this layer's own samples
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.body(x)
+
+
+def as_list(value, n: int, what: str) -> list[int]:
+    if isinstance(value, int):
+        return [value] * n
+    value = list(value)
+    if len(value) != n:
+        raise ValueError(f"{what} has {len(value)} entries but there are {n} stages")
+    return value
+
+
+class StridedConv(nn.Module):
+    """Downsample by exactly ``stride``: T -> T / stride for T divisible by stride (kernel = overlap * stride)."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int, overlap: int = 2):
+        super().__init__()
+        k = max(stride * overlap, 1)
+        extra = k - stride
+        self.pad = (extra // 2, extra - extra // 2)
+        self.conv = nn.Conv1d(c_in, c_out, k, stride=stride)
+        self.kernel_size = k
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.conv(F.pad(x, self.pad))
+
+
+class StridedConvTranspose(nn.Module):
+    """Upsample by exactly ``stride``: L -> L * stride."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int, overlap: int = 2):
+        super().__init__()
+        k = max(stride * overlap, 1)
+        extra = k - stride
+        self.crop = (extra // 2, extra - extra // 2)
+        self.conv = nn.ConvTranspose1d(c_in, c_out, k, stride=stride)
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = self.conv(x)
+        return y[..., self.crop[0]: y.shape[-1] - self.crop[1]]

@@ -1,0 +1,243 @@
+"""Plugin loading and the component registry.
+
+Built-ins (``audiogen.builtin``) and third-party packages (entry-point group ``audiogen``) register through the
+same hooks. A plugin that fails to import or to register is skipped with one warning naming it; two providers of
+the same kind/name are an error naming both. ``AUDIOGEN_PLUGINS`` (comma-separated entry-point names) restricts
+which third-party plugins load: unset loads all, an empty value loads none.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import importlib
+import importlib.metadata as md
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import gin
+import pluggy
+
+from audiogen import hookspecs
+from audiogen.errors import PluginError
+
+log = logging.getLogger("audiogen")
+
+ENV_VAR = "AUDIOGEN_PLUGINS"
+BUILTIN = "audiogen"
+KINDS = ("encoders", "decoders", "priors", "distributions", "schedules", "codings", "datasets")
+
+
+@dataclass(frozen=True)
+class Component:
+    kind: str
+    name: str
+    factory: Callable[..., Any]  # gin-configurable as "<kind>.<name>"
+    plugin: str
+    version: str
+
+    @property
+    def gin_name(self) -> str:
+        return f"{self.kind}.{self.name}"
+
+    @property
+    def summary(self) -> str:
+        doc = (getattr(self.factory, "__doc__", None) or "").strip()
+        return doc.splitlines()[0] if doc else ""
+
+
+@dataclass
+class Failure:
+    plugin: str
+    stage: str  # "import" or the hook name
+    error: str
+
+
+@dataclass
+class Registry:
+    components: dict[str, dict[str, Component]] = field(default_factory=lambda: {k: {} for k in KINDS})
+    plugins: dict[str, str] = field(default_factory=dict)  # plugin name -> version
+    config_dirs: list[tuple[str, Path]] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
+
+    def add(self, kind: str, name: str, factory: Callable, plugin: str) -> None:
+        existing = self.components[kind].get(name)
+        if existing is not None:
+            self.conflicts.append(
+                f"{kind[:-1]} '{name}' is provided by both plugin '{existing.plugin}' and plugin '{plugin}'"
+            )
+            return
+        self.components[kind][name] = Component(kind, name, _gin_wrap(kind, name, factory), plugin,
+                                                self.plugins.get(plugin, "?"))
+
+    def check(self) -> None:
+        """Raise if plugins conflict; called before any component is used."""
+        if self.conflicts:
+            raise PluginError(
+                "conflicting plugins: " + "; ".join(self.conflicts),
+                fix=f"uninstall one of them, or list the plugins to load in {ENV_VAR} (comma-separated)",
+            )
+
+    def get(self, kind: str, name: str) -> Component:
+        self.check()
+        if kind not in self.components:
+            raise PluginError(f"unknown component kind '{kind}'; kinds: {', '.join(KINDS)}")
+        try:
+            return self.components[kind][name]
+        except KeyError:
+            known = sorted(self.components[kind])
+            close = difflib.get_close_matches(name, known, n=3)
+            hint = f"did you mean {', '.join(close)}?" if close else f"known: {', '.join(known) or 'none'}"
+            raise PluginError(f"no {kind[:-1]} named '{name}' ({hint})",
+                              fix="run `audiogen plugins` to list components") from None
+
+    def names(self, kind: str) -> list[str]:
+        return sorted(self.components[kind])
+
+    def describe(self, obj: Any) -> dict[str, str]:
+        """Name, plugin and version of the component that built ``obj`` (recorded in artifacts)."""
+        tag = getattr(obj, "audiogen_component", None)
+        if tag is None:
+            return {"name": type(obj).__name__, "plugin": "?", "version": "?"}
+        kind, name = tag.split(".", 1)
+        comp = self.components[kind][name]
+        return {"name": tag, "plugin": comp.plugin, "version": comp.version}
+
+
+# gin keeps one global registry: wrap each factory once so rebuilding our registry (tests, reloads) is safe.
+_GIN_WRAPPED: dict[tuple[str, str], tuple[Callable, Callable]] = {}
+
+
+def _gin_wrap(kind: str, name: str, factory: Callable) -> Callable:
+    key = (kind, name)
+    if key in _GIN_WRAPPED:
+        original, wrapped = _GIN_WRAPPED[key]
+        if original is factory:
+            return wrapped
+        raise PluginError(f"{kind}.{name} was already registered with gin by another factory ({original!r})")
+
+    # Tag what the factory builds so artifacts can record which component made them.
+    @functools.wraps(factory)
+    def build(*args, **kwargs):
+        obj = factory(*args, **kwargs)
+        try:
+            obj.audiogen_component = f"{kind}.{name}"
+        except AttributeError:  # objects with __slots__ or frozen: nothing to record
+            pass
+        return obj
+
+    wrapped = gin.external_configurable(build, name=name, module=kind)
+    _GIN_WRAPPED[key] = (factory, wrapped)
+    return wrapped
+
+
+def _allowed() -> set[str] | None:
+    value = os.environ.get(ENV_VAR)
+    if value is None:
+        return None
+    return {v.strip() for v in value.split(",") if v.strip()}
+
+
+def _entry_points():
+    """(entry point, distribution version) for group 'audiogen', each distribution once."""
+    seen = set()
+    for dist in md.distributions():
+        name = dist.metadata["Name"] if dist.metadata else None
+        if name in seen:
+            continue
+        seen.add(name)
+        for ep in dist.entry_points:
+            if ep.group == hookspecs.PROJECT:
+                yield ep, dist.version
+
+
+def _warn(reg: Registry, plugin: str, stage: str, exc: BaseException) -> None:
+    err = f"{type(exc).__name__}: {exc}"
+    reg.failures.append(Failure(plugin, stage, err))
+    log.warning("plugin '%s' failed at %s and is skipped (%s)", plugin, stage, err)
+
+
+def make_plugin_manager(reg: Registry) -> pluggy.PluginManager:
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    from audiogen import __version__
+
+    pm.register(importlib.import_module("audiogen.builtin"), name=BUILTIN)
+    reg.plugins[BUILTIN] = __version__
+    allowed = _allowed()
+    for ep, version in _entry_points():
+        if allowed is not None and ep.name not in allowed:
+            continue
+        try:
+            pm.register(ep.load(), name=ep.name)
+            reg.plugins[ep.name] = version
+        except Exception as exc:  # a broken plugin must not take the CLI down
+            _warn(reg, ep.name, "import", exc)
+    return pm
+
+
+def _call_each(reg: Registry, pm: pluggy.PluginManager, hook_name: str, **kwargs) -> None:
+    """Call one hook plugin by plugin, so an exception is pinned on (and isolates) its plugin."""
+    for impl in getattr(pm.hook, hook_name).get_hookimpls():
+        try:
+            impl.function(**kwargs)
+        except Exception as exc:
+            _warn(reg, impl.plugin_name, hook_name, exc)
+
+
+def build_registry() -> tuple[Registry, pluggy.PluginManager]:
+    reg = Registry()
+    pm = make_plugin_manager(reg)
+    for kind in KINDS:
+        for impl in getattr(pm.hook, f"register_{kind}").get_hookimpls():
+            plugin = impl.plugin_name
+
+            def register(name: str, factory: Callable, _kind=kind, _plugin=plugin) -> None:
+                if not isinstance(name, str) or not name.isidentifier():
+                    raise ValueError(f"component name must be an identifier, got {name!r}")
+                reg.add(_kind, name, factory, _plugin)
+
+            try:
+                impl.function(register=register)
+            except Exception as exc:
+                _warn(reg, plugin, f"register_{kind}", exc)
+
+    def register_dir(path) -> None:
+        path = Path(path)
+        if not path.is_dir():
+            raise FileNotFoundError(f"config folder {path} does not exist")
+        reg.config_dirs.append((current, path))
+
+    for impl in pm.hook.register_config_dirs.get_hookimpls():
+        current = impl.plugin_name
+        try:
+            impl.function(register=register_dir)
+        except Exception as exc:
+            _warn(reg, current, "register_config_dirs", exc)
+    return reg, pm
+
+
+_STATE: tuple[Registry, pluggy.PluginManager] | None = None
+
+
+def get_registry() -> Registry:
+    global _STATE
+    if _STATE is None:
+        _STATE = build_registry()
+    return _STATE[0]
+
+
+def get_plugin_manager() -> pluggy.PluginManager:
+    get_registry()
+    assert _STATE is not None
+    return _STATE[1]
+
+
+def register_commands(cli) -> None:
+    """Let plugins add CLI commands; a failing plugin is skipped with a warning."""
+    reg = get_registry()
+    _call_each(reg, get_plugin_manager(), "register_commands", cli=cli)

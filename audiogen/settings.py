@@ -1,0 +1,65 @@
+"""Run settings that are not components: gin-configurable as ``audio.*``, ``train.*`` and ``encode.*``."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import gin
+
+
+@dataclass(frozen=True)
+class AudioSettings:
+    sample_rate: int
+    channels: str
+    resample: bool
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@gin.configurable("audio")
+def audio_settings(sample_rate: int = 16000, channels: str = "downmix", resample: bool = True) -> AudioSettings:
+    """How audio is read: target rate, channel policy ('downmix' or 'error'), resample files at other rates."""
+    if channels not in ("downmix", "error"):
+        raise ValueError(f"audio.channels must be 'downmix' or 'error', got {channels!r}")
+    return AudioSettings(int(sample_rate), channels, bool(resample))
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    max_steps: int
+    batch_size: int
+    crop_seconds: float
+    lr: float
+    val_every: int
+    log_every: int
+    num_workers: int
+    seed: int
+    grad_clip: float | None
+    accelerator: str
+    threads: int | None
+
+
+@gin.configurable("train")
+def train_settings(max_steps: int = 2000, batch_size: int = 8, crop_seconds: float = 1.0, lr: float = 1e-3,
+                   val_every: int = 200, log_every: int = 10, num_workers: int = 0, seed: int = 0,
+                   grad_clip: float | None = 10.0, accelerator: str = "auto",
+                   threads: int | None = None) -> TrainSettings:
+    """Training loop settings (steps, batch, crops, optimiser, validation and checkpoint interval)."""
+    return TrainSettings(int(max_steps), int(batch_size), float(crop_seconds), float(lr), int(val_every),
+                         int(log_every), int(num_workers), int(seed), grad_clip, accelerator, threads)
+
+
+@dataclass(frozen=True)
+class EncodeSettings:
+    shard_mb: float
+    chunk_seconds: float
+    dtype: str
+
+
+@gin.configurable("encode")
+def encode_settings(shard_mb: float = 64.0, chunk_seconds: float = 30.0, dtype: str = "float32") -> EncodeSettings:
+    """Latent dataset writing: shard size bound, chunk length for long files, storage dtype."""
+    if dtype not in ("float32", "float16"):
+        raise ValueError(f"encode.dtype must be 'float32' or 'float16', got {dtype!r}")
+    return EncodeSettings(float(shard_mb), float(chunk_seconds), dtype)

@@ -1,0 +1,133 @@
+"""``audiogen train`` for autoencoder pipelines, on Lightning.
+
+A run folder holds ``checkpoints/`` (``last.ckpt`` for resuming, rewritten every ``train.val_every`` steps),
+``model.ckpt`` (the final weights and metadata), ``operative_config.gin``, and the CSV log ``metrics.csv``.
+Re-running the same command on the same folder resumes from ``checkpoints/last.ckpt`` with its saved config.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+from torch.utils.data import DataLoader
+
+from audiogen import config
+from audiogen.artifacts import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, atomic_write_text, versions
+from audiogen.audio.dataset import AudioDataset, LengthGroupedBatchSampler, collate_audio
+from audiogen.audio.io import expand_inputs
+from audiogen.errors import ConfigError
+from audiogen.pipeline import Pipeline
+from audiogen.plugins import get_registry
+from audiogen.settings import AudioSettings, TrainSettings, audio_settings, train_settings
+
+log = logging.getLogger("audiogen")
+
+
+def describe_pipeline(pipe: Pipeline, audio: AudioSettings) -> dict:
+    """Provenance recorded in every artifact made from this pipeline."""
+    reg = get_registry()
+    parts = {k: reg.describe(getattr(pipe, k)) for k in ("encoder", "decoder", "prior") if getattr(pipe, k) is not None}
+    return {"components": parts, "sample_rate": audio.sample_rate, "hop": pipe.hop, "latent_size": pipe.latent_size,
+            "audio": audio.as_dict()}
+
+
+class PipelineModule(L.LightningModule):
+    def __init__(self, pipeline: Pipeline, settings: TrainSettings, provenance: dict):
+        super().__init__()
+        self.pipeline = pipeline
+        self.settings = settings
+        self.provenance = provenance
+
+    def _step(self, batch, stage: str):
+        out = self.pipeline.autoencoder_loss(batch["audio"], batch["mask"])
+        bs = batch["audio"].shape[0]
+        for k, v in out.items():
+            self.log(f"{stage}/{k}", v.detach(), prog_bar=(k == "loss"), batch_size=bs,
+                     on_step=stage == "train", on_epoch=stage != "train")
+        return out["loss"]
+
+    def training_step(self, batch, batch_idx):
+        loss = self._step(batch, "train")
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"loss became {loss.item()} at step {self.global_step}; likely causes: learning rate too high "
+                f"(train.lr={self.settings.lr}), NaN/inf in the input audio, or gradient clipping disabled. "
+                f"The last good checkpoint is kept in checkpoints/last.ckpt.")
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        self._step(batch, "valid")
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.pipeline.parameters(), lr=self.settings.lr)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["audiogen"] = {
+            "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "kind": "pipeline",
+            "operative_config": config.operative_config(), "created_by": versions(),
+            "global_step": int(self.global_step), **self.provenance,
+        }
+
+
+def _loader(files, audio: AudioSettings, s: TrainSettings, hop: int, train: bool) -> DataLoader:
+    crop = int(s.crop_seconds * audio.sample_rate) if train else None
+    crop = crop if crop is None else max(hop, crop // hop * hop)
+    ds = AudioDataset(files, audio.sample_rate, crop=crop, channels=audio.channels, resample=audio.resample,
+                      seed=s.seed)
+    sampler = LengthGroupedBatchSampler(ds.lengths, s.batch_size, shuffle=train, seed=s.seed)
+    return DataLoader(ds, batch_sampler=sampler, num_workers=s.num_workers,
+                      collate_fn=functools.partial(collate_audio, multiple_of=hop),
+                      persistent_workers=s.num_workers > 0)
+
+
+def train(data: list[str], out: Path, gin_files: list[str], bindings: list[str], valid: list[str] | None = None,
+          progress: bool = True) -> Path:
+    """Train the gin-configured pipeline; returns the path of ``model.ckpt``."""
+    for noisy in ("lightning.pytorch", "lightning.fabric"):  # GPU/TPU banners and tips
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    out = Path(out)
+    last = out / "checkpoints" / "last.ckpt"
+    base = None
+    if last.exists():
+        from audiogen.artifacts import load_checkpoint
+
+        base = load_checkpoint(last)["audiogen"]["operative_config"]
+        log.info("resuming from %s", last)
+    elif not gin_files and not bindings:
+        raise ConfigError("no configuration given", fix="pass --gin pipelines/conv_ae.gin (or another pipeline)")
+    config.parse(gin_files, bindings, base=base)
+    audio, s = audio_settings(), train_settings()
+    if s.threads:
+        torch.set_num_threads(s.threads)
+    L.seed_everything(s.seed, workers=True, verbose=False)
+    pipe = Pipeline()
+    provenance = describe_pipeline(pipe, audio)
+    train_files = expand_inputs(data)
+    valid_files = expand_inputs(valid) if valid else None
+    module = PipelineModule(pipe, s, provenance)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_cb = ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, every_n_train_steps=s.val_every,
+                              save_top_k=0, enable_version_counter=False)
+    trainer = L.Trainer(
+        default_root_dir=out, max_steps=s.max_steps, accelerator=s.accelerator, devices=1,
+        logger=CSVLogger(out, name="", version="logs"), callbacks=[ckpt_cb],
+        log_every_n_steps=s.log_every, gradient_clip_val=s.grad_clip,
+        val_check_interval=min(s.val_every, s.max_steps) if valid_files else None,
+        check_val_every_n_epoch=None if valid_files else 1, limit_val_batches=None if valid_files else 0,
+        enable_progress_bar=progress, enable_model_summary=False, num_sanity_val_steps=0,
+        deterministic=False,
+    )
+    train_loader = _loader(train_files, audio, s, pipe.hop, train=True)
+    valid_loader = _loader(valid_files, audio, s, pipe.hop, train=False) if valid_files else None
+    trainer.fit(module, train_loader, valid_loader, ckpt_path=str(last) if last.exists() else None)
+    atomic_write_text(out / "operative_config.gin", config.operative_config())
+    final = out / "model.ckpt"
+    trainer.save_checkpoint(final, weights_only=True)  # weights + metadata; resuming uses checkpoints/last.ckpt
+    return final
