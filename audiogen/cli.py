@@ -140,9 +140,8 @@ def encode(gin_files, bindings, ckpt, inputs, out, strict, overwrite, no_progres
     from audiogen.audio.io import expand_inputs
     from audiogen.errors import ConfigError
     from audiogen.latents.encode import EncodeJob, run_encode
-    from audiogen.pipeline import load_pipeline
+    from audiogen.pipeline import describe_pipeline, load_pipeline
     from audiogen.settings import audio_settings, encode_settings
-    from audiogen.training import describe_pipeline
 
     files = expand_inputs(list(inputs))  # missing inputs fail before anything is built or written
     pipe, ck = load_pipeline(ckpt, gin_files, bindings)
@@ -262,3 +261,7 @@ def run_command(args: list[str], echo=print) -> None:
     """Run an audiogen command in-process, printing it first (used by quickstart so users can copy it)."""
     echo("$ audiogen " + shlex.join(args))
     cli.main(args=args, prog_name="audiogen", standalone_mode=False)
+
+
+if __name__ == "__main__":  # python -m audiogen.cli
+    main()

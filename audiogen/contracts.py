@@ -76,7 +76,7 @@ class PriorOutput:
 
     def bits_per_frame(self) -> float:
         """Sequence-length weighted: total -log2 p over total frames."""
-        return float(-self.log_prob.sum() / math.log(2) / self.frames.sum())
+        return float(-self.log_prob.detach().sum() / math.log(2) / self.frames.sum())
 
 
 class Prior(nn.Module):

@@ -31,3 +31,7 @@ class PluginError(AudiogenError):
 
 class ArtifactError(AudiogenError):
     """A latent dataset, checkpoint or sample folder is missing, incomplete, or of an unknown format."""
+
+
+class TrainingDiverged(AudiogenError):
+    """The loss became NaN or inf; the last good checkpoint is kept."""

@@ -26,7 +26,7 @@ class Pipeline(nn.Module):
                 e, d = getattr(encoder, attr), getattr(decoder, attr)
                 if e != d:
                     raise ConfigError(f"encoder {attr} {e} != decoder {attr} {d}",
-                                      fix=f"bind the same value for both, e.g. with a gin macro")
+                                      fix="bind the same value for both, e.g. with a gin macro")
         if prior is not None and encoder is not None and prior.latent_size != encoder.latent_size:
             raise ConfigError(f"prior latent_size {prior.latent_size} != encoder latent_size {encoder.latent_size}")
 
@@ -64,6 +64,27 @@ class Pipeline(nn.Module):
         return self.decoder(latents)
 
 
+def describe_pipeline(pipe: Pipeline, audio) -> dict:
+    """Provenance recorded in every artifact made from this pipeline."""
+    from audiogen.plugins import get_registry
+
+    reg = get_registry()
+    parts = {k: reg.describe(getattr(pipe, k)) for k in ("encoder", "decoder", "prior") if getattr(pipe, k) is not None}
+    return {"components": parts, "sample_rate": audio.sample_rate, "hop": pipe.hop, "latent_size": pipe.latent_size,
+            "audio": audio.as_dict()}
+
+
+def build_pipeline() -> Pipeline:
+    """``Pipeline()`` from the parsed gin config; a component that rejects its arguments is a ConfigError."""
+    try:
+        return Pipeline()
+    except ConfigError:
+        raise
+    except (ValueError, TypeError) as exc:
+        msg = str(exc).replace("\n", "\n  ")
+        raise ConfigError(f"cannot build the pipeline: {msg}", fix="check the gin files and --bind values") from None
+
+
 def load_pipeline(ckpt_path=None, gin_files=(), bindings=(), base: str | None = None):
     """Build the gin-configured pipeline, optionally from a checkpoint (its operative config is parsed first,
     then ``gin_files`` and ``bindings``, then its weights are loaded). Returns (pipeline, checkpoint or None)."""
@@ -76,7 +97,7 @@ def load_pipeline(ckpt_path=None, gin_files=(), bindings=(), base: str | None = 
     if base is None and not gin_files and not bindings:
         raise ConfigError("nothing to build the pipeline from", fix="pass --ckpt RUN/model.ckpt or --gin CONFIG")
     config.parse(list(gin_files), list(bindings), base=base)
-    pipe = Pipeline()
+    pipe = build_pipeline()
     if ckpt is not None:
         state = strip_prefix(ckpt["state_dict"], "pipeline.")
         missing, unexpected = pipe.load_state_dict(state, strict=False)

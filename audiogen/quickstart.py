@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -40,7 +39,7 @@ def snr_db(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def run_quickstart(cli, data: Path | None, out: Path, steps: int | None, bindings: list[str], echo=print) -> dict:
-    from audiogen.audio.io import expand_inputs, load_audio
+    from audiogen.audio.io import load_audio
     from audiogen.cli import run_command
     from audiogen.latents.dataset import read_meta
     from audiogen.plots import plot_comparison
@@ -101,7 +100,7 @@ def run_quickstart(cli, data: Path | None, out: Path, steps: int | None, binding
         "per_file": rows,
     }
     atomic_write_json(out / "summary.json", summary)
-    md = [f"# audiogen quickstart", "",
+    md = ["# audiogen quickstart", "",
           f"- {summary['files']} files, {summary['audio_seconds']:.1f} s of audio at {sr} Hz",
           f"- latents: {meta['latent_size']} dims at {meta['frame_rate']:.1f} frames/s (hop {meta['hop']})",
           f"- reconstruction: mean SNR {summary['mean_snr_db']:.2f} dB, mean log-spectral distance "

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 from pathlib import Path
 
 import lightning as L
@@ -22,20 +21,11 @@ from audiogen import config
 from audiogen.artifacts import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, atomic_write_text, versions
 from audiogen.audio.dataset import AudioDataset, LengthGroupedBatchSampler, collate_audio
 from audiogen.audio.io import expand_inputs
-from audiogen.errors import ConfigError
-from audiogen.pipeline import Pipeline
-from audiogen.plugins import get_registry
+from audiogen.errors import ConfigError, TrainingDiverged
+from audiogen.pipeline import Pipeline, build_pipeline, describe_pipeline
 from audiogen.settings import AudioSettings, TrainSettings, audio_settings, train_settings
 
 log = logging.getLogger("audiogen")
-
-
-def describe_pipeline(pipe: Pipeline, audio: AudioSettings) -> dict:
-    """Provenance recorded in every artifact made from this pipeline."""
-    reg = get_registry()
-    parts = {k: reg.describe(getattr(pipe, k)) for k in ("encoder", "decoder", "prior") if getattr(pipe, k) is not None}
-    return {"components": parts, "sample_rate": audio.sample_rate, "hop": pipe.hop, "latent_size": pipe.latent_size,
-            "audio": audio.as_dict()}
 
 
 class PipelineModule(L.LightningModule):
@@ -56,7 +46,7 @@ class PipelineModule(L.LightningModule):
     def training_step(self, batch, batch_idx):
         loss = self._step(batch, "train")
         if not torch.isfinite(loss):
-            raise FloatingPointError(
+            raise TrainingDiverged(
                 f"loss became {loss.item()} at step {self.global_step}; likely causes: learning rate too high "
                 f"(train.lr={self.settings.lr}), NaN/inf in the input audio, or gradient clipping disabled. "
                 f"The last good checkpoint is kept in checkpoints/last.ckpt.")
@@ -107,7 +97,7 @@ def train(data: list[str], out: Path, gin_files: list[str], bindings: list[str],
     if s.threads:
         torch.set_num_threads(s.threads)
     L.seed_everything(s.seed, workers=True, verbose=False)
-    pipe = Pipeline()
+    pipe = build_pipeline()
     provenance = describe_pipeline(pipe, audio)
     train_files = expand_inputs(data)
     valid_files = expand_inputs(valid) if valid else None

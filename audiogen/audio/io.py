@@ -302,8 +302,9 @@ def expand_inputs(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> li
     def visit(p: Path, origin: tuple[Path, int] | None, active: tuple[Path, ...]) -> None:
         if not p.exists():
             where = f" (listed in {origin[0]}, line {origin[1]})" if origin else ""
-            raise AudioFileError(f"input {p} does not exist{where}", path=p,
-                                 fix="fix the path" + (" in the list file" if origin else ""))
+            fix = ("check the list entry; relative entries are resolved against the list file's folder" if origin
+                   else "check the path; inputs are audio files, folders or list files (.txt, .lst, .csv)")
+            raise AudioFileError(f"input {p} does not exist{where}", path=p, fix=fix)
         if p.is_dir():
             for f in _scan_dir(p):
                 add(f)

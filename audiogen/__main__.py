@@ -1,0 +1,5 @@
+"""python -m audiogen"""
+
+from audiogen.cli import main
+
+main()

@@ -1,0 +1,10 @@
+"""audiogen-example: a template third-party plugin for audiogen (a fixed log-mel spectrogram encoder)."""
+
+from importlib.metadata import PackageNotFoundError, version as _version
+
+try:
+    __version__ = _version("audiogen-example")
+except PackageNotFoundError:  # imported from a source tree that is not installed
+    __version__ = "0.0.0+source"
+
+__all__ = ["__version__"]

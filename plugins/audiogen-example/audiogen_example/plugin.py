@@ -1,0 +1,50 @@
+"""The plugin module named by the entry point ``example = "audiogen_example.plugin"``.
+
+audiogen calls each ``@hookimpl`` function below once, with a ``register`` callback (or the CLI group).
+Keep imports of heavy modules inside the hooks so that ``audiogen --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from audiogen import hookimpl
+
+PLUGIN = "example"  # the entry-point name in pyproject.toml
+GIN_DIR = Path(__file__).resolve().parent / "gin"
+
+
+@hookimpl
+def register_encoders(register):
+    from audiogen_example.log_mel import LogMelEncoder
+
+    # gin name: encoders.log_mel (e.g. `encoders.log_mel.n_mels = 80`)
+    register("log_mel", LogMelEncoder)
+
+
+@hookimpl
+def register_config_dirs(register):
+    # gin files under this folder resolve by name: `--gin example/log_mel.gin`
+    register(GIN_DIR)
+
+
+@hookimpl
+def register_commands(cli):
+    @cli.command("example-hello")
+    def example_hello() -> None:
+        """Say hello from the example plugin: its version and components."""
+        from audiogen.plugins import get_registry
+
+        from audiogen_example import __version__
+
+        click.echo(f"audiogen-example {__version__} (plugin '{PLUGIN}')")
+        reg = get_registry()
+        for comps in reg.components.values():
+            for _, comp in sorted(comps.items()):
+                if comp.plugin == PLUGIN:
+                    click.echo(f"  {comp.gin_name:<24} {comp.summary}")
+        for plugin, path in reg.config_dirs:
+            if plugin == PLUGIN:
+                click.echo(f"  configs: {path}")

@@ -1,0 +1,91 @@
+"""The component contracts, exercised on the built-in Conv1d coders and the diagonal Gaussian prior."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from audiogen.contracts import ContractError, Encoder, check_decoder, check_encoder, check_prior
+from audiogen.decoders.conv1d import Conv1dDecoder
+from audiogen.encoders.conv1d import Conv1dEncoder
+from audiogen.latents.encode import encode_array
+from audiogen.priors.gaussian import DiagGaussianPrior
+
+
+@pytest.mark.parametrize("strides,overlap", [([4, 4, 4], 2), ([5, 3], 1), ([2, 8], 3), ([7], 2)])
+def test_conv1d_coders_meet_the_contract(strides, overlap):
+    torch.manual_seed(0)
+    enc = Conv1dEncoder(strides=strides, channels=8, latent_size=3, kernel_overlap=overlap)
+    dec = Conv1dDecoder(strides=strides, channels=8, latent_size=3, kernel_overlap=overlap)
+    assert enc.hop == dec.hop == int(np.prod(strides))
+    check_encoder(enc)
+    y = check_decoder(dec)
+    assert y.abs().max() <= 1  # audio output is tanh-bounded
+
+
+def test_decoder_with_distribution_parameters_is_unbounded():
+    dec = Conv1dDecoder(strides=[4], channels=8, latent_size=3, out_channels=30)
+    y = check_decoder(dec)
+    assert y.shape[1] == 30
+
+
+def test_check_encoder_catches_a_wrong_hop():
+    class Liar(Conv1dEncoder):
+        pass
+
+    enc = Liar(strides=[4], channels=4, latent_size=2)
+    enc.hop = 8  # declares 8, produces 4
+    with pytest.raises(ContractError, match="expected"):
+        check_encoder(enc)
+
+
+@pytest.mark.parametrize("num_samples", [4000, 4096, 4097, 12345])
+def test_chunked_encoding_equals_whole_file(num_samples):
+    torch.manual_seed(0)
+    enc = Conv1dEncoder(strides=[4, 4], channels=[8, 8], latent_size=4).eval()
+    x = np.random.default_rng(0).uniform(-0.5, 0.5, num_samples).astype(np.float32)
+    read = lambda a, b: x[a:b]  # noqa: E731
+    whole = encode_array(enc, read, num_samples, chunk=10**9)
+    chunked = encode_array(enc, read, num_samples, chunk=1000)  # many chunks, each with context
+    assert whole.shape == (enc.num_frames(num_samples), 4)
+    np.testing.assert_allclose(chunked, whole, atol=1e-5)
+
+
+def test_receptive_field_is_not_underestimated():
+    """Changing an input sample farther than the receptive field must not change the first frame."""
+    torch.manual_seed(0)
+    enc = Conv1dEncoder(strides=[4, 2], channels=[4, 4], latent_size=2).eval()
+    x = torch.zeros(1, 1, 4096)
+    base = enc(x)[0, :, 0]
+    far = x.clone()
+    far[..., enc.receptive_field + enc.hop:] = 1.0
+    assert torch.allclose(enc(far)[0, :, 0], base)
+    near = x.clone()
+    near[..., enc.receptive_field // 2] = 1.0
+    assert not torch.allclose(enc(near)[0, :, 0], base)
+
+
+def test_diag_gaussian_prior_meets_the_contract_and_fits():
+    prior = DiagGaussianPrior(latent_size=3)
+    check_prior(prior)
+    x = torch.randn(64, 3, 20) * torch.tensor([0.5, 2.0, 1.0])[:, None] + torch.tensor([1.0, -1.0, 0.0])[:, None]
+    opt = torch.optim.Adam(prior.parameters(), lr=0.05)
+    for _ in range(300):
+        opt.zero_grad()
+        out = prior.log_prob(x)
+        (-out.log_prob.sum() / out.frames.sum()).backward()
+        opt.step()
+    assert torch.allclose(prior.mean, torch.tensor([1.0, -1.0, 0.0]), atol=0.1)
+    assert torch.allclose(prior.std(), torch.tensor([0.5, 2.0, 1.0]), rtol=0.1)
+    bpf = prior.log_prob(x).bits_per_frame()
+    # exact differential entropy of the generating Gaussian, in bits per frame
+    h = sum(0.5 * np.log2(2 * np.pi * np.e * s**2) for s in (0.5, 2.0, 1.0))
+    assert abs(bpf - h) < 0.1
+
+
+def test_encoder_base_defaults():
+    enc = Conv1dEncoder(strides=[4], channels=4, latent_size=2)
+    assert isinstance(enc, Encoder)
+    assert enc.level_hops == [4] and enc.level_sizes == [2]
+    assert enc.num_frames(9) == 3

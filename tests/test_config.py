@@ -1,0 +1,112 @@
+"""gin composition: names resolve from the installed package, errors suggest close matches, saved configs layer."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import gin
+import pytest
+
+from conftest import ROOT
+
+from audiogen import config
+from audiogen.errors import ConfigError
+from audiogen.pipeline import Pipeline, build_pipeline
+
+
+def test_resolve_by_name_and_by_path(tmp_path):
+    p = config.resolve("pipelines/conv_ae.gin")
+    assert p.name == "conv_ae.gin" and p.parent.name == "pipelines"
+    assert config.resolve("pipelines/conv_ae") == p  # suffix optional
+    own = tmp_path / "mine.gin"
+    own.write_text("train.max_steps = 3\n")
+    assert config.resolve(own) == own.resolve()
+    assert {"encoders/conv1d.gin", "decoders/conv1d.gin", "pipelines/conv_ae.gin"} <= set(config.available_configs())
+
+
+def test_unknown_gin_file_lists_close_names():
+    with pytest.raises(ConfigError, match="pipelines/conv_ae.gin"):
+        config.resolve("pipelines/conv_aee.gin")
+
+
+def test_unknown_configurable_in_binding_lists_close_matches():
+    with pytest.raises(ConfigError) as e:
+        config.parse(["pipelines/conv_ae.gin"], ["encoders.conv1dd.latent_size = 3"])
+    assert "encoders.conv1dd" in str(e.value) and "encoders.conv1d" in str(e.value)
+
+
+def test_unknown_parameter_lists_close_matches():
+    with pytest.raises(ConfigError) as e:
+        config.parse(["pipelines/conv_ae.gin"], ["encoders.conv1d.latent_sise = 3"])
+    assert "latent_size" in str(e.value)
+
+
+def test_unknown_name_in_gin_file_names_the_file(tmp_path):
+    bad = tmp_path / "bad.gin"
+    bad.write_text("include 'pipelines/conv_ae.gin'\npipeline.encodr = @encoders.conv1d()\n")
+    with pytest.raises(ConfigError) as e:
+        config.parse([str(bad)])
+    assert "bad.gin" in str(e.value) and "encoder" in str(e.value)
+
+
+def test_later_files_and_bindings_win(tmp_path):
+    a, b = tmp_path / "a.gin", tmp_path / "b.gin"
+    a.write_text("include 'pipelines/conv_ae.gin'\nLATENT_SIZE = 5\n")
+    b.write_text("LATENT_SIZE = 6\n")
+    config.parse([str(a), str(b)])
+    assert Pipeline().latent_size == 6
+    config.parse([str(a), str(b)], ["LATENT_SIZE = 7"])
+    assert Pipeline().latent_size == 7
+
+
+def test_saved_operative_config_is_applied_before_user_overrides():
+    config.parse(["pipelines/conv_ae.gin"], ["LATENT_SIZE = 3", "STRIDES = [2, 2]", "CHANNELS = [4, 4]"])
+    pipe = Pipeline()
+    saved = config.operative_config()
+    assert "LATENT_SIZE = 3" in saved
+    gin.clear_config()
+    config.parse([], ["train.max_steps = 9"], base=saved)  # reload the artifact, then the user's override
+    again = Pipeline()
+    assert again.latent_size == 3 and again.hop == 4
+    from audiogen.settings import train_settings
+
+    assert train_settings().max_steps == 9
+    config.parse([], ["LATENT_SIZE = 2"], base=saved)
+    assert Pipeline().latent_size == 2
+    assert pipe.hop == 4
+
+
+def test_mismatched_encoder_and_decoder_name_both_numbers():
+    config.parse(["pipelines/conv_ae.gin"], ["encoders.conv1d.strides = [4, 4]", "decoders.conv1d.strides = [4]",
+                                              "CHANNELS = 8"])
+    with pytest.raises(ConfigError, match="hop 16 != decoder hop 4"):
+        build_pipeline()
+
+
+def test_component_argument_errors_become_config_errors():
+    config.parse(["pipelines/conv_ae.gin"], ["STRIDES = [4, 4]"])  # CHANNELS still has 3 entries
+    with pytest.raises(ConfigError, match="channels has 3 entries but there are 2 stages"):
+        build_pipeline()
+
+
+def test_configs_resolve_from_the_installed_package(tmp_path):
+    """Build a wheel of the project, install it in a fresh folder, and resolve configs from there."""
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                    "--target", str(target), str(ROOT)], check=True, capture_output=True)
+    code = textwrap.dedent("""
+        import audiogen, json
+        from audiogen import config
+        p = config.resolve("pipelines/conv_ae.gin")
+        config.parse(["pipelines/conv_ae.gin"])
+        print(json.dumps({"pkg": audiogen.__file__, "gin": str(p)}))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
+                         cwd=tmp_path, env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"})
+    import json
+
+    paths = json.loads(out.stdout)
+    assert paths["pkg"].startswith(str(target))
+    assert paths["gin"].startswith(str(target / "audiogen" / "gin")), paths

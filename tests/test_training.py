@@ -1,0 +1,62 @@
+"""`audiogen train`: artifacts, resume, weights_only checkpoints, divergence guard, quickstart."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import torch
+
+from conftest import run_cli, tiny_binds
+
+from audiogen.artifacts import load_checkpoint
+
+
+def test_run_folder_holds_checkpoint_config_and_logs(tiny_run):
+    assert (tiny_run / "model.ckpt").is_file() and (tiny_run / "checkpoints" / "last.ckpt").is_file()
+    ck = torch.load(tiny_run / "model.ckpt", map_location="cpu", weights_only=True)  # must not need pickle
+    meta = ck["audiogen"]
+    assert meta["format"] == "audiogen.checkpoint" and meta["global_step"] == 2
+    assert meta["components"]["decoder"] == {"name": "decoders.conv1d", "plugin": "audiogen", "version": "0.1.0"}
+    assert meta["sample_rate"] == 16000 and meta["hop"] == 16 and meta["latent_size"] == 4
+    assert "LATENT_SIZE = 4" in meta["operative_config"]
+    assert (tiny_run / "operative_config.gin").read_text() == meta["operative_config"]
+    rows = list(csv.DictReader(open(tiny_run / "logs" / "metrics.csv")))
+    assert any(r.get("train/loss") for r in rows) and any(r.get("valid/loss") for r in rows)
+
+
+def test_rerun_resumes_from_last_checkpoint_with_saved_config(tmp_path, corpus):
+    run = tmp_path / "run"
+    args = ["train", "--gin", "pipelines/conv_ae.gin", *tiny_binds(), "--data", corpus / "train.txt", "-o", run,
+            "--no-progress"]
+    run_cli(*args)
+    first = load_checkpoint(run / "checkpoints" / "last.ckpt")
+    assert first["global_step"] == 2
+    # same folder, more steps: continues (step 2 -> 5) with the saved architecture even without --gin
+    run_cli("train", "--bind", "train.max_steps=5", "--data", corpus / "train.txt", "-o", run, "--no-progress")
+    again = load_checkpoint(run / "model.ckpt")
+    assert again["audiogen"]["global_step"] == 5
+    assert "LATENT_SIZE = 4" in again["audiogen"]["operative_config"]
+    assert "train.max_steps = 5" in again["audiogen"]["operative_config"]
+
+
+def test_divergence_stops_with_a_clear_message(tmp_path, corpus):
+    run = tmp_path / "run"
+    proc = run_cli("train", "--gin", "pipelines/conv_ae.gin", *tiny_binds(), "--bind", "train.max_steps=6",
+                   "--bind", "train.lr=1e30", "--bind", "train.grad_clip=None", "--data", corpus / "train.txt",
+                   "-o", run, "--no-progress", check=False)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "likely causes" in proc.stderr and "train.lr" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_quickstart_runs_the_cli_commands_it_prints(tmp_path):
+    proc = run_cli("quickstart", "-o", tmp_path / "qs", "--steps", "3", "--bind", "train.val_every=3")
+    out = proc.stdout
+    for cmd in ("$ audiogen train --gin pipelines/conv_ae.gin", "$ audiogen encode --ckpt", "$ audiogen decode"):
+        assert cmd in out
+    summary = json.loads((tmp_path / "qs" / "summary.json").read_text())
+    assert summary["files"] == 24 and summary["latent_size"] == 16
+    png = (tmp_path / "qs" / "comparison.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20000
+    assert len(list((tmp_path / "qs" / "decoded").glob("*.wav"))) == 24
