@@ -208,6 +208,85 @@ def decode(gin_files, bindings, ckpt, latents, out) -> None:
     click.echo(f"wrote {len(written)} wav files to {out}")
 
 
+# --------------------------------------------------------------------------------------------------------- evaluate
+@cli.command()
+@gin_options
+@click.argument("ckpt", type=click.Path(path_type=Path, exists=True))
+@click.option("--data", multiple=True, required=True, help="Audio files, folders or list files to score (whole files).")
+@click.option("--iw", "iw_samples", type=int, default=1, show_default=True,
+              help="Importance samples K for the importance-weighted bound (1: ELBO only).")
+@click.option("--segment-seconds", type=float, default=10.0, show_default=True,
+              help="Score long files in segments of this length with the state carried across (0: whole).")
+@click.option("-o", "--out", type=click.Path(path_type=Path), help="Folder for evaluation.json and evaluation.md.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--no-progress", is_flag=True)
+def evaluate(gin_files, bindings, ckpt, data, iw_samples, segment_seconds, out, seed, no_progress) -> None:
+    """Likelihood in bits per frame: total -log2 p (bound) over all files / total audio samples."""
+    from audiogen.artifacts import atomic_write_json, atomic_write_text
+    from audiogen.audio.io import expand_inputs
+    from audiogen.evaluate import evaluate as run, flac_bits_per_sample, flac_from_manifest, markdown
+    from audiogen.pipeline import load_pipeline
+    from audiogen.settings import audio_settings
+
+    files = expand_inputs(list(data))
+    pipe, ck = load_pipeline(ckpt, gin_files, bindings)
+    sr = audio_settings().sample_rate
+    result = run(pipe, files, sr, segment_seconds=segment_seconds, iw_samples=iw_samples, seed=seed,
+                 progress=not no_progress)
+    flac = flac_bits_per_sample(files, sr)
+    if flac[0] is None:
+        manifest = flac_from_manifest(files)
+        flac = manifest if manifest[0] is not None else (None, f"{flac[1]}; {manifest[1]}")
+    result["flac_bits_per_sample"], result["flac_source"] = flac
+    result["checkpoint"], result["global_step"] = ck["path"], ck["audiogen"].get("global_step")
+    table = markdown(result, flac)
+    click.echo(table)
+    if out:
+        atomic_write_json(out / "evaluation.json", result)
+        atomic_write_text(out / "evaluation.md", table)
+        click.echo(f"wrote {out / 'evaluation.json'} and {out / 'evaluation.md'}")
+
+
+# ----------------------------------------------------------------------------------------------- sample, reconstruct
+@cli.command()
+@gin_options
+@click.argument("ckpt", type=click.Path(path_type=Path, exists=True))
+@click.option("-n", "num", type=int, default=4, show_default=True, help="Number of samples.")
+@click.option("--seconds", type=float, default=3.0, show_default=True)
+@click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("samples"), show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--mean", is_flag=True, help="Write the output distribution's mean instead of sampling it.")
+def sample(gin_files, bindings, ckpt, num, seconds, out, seed, mean) -> None:
+    """Unconditional samples from the prior: wavs, a spectrogram PNG and samples.json."""
+    from audiogen.pipeline import load_pipeline
+    from audiogen.sampling import write_samples
+    from audiogen.settings import audio_settings
+
+    pipe, ck = load_pipeline(ckpt, gin_files, bindings)
+    paths = write_samples(pipe, ck, out, num, seconds, audio_settings().sample_rate, seed, mean=mean)
+    click.echo(f"wrote {len(paths)} samples and samples.png to {out}")
+
+
+@cli.command()
+@gin_options
+@click.argument("ckpt", type=click.Path(path_type=Path, exists=True))
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("reconstructions"), show_default=True)
+@click.option("--sample", "sampled", is_flag=True, help="Sample the output distribution instead of its mean.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def reconstruct(gin_files, bindings, ckpt, inputs, out, sampled, seed) -> None:
+    """Posterior reconstructions of audio files: wavs and a comparison PNG."""
+    from audiogen.audio.io import expand_inputs
+    from audiogen.pipeline import load_pipeline
+    from audiogen.sampling import reconstruct_files
+    from audiogen.settings import audio_settings
+
+    files = expand_inputs(list(inputs))
+    pipe, ck = load_pipeline(ckpt, gin_files, bindings)
+    paths = reconstruct_files(pipe, ck, files, out, audio_settings().sample_rate, sample=sampled, seed=seed)
+    click.echo(f"wrote {len(paths)} reconstructions and reconstructions.png to {out}")
+
+
 # ------------------------------------------------------------------------------------------------------------- info
 @cli.command()
 @click.argument("path", type=click.Path(path_type=Path, exists=True))

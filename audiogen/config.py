@@ -11,6 +11,7 @@ Layering when an artifact is reused: its saved operative config first, then ``--
 from __future__ import annotations
 
 import difflib
+import logging
 import os
 import re
 from pathlib import Path
@@ -22,6 +23,14 @@ from audiogen.errors import ConfigError
 from audiogen.plugins import get_registry
 
 GIN_PATH_ENV = "AUDIOGEN_GIN_PATH"
+
+
+def _quiet_gin_search(record: logging.LogRecord) -> bool:
+    """gin logs every folder it tries for an include on the root logger; only real failures matter (we raise)."""
+    return not (record.pathname.endswith("resource_reader.py") and "gin" in record.pathname)
+
+
+logging.getLogger().addFilter(_quiet_gin_search)
 
 
 def packaged_config_dir() -> Path:
@@ -118,7 +127,7 @@ def _parameters_of(selector: str) -> list[str]:
         return []
 
 
-CORE_CONFIGURABLES = ("audiogen.settings", "audiogen.pipeline", "audiogen.objectives")
+CORE_CONFIGURABLES = ("audiogen.settings", "audiogen.pipeline", "audiogen.objectives", "audiogen.annealing")
 
 
 def _import_core() -> None:
@@ -164,8 +173,26 @@ def parse(gin_files: Sequence[str] = (), bindings: Sequence[str] = (), base: str
 
 
 def operative_config() -> str:
-    """The parameters actually used so far, as gin text (what artifacts store)."""
-    return gin.operative_config_str()
+    """The parameters actually used so far, as gin text (what artifacts store).
+
+    Components are written with their full ``<kind>.<name>`` (gin would shorten ``encoders.log_mel`` to
+    ``log_mel``, which a plugin installed later could make ambiguous).
+    """
+    from audiogen.plugins import KINDS
+
+    registry = getattr(gin.config, "_REGISTRY", None)
+    shorten = getattr(registry, "minimal_selector", None)
+    if shorten is None:  # pragma: no cover - gin internals moved; fall back to gin's own names
+        return gin.operative_config_str()
+
+    def minimal(selector: str) -> str:
+        return selector if selector.split(".", 1)[0] in KINDS else shorten(selector)
+
+    registry.minimal_selector = minimal
+    try:
+        return gin.operative_config_str()
+    finally:
+        del registry.minimal_selector  # back to the class's method
 
 
 def query(selector: str, default=None):

@@ -94,6 +94,45 @@ class Prior(nn.Module):
         raise NotImplementedError
 
 
+@dataclass
+class LatentOutput:
+    """What a temporal latent model returns for a batch (all from one pass over the encodings).
+
+    ``context``: (B, context_size, L1) for the decoder; ``kl``: per level, elementwise KL(q || p) (B, D_l, L_l) in
+    nats; ``posterior_mean``: per level (B, D_l, L_l) (for active units and probes); ``state``: what to pass as
+    ``state`` to continue the sequence (segmented evaluation); ``log_ratio``: per level, elementwise
+    log q(z|x) - log p(z) at the sampled z (B, D_l, L_l), for importance-weighted bounds.
+    """
+
+    context: Tensor
+    kl: list[Tensor]
+    posterior_mean: list[Tensor]
+    state: object = None
+    log_ratio: list[Tensor] | None = None
+
+
+class LatentModel(nn.Module):
+    """The stochastic core of an end-to-end temporal VAE (e.g. the Clockwork VAE).
+
+    ``forward(encodings, state=None) -> LatentOutput`` takes one encoder representation per level
+    (``Encoder.encode_levels``), with level l having ``level_strides[l]`` level-1 frames per step;
+    ``generate(n, length, state=None) -> (context (n, context_size, length), state)`` samples from the prior.
+    Attributes: ``input_sizes`` (channels per level it expects), ``level_strides``, ``latent_sizes``,
+    ``context_size`` (the decoder's ``latent_size``).
+    """
+
+    input_sizes: list[int]
+    level_strides: list[int]
+    latent_sizes: list[int]
+    context_size: int
+
+    def forward(self, encodings: list[Tensor], state=None) -> LatentOutput:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def generate(self, n: int, length: int, state=None):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
 class OutputDistribution(nn.Module):
     """A distribution over each audio sample, parametrised by ``num_params`` decoder channels.
 

@@ -28,6 +28,8 @@ log = logging.getLogger("audiogen")
 
 ENV_VAR = "AUDIOGEN_PLUGINS"
 BUILTIN = "audiogen"
+# gin names of audiogen's own configurables; a component of the same name would make bindings ambiguous.
+RESERVED = ("audio", "train", "encode", "pipeline", "spectral_loss", "elbo", "evaluate", "sample")
 KINDS = ("encoders", "decoders", "priors", "distributions", "schedules", "codings", "datasets")
 
 
@@ -65,6 +67,8 @@ class Registry:
     conflicts: list[str] = field(default_factory=list)
 
     def add(self, kind: str, name: str, factory: Callable, plugin: str) -> None:
+        if name in RESERVED:
+            raise ValueError(f"component name '{name}' is reserved for audiogen's own settings ({', '.join(RESERVED)})")
         existing = self.components[kind].get(name)
         if existing is not None:
             self.conflicts.append(

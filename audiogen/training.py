@@ -14,7 +14,7 @@ from pathlib import Path
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from torch.utils.data import DataLoader
 
 from audiogen import config
@@ -34,26 +34,53 @@ class PipelineModule(L.LightningModule):
         self.pipeline = pipeline
         self.settings = settings
         self.provenance = provenance
+        self._val_active: dict[str, float] = {}
 
     def _step(self, batch, stage: str):
-        out = self.pipeline.autoencoder_loss(batch["audio"], batch["mask"])
+        out = self.pipeline.training_loss(batch["audio"], batch["mask"], int(self.global_step))
         bs = batch["audio"].shape[0]
         for k, v in out.items():
-            self.log(f"{stage}/{k}", v.detach(), prog_bar=(k == "loss"), batch_size=bs,
+            self.log(f"{stage}/{k}", v.detach().float(), prog_bar=k in ("loss", "elbo"), batch_size=bs,
                      on_step=stage == "train", on_epoch=stage != "train")
+        if stage == "valid":
+            for k, v in out.items():
+                if k.startswith("active_"):
+                    self._val_active[k] = max(self._val_active.get(k, 0.0), float(v))
         return out["loss"]
 
     def training_step(self, batch, batch_idx):
         loss = self._step(batch, "train")
         if not torch.isfinite(loss):
-            raise TrainingDiverged(
-                f"loss became {loss.item()} at step {self.global_step}; likely causes: learning rate too high "
-                f"(train.lr={self.settings.lr}), NaN/inf in the input audio, or gradient clipping disabled. "
-                f"The last good checkpoint is kept in checkpoints/last.ckpt.")
+            self._diverged(f"loss became {loss.item()}")
         return loss
+
+    def _diverged(self, what: str):
+        raise TrainingDiverged(
+            f"{what} at step {self.global_step}; likely causes: learning rate too high "
+            f"(train.lr={self.settings.lr}), gradient clipping off or too loose (train.grad_clip="
+            f"{self.settings.grad_clip}, train.grad_clip_value={self.settings.grad_clip_value}), NaN/inf in the "
+            f"input audio, or an output distribution scale collapsing. The last good checkpoint is kept in "
+            f"checkpoints/last.ckpt; re-running resumes from it (lower train.lr first).")
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None):
+        params = [p for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+        if self.settings.grad_clip_value:
+            torch.nn.utils.clip_grad_value_(params, self.settings.grad_clip_value)
+        norm = torch.nn.utils.clip_grad_norm_(params, self.settings.grad_clip or float("inf"))
+        if not torch.isfinite(norm):  # clipping a non-finite norm would write NaN into every weight
+            self._diverged(f"the gradient norm became {norm.item()}")
+        self.log("train/grad_norm", norm, on_step=True, on_epoch=False)
 
     def validation_step(self, batch, batch_idx):
         self._step(batch, "valid")
+
+    def on_validation_epoch_end(self):
+        dead = [k.split("_", 1)[1] for k, v in sorted(self._val_active.items()) if v == 0]
+        if dead:
+            log.warning("step %d: %s dead (no active units: posterior means do not vary across the data); "
+                        "consider free nats (elbo.free_nats) or KL warm-up (elbo.beta = @anneal.linear())",
+                        self.global_step, ", ".join(dead))
+        self._val_active = {}
 
     def configure_optimizers(self):
         return torch.optim.Adam(self.pipeline.parameters(), lr=self.settings.lr)
@@ -107,8 +134,8 @@ def train(data: list[str], out: Path, gin_files: list[str], bindings: list[str],
                               save_top_k=0, enable_version_counter=False)
     trainer = L.Trainer(
         default_root_dir=out, max_steps=s.max_steps, accelerator=s.accelerator, devices=1,
-        logger=CSVLogger(out, name="", version="logs"), callbacks=[ckpt_cb],
-        log_every_n_steps=s.log_every, gradient_clip_val=s.grad_clip,
+        logger=[CSVLogger(out, name="", version="logs"), TensorBoardLogger(out, name="", version="logs")],
+        callbacks=[ckpt_cb], log_every_n_steps=s.log_every,
         val_check_interval=min(s.val_every, s.max_steps) if valid_files else None,
         check_val_every_n_epoch=None if valid_files else 1, limit_val_batches=None if valid_files else 0,
         enable_progress_bar=progress, enable_model_summary=False, num_sanity_val_steps=0,
@@ -116,7 +143,8 @@ def train(data: list[str], out: Path, gin_files: list[str], bindings: list[str],
     )
     train_loader = _loader(train_files, audio, s, pipe.hop, train=True)
     valid_loader = _loader(valid_files, audio, s, pipe.hop, train=False) if valid_files else None
-    trainer.fit(module, train_loader, valid_loader, ckpt_path=str(last) if last.exists() else None)
+    trainer.fit(module, train_loader, valid_loader, ckpt_path=str(last) if last.exists() else None,
+                weights_only=True)
     atomic_write_text(out / "operative_config.gin", config.operative_config())
     final = out / "model.ckpt"
     trainer.save_checkpoint(final, weights_only=True)  # weights + metadata; resuming uses checkpoints/last.ckpt

@@ -11,6 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
+
+# In-process models in tests are tiny: one thread avoids OpenMP contention on a busy 2-core machine.
+torch.set_num_threads(1)
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_ENV = "AUDIOGEN_SHARED"

@@ -110,3 +110,22 @@ def test_configs_resolve_from_the_installed_package(tmp_path):
     paths = json.loads(out.stdout)
     assert paths["pkg"].startswith(str(target))
     assert paths["gin"].startswith(str(target / "audiogen" / "gin")), paths
+
+
+def test_saved_configs_use_full_component_names():
+    from audiogen.settings import audio_settings
+
+    config.parse(["pipelines/conv_ae.gin"])
+    build_pipeline()
+    audio_settings()
+    saved = config.operative_config()
+    assert "encoders.conv1d.latent_size = %LATENT_SIZE" in saved
+    assert "decoders.conv1d.strides = %STRIDES" in saved
+    assert "\naudio.sample_rate = 16000" in saved  # audiogen's own settings keep their short names
+
+
+def test_component_names_that_shadow_settings_are_refused():
+    from audiogen.plugins import Registry
+
+    with pytest.raises(ValueError, match="reserved"):
+        Registry().add("datasets", "audio", object, "someone")

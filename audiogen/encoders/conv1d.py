@@ -1,4 +1,4 @@
-"""Strided 1-D convolutional encoder with residual units."""
+"""Strided 1-D convolutional encoder with residual units; optionally a ladder (one output per level)."""
 
 from __future__ import annotations
 
@@ -12,37 +12,72 @@ from audiogen.layers import ResidualUnit, StridedConv, as_list
 
 
 class Conv1dEncoder(Encoder):
-    """Strided Conv1d stack: per stage, residual units then a strided conv; hop = product of strides."""
+    """Strided Conv1d stack: per stage, residual units then a strided conv; hop = product of strides.
+
+    ``levels > 1`` makes it a ladder encoder for hierarchical models: level 1 is read after the first
+    ``len(strides) - levels + 1`` stages (hop = their product), and each further level after one more stage, so
+    ``strides=[4, 4, 4, 8], levels=2`` gives hops 64 and 512 from one pass. Every level has its own output head
+    of ``latent_size`` channels. ``hop`` and ``forward`` refer to level 1.
+    """
 
     def __init__(self, strides=(4, 4, 4), channels=(32, 64, 128), latent_size: int = 16,
-                 kernel_overlap: int = 2, dilations=(1, 3), stem_kernel: int = 7):
+                 kernel_overlap: int = 2, dilations=(1, 3), stem_kernel: int = 7, levels: int = 1):
         super().__init__()
         strides = [int(s) for s in strides]
         if not strides or any(s < 1 for s in strides):
             raise ValueError(f"strides must be positive integers, got {strides}")
+        if not 1 <= levels <= len(strides):
+            raise ValueError(f"levels={levels} needs at least as many strides, got {strides}")
         channels = as_list(channels, len(strides), "channels")
-        self.hop = math.prod(strides)
-        self.latent_size = int(latent_size)
+        base = len(strides) - levels + 1  # stages before the first level's output
         self.strides = strides
+        self.num_levels = int(levels)
+        self._level_hops = [math.prod(strides[: base + i]) for i in range(levels)]
+        self.hop = self._level_hops[0]
+        self.latent_size = int(latent_size)
         self.stem = nn.Conv1d(1, channels[0], stem_kernel, padding=stem_kernel // 2)
-        stages, c_in = [], channels[0]
-        # Receptive field in input samples, tracked layer by layer (jump = input samples per step).
+        self.stages = nn.ModuleList()
+        self.heads = nn.ModuleList()
+        c_in = channels[0]
+        # Receptive field of level 1 in input samples (jump = input samples per step); chunked encoding uses it.
         rf, jump = stem_kernel - 1, 1
-        for s, c_out in zip(strides, channels):
+        for i, (s, c_out) in enumerate(zip(strides, channels)):
             units = [ResidualUnit(c_in, 3, d) for d in dilations]
-            rf += sum(u.receptive_field for u in units) * jump
             down = StridedConv(c_in, c_out, s, kernel_overlap)
-            rf += (down.kernel_size - 1) * jump
-            jump *= s
-            stages += units + [down]
+            if i < base:
+                rf += (sum(u.receptive_field for u in units) + down.kernel_size - 1) * jump
+                jump *= s
+            self.stages.append(nn.Sequential(*units, down))
             c_in = c_out
-        self.stages = nn.Sequential(*stages)
-        self.head = nn.Sequential(nn.LeakyReLU(0.2), nn.Conv1d(c_in, self.latent_size, 3, padding=1))
-        rf += 2 * jump
-        self.receptive_field = rf
+            if i >= base - 1:
+                self.heads.append(nn.Sequential(nn.LeakyReLU(0.2), nn.Conv1d(c_out, self.latent_size, 3, padding=1)))
+        self.receptive_field = rf + 2 * jump  # of level 1, i.e. of forward()
+
+    @property
+    def level_hops(self) -> list[int]:
+        return list(self._level_hops)
+
+    @property
+    def level_sizes(self) -> list[int]:
+        return [self.latent_size] * self.num_levels
+
+    def _run(self, audio: Tensor, all_levels: bool) -> list[Tensor]:
+        n = audio.shape[-1]
+        top = self._level_hops[-1] if all_levels else self.hop
+        pad = (-n) % top
+        h = self.stem(F.pad(audio, (0, pad)) if pad else audio)
+        outs, base = [], len(self.strides) - self.num_levels + 1
+        for i, stage in enumerate(self.stages):
+            h = stage(h)
+            if i >= base - 1:
+                level = i - (base - 1)
+                outs.append(self.heads[level](h)[..., : math.ceil(n / self._level_hops[level])])
+                if not all_levels:
+                    break
+        return outs
 
     def forward(self, audio: Tensor) -> Tensor:
-        pad = (-audio.shape[-1]) % self.hop
-        if pad:
-            audio = F.pad(audio, (0, pad))
-        return self.head(self.stages(self.stem(audio)))
+        return self._run(audio, all_levels=False)[0]
+
+    def encode_levels(self, audio: Tensor) -> list[Tensor]:
+        return self._run(audio, all_levels=True)

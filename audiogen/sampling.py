@@ -1,0 +1,58 @@
+"""``audiogen sample`` and ``audiogen reconstruct``: audio from a trained temporal VAE, with pictures and provenance."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from audiogen.artifacts import atomic_write_json, versions
+
+
+def write_samples(pipe, ckpt: dict, out: Path, n: int, seconds: float, sample_rate: int, seed: int,
+                  mean: bool = False) -> list[Path]:
+    from audiogen.audio.io import save_audio
+    from audiogen.errors import ConfigError
+    from audiogen.plots import plot_spectrograms
+
+    if pipe.latent_model is None:
+        raise ConfigError("this checkpoint has no latent model to sample from",
+                          fix="sample from a temporal VAE checkpoint (or a prior trained with train-prior)")
+    torch.manual_seed(seed)
+    audio = pipe.generate(n, int(seconds * sample_rate), mean=mean)[:, 0].numpy()
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [save_audio(out / f"sample_{i:03d}.wav", a, sample_rate) for i, a in enumerate(audio)]
+    plot_spectrograms(out / "samples.png", [(p.name, a) for p, a in zip(paths, audio)], sample_rate)
+    atomic_write_json(out / "samples.json", {
+        "kind": "samples", "checkpoint": ckpt["path"], "global_step": ckpt["audiogen"].get("global_step"),
+        "components": ckpt["audiogen"].get("components"), "operative_config": ckpt["audiogen"]["operative_config"],
+        "n": n, "seconds": seconds, "sample_rate": sample_rate, "seed": seed,
+        "output": "distribution mean" if mean else "sampled from the output distribution",
+        "files": [p.name for p in paths], "created_by": versions(),
+    })
+    return paths
+
+
+def reconstruct_files(pipe, ckpt: dict, files: list[Path], out: Path, sample_rate: int, sample: bool = False,
+                      seed: int = 0) -> list[Path]:
+    from audiogen.audio.io import load_audio, save_audio
+    from audiogen.plots import plot_comparison
+
+    torch.manual_seed(seed)
+    out.mkdir(parents=True, exist_ok=True)
+    paths, pairs = [], []
+    for f in files:
+        x = load_audio(f, sample_rate)
+        y = pipe.reconstruct(torch.from_numpy(x)[None, None]) if not sample else \
+            pipe.vae_reconstruct(torch.from_numpy(x)[None, None], mean=False)
+        y = y[0, 0].numpy()
+        paths.append(save_audio(out / f"{Path(f).stem}.wav", y, sample_rate))
+        if len(pairs) < 4:
+            pairs.append((Path(f).name, x, y))
+    plot_comparison(out / "reconstructions.png", pairs, sample_rate)
+    atomic_write_json(out / "reconstructions.json", {
+        "kind": "reconstructions", "checkpoint": ckpt["path"], "sources": [str(f) for f in files],
+        "output": "sampled" if sample else "distribution mean", "seed": seed,
+        "operative_config": ckpt["audiogen"]["operative_config"], "created_by": versions(),
+    })
+    return paths
