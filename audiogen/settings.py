@@ -39,18 +39,20 @@ class TrainSettings:
     grad_clip_value: float | None
     accelerator: str
     threads: int | None
+    max_minutes: float | None
 
 
 @gin.configurable("train")
 def train_settings(max_steps: int = 2000, batch_size: int = 8, crop_seconds: float = 1.0, lr: float = 1e-3,
                    val_every: int = 200, log_every: int = 10, num_workers: int = 0, seed: int = 0,
                    grad_clip: float | None = 10.0, grad_clip_value: float | None = None,
-                   accelerator: str = "auto", threads: int | None = None) -> TrainSettings:
+                   accelerator: str = "auto", threads: int | None = None,
+                   max_minutes: float | None = None) -> TrainSettings:
     """Training loop settings (steps, batch, crops, optimiser, clipping by norm and by value, validation and
-    checkpoint interval, CPU threads)."""
+    checkpoint interval, CPU threads, and an optional wall-clock budget ``max_minutes``)."""
     return TrainSettings(int(max_steps), int(batch_size), float(crop_seconds), float(lr), int(val_every),
                          int(log_every), int(num_workers), int(seed), grad_clip, grad_clip_value, accelerator,
-                         threads)
+                         threads, max_minutes)
 
 
 @dataclass(frozen=True)

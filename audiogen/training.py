@@ -82,6 +82,11 @@ class PipelineModule(L.LightningModule):
                         self.global_step, ", ".join(dead))
         self._val_active = {}
 
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        rng = checkpoint.get("audiogen_rng")
+        if rng is not None:  # the posterior noise continues as if the run had never stopped
+            torch.set_rng_state(rng["torch"])
+
     def configure_optimizers(self):
         return torch.optim.Adam(self.pipeline.parameters(), lr=self.settings.lr)
 
@@ -91,6 +96,53 @@ class PipelineModule(L.LightningModule):
             "operative_config": config.operative_config(), "created_by": versions(),
             "global_step": int(self.global_step), **self.provenance,
         }
+        checkpoint["audiogen_rng"] = {"torch": torch.get_rng_state()}
+
+
+class ResumableBatches(LengthGroupedBatchSampler):
+    """Length-grouped batches that can start ``skip`` batches into an epoch (mid-epoch resume)."""
+
+    skip = 0  # kept for the whole resumed epoch: Lightning may create (and prefetch) its iterator twice
+
+    def set_epoch(self, epoch: int) -> None:
+        if epoch != self.epoch:
+            self.skip = 0
+        super().set_epoch(epoch)
+
+    def __iter__(self):
+        for k, batch in enumerate(super().__iter__()):
+            if k >= self.skip:
+                yield batch
+
+
+class ResumableLoader(DataLoader):
+    """A DataLoader Lightning can checkpoint: it records how many batches of the epoch were trained on, and
+    a resumed run skips them, so that resuming continues exactly where the interrupted run stopped."""
+
+    batches_done = 0
+
+    def state_dict(self) -> dict:
+        return {"epoch": int(self.batch_sampler.epoch), "batches_done": int(self.batches_done)}
+
+    def load_state_dict(self, state: dict) -> None:
+        # Lightning restarts the interrupted epoch without calling on_train_epoch_start: restore it here
+        self.batch_sampler.set_epoch(state["epoch"])
+        self.dataset.set_epoch(state["epoch"])
+        self.batch_sampler.skip = int(state["batches_done"])
+
+
+class EpochCallback(L.Callback):
+    """New shuffling and new random crops every epoch, reproducible from (seed, epoch); tracks the position in the
+    epoch for exact resume. (Lightning calls ``set_epoch`` only on plain samplers, not on ours.)"""
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        loader = trainer.train_dataloader
+        for obj in (loader.batch_sampler, loader.dataset):
+            if hasattr(obj, "set_epoch"):
+                obj.set_epoch(trainer.current_epoch)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        trainer.train_dataloader.batches_done = batch_idx + 1  # before ModelCheckpoint saves (callback order)
 
 
 def _loader(files, audio: AudioSettings, s: TrainSettings, hop: int, train: bool) -> DataLoader:
@@ -98,10 +150,12 @@ def _loader(files, audio: AudioSettings, s: TrainSettings, hop: int, train: bool
     crop = crop if crop is None else max(hop, crop // hop * hop)
     ds = AudioDataset(files, audio.sample_rate, crop=crop, channels=audio.channels, resample=audio.resample,
                       seed=s.seed)
-    sampler = LengthGroupedBatchSampler(ds.lengths, s.batch_size, shuffle=train, seed=s.seed)
-    return DataLoader(ds, batch_sampler=sampler, num_workers=s.num_workers,
+    sampler = ResumableBatches(ds.lengths, s.batch_size, shuffle=train, seed=s.seed)
+    return (ResumableLoader if train else DataLoader)(ds, batch_sampler=sampler, num_workers=s.num_workers,
                       collate_fn=functools.partial(collate_audio, multiple_of=hop),
-                      persistent_workers=s.num_workers > 0)
+                      persistent_workers=False,  # fresh workers see each epoch's set_epoch
+                      # its own generator: starting an epoch must not draw from the global RNG (exact resume)
+                      generator=torch.Generator().manual_seed(s.seed))
 
 
 def train(data: list[str], out: Path, gin_files: list[str], bindings: list[str], valid: list[str] | None = None,
@@ -133,9 +187,11 @@ def train(data: list[str], out: Path, gin_files: list[str], bindings: list[str],
     ckpt_cb = ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, every_n_train_steps=s.val_every,
                               save_top_k=0, enable_version_counter=False)
     trainer = L.Trainer(
-        default_root_dir=out, max_steps=s.max_steps, accelerator=s.accelerator, devices=1,
-        logger=[CSVLogger(out, name="", version="logs"), TensorBoardLogger(out, name="", version="logs")],
-        callbacks=[ckpt_cb], log_every_n_steps=s.log_every,
+        default_root_dir=out, max_steps=s.max_steps,
+        max_time={"seconds": s.max_minutes * 60} if s.max_minutes else None, accelerator=s.accelerator, devices=1,
+        # one CSV per (re)start, so a resumed run never overwrites the metrics of the earlier part
+        logger=[CSVLogger(out, name="logs"), TensorBoardLogger(out, name="logs", version="tensorboard")],
+        callbacks=[ckpt_cb, EpochCallback()], log_every_n_steps=s.log_every,
         val_check_interval=min(s.val_every, s.max_steps) if valid_files else None,
         check_val_every_n_epoch=None if valid_files else 1, limit_val_batches=None if valid_files else 0,
         enable_progress_bar=progress, enable_model_summary=False, num_sanity_val_steps=0,

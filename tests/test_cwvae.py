@@ -20,7 +20,7 @@ from audiogen.objectives import ELBO
 from audiogen.pipeline import build_pipeline
 from audiogen.priors.cwvae import ClockworkVAE
 
-TINY_CW = ["DZ=4", "HIDDEN=8", "CHANNELS=8", "COMPONENTS=2", "DMOL_PARAMS=6"]
+TINY_CW = ["DZ=4", "HIDDEN=8", "ENCODER_CHANNELS=8", "DECODER_CHANNELS=8", "COMPONENTS=2", "DMOL_PARAMS=6"]
 
 
 def tiny_cw_binds(extra=()) -> list[str]:
@@ -151,11 +151,11 @@ def test_train_evaluate_sample_reconstruct(tmp_path, corpus):
             "--valid", corpus / "valid.txt", "-o", run, "--no-progress")
     import csv
 
-    rows = list(csv.DictReader(open(run / "logs" / "metrics.csv")))
+    rows = list(csv.DictReader(open(run / "logs" / "version_0" / "metrics.csv")))
     cols = rows[0].keys()
     for c in ("train/elbo", "train/rec", "train/kl_z1", "train/kl_z2", "train/active_z1", "valid/elbo"):
         assert c in cols
-    assert list((run / "logs").glob("events.out.tfevents.*"))  # TensorBoard
+    assert list((run / "logs" / "tensorboard").glob("events.out.tfevents.*"))  # TensorBoard
     ev = tmp_path / "eval"
     proc = run_cli("evaluate", run, "--data", corpus / "valid.txt", "--iw", "2", "--segment-seconds", "0.2",
                    "-o", ev, "--no-progress")
