@@ -21,9 +21,11 @@ def register_decoders(register):
 
 @hookimpl
 def register_priors(register):
+    from audiogen.priors.cwvae import ClockworkVAE
     from audiogen.priors.gaussian import DiagGaussianPrior
 
     register("diag_gaussian", DiagGaussianPrior)
+    register("cwvae", ClockworkVAE)
 
 
 @hookimpl
@@ -41,3 +43,11 @@ def register_datasets(register):
 
     register("audio_files", AudioDataset)
     register("latents", LatentDataset)
+
+
+@hookimpl
+def register_distributions(register):
+    from audiogen.distributions import BUILTIN
+
+    for name, cls in BUILTIN.items():
+        register(name, cls)
