@@ -96,3 +96,13 @@ def tiny_run(tmp_path_factory, corpus) -> Path:
     run_cli("train", "--gin", "pipelines/conv_ae.gin", *tiny_binds(), "--data", corpus / "train.txt",
             "--valid", corpus / "valid.txt", "-o", run, "--no-progress")
     return run
+
+
+@pytest.fixture(autouse=True)
+def _fresh_gin():
+    """Bindings parsed by one test must not configure objects built by the next."""
+    import gin
+
+    gin.clear_config()
+    yield
+    gin.clear_config()

@@ -8,6 +8,7 @@ encode produces the same bytes. ``meta.json`` is written last and the folder ren
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import io
 import json
@@ -40,6 +41,22 @@ class EncodeJob:
     strict: bool = False
     overwrite: bool = False
     progress: bool = True
+
+
+def _release_freed_memory() -> None:
+    """Give freed heap back to the OS. Files of ever-new lengths leave glibc holding buffers of every size seen
+    (2.7 GB peak over librispeech-100-mini without this, about 0.8 GB with it)."""
+    global _LIBC
+    if _LIBC is None:
+        try:
+            _LIBC = ctypes.CDLL("libc.so.6")
+        except OSError:  # not glibc: nothing to do
+            _LIBC = False
+    if _LIBC:
+        _LIBC.malloc_trim(0)
+
+
+_LIBC = None
 
 
 def _lock(staging: Path) -> Path:
@@ -105,7 +122,7 @@ def encode_array(encoder: torch.nn.Module, read: Callable[[int, int], np.ndarray
             z = encoder(x)[0]  # (C, frames of span)
             first = (a - s) // hop
             out.append(z[:, first: first + math.ceil((b - a) / hop)])
-    z = torch.cat(out, dim=1)
+    z = out[0] if len(out) == 1 else torch.cat(out, dim=1)
     assert z.shape[1] == frames, (z.shape, frames)
     return z.T.float().numpy()
 
@@ -233,6 +250,7 @@ def _encode_into(job: EncodeJob, staging: Path) -> dict:
             bar.update(round(info.duration, 1))
             continue
         buf.add(str(f), info, info.duration, samples, z)
+        _release_freed_memory()
         bar.update(round(info.duration, 1))
         if buf.nbytes >= limit:
             sides.append(buf.flush())

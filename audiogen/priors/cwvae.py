@@ -97,7 +97,7 @@ class ClockworkVAE(LatentModel):
     """Hierarchy of ``levels`` RSSM cells; level l steps once every ``ratio**(l-1)`` level-1 frames."""
 
     def __init__(self, levels: int = 2, ratio: int = 8, latent_size=96, hidden_size=96, input_size: int = 96,
-                 context_size: int = 96, precision_weighted: bool = False, min_std: float = 0.01):
+                 context_size: int = 96, precision_weighted: bool = False, min_std: float = 0.1):
         super().__init__()
         self.levels, self.ratio = int(levels), int(ratio)
         self.latent_sizes = as_list(latent_size, self.levels, "latent_size")
