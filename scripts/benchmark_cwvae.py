@@ -24,7 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = {"s_per_step": 8.2, "audio_s_per_s": 0.95, "peak_rss_gb": 4.3, "test_bpf_15min": 16.42}
-COMPARABLE = ["DZ=[64, 32]", "HIDDEN=96", "train.batch_size=4", "train.crop_seconds=2.0"]
+COMPARABLE = ["DZ=[64, 32]", "HIDDEN=96", "train.batch_size=4", "train.crop_seconds=2.0", "train.lr=1e-3"]
 
 
 def shared_dir(arg: str | None) -> Path:

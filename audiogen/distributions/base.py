@@ -34,3 +34,15 @@ class Distribution(OutputDistribution):
                              f"params, got {tuple(target.shape)}")
         # Half precision is too coarse for 16-bit bins; score in float32 (or float64 if given).
         return params if params.dtype in (torch.float32, torch.float64) else params.float()
+
+
+class GridDistribution(Distribution):
+    """A distribution over the ``2**bits`` model grid shared by every input coding (``self.coding``)."""
+
+    @property
+    def bits(self) -> int:
+        return self.coding.bits
+
+    @property
+    def num_bins(self) -> int:
+        return self.coding.num_bins

@@ -6,11 +6,11 @@ import torch
 from torch import Tensor
 
 from audiogen.audio.coding import InputCoding
-from audiogen.distributions.base import Distribution
+from audiogen.distributions.base import GridDistribution
 from audiogen.distributions.mixture import gumbel_argmax
 
 
-class Categorical(Distribution):
+class Categorical(GridDistribution):
     """A free softmax over the 2**bits grid values; params are the 2**bits logits (256 for 8 bits).
 
     Targets are model-grid values (the coding's ``to_model``); each maps to the class of its nearest grid point.
@@ -22,14 +22,6 @@ class Categorical(Distribution):
         self.coding = InputCoding(bits)
         self.num_params = self.coding.num_bins
         self.layout = f"one logit per grid value, {self.num_params}"
-
-    @property
-    def bits(self) -> int:
-        return self.coding.bits
-
-    @property
-    def num_bins(self) -> int:
-        return self.coding.num_bins
 
     def extra_repr(self) -> str:
         return f"bits={self.bits}"

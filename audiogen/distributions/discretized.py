@@ -15,11 +15,11 @@ import torch
 from torch import Tensor
 
 from audiogen.audio.coding import InputCoding
-from audiogen.distributions.base import Distribution
+from audiogen.distributions.base import GridDistribution
 from audiogen.distributions.mixture import mix_log_prob, mix_mean, pick
 
 
-class DiscretizedMixture(Distribution):
+class DiscretizedMixture(GridDistribution):
     """K components, params ``[mixture logits K, means K, log scales K]`` (3K channels).
 
     With ``mixture=False`` (single component) the logits are dropped: params ``[mean, log scale]``.
@@ -38,14 +38,6 @@ class DiscretizedMixture(Distribution):
         self.num_params = 3 * self.num_components if mixture else 2
         self.layout = (f"mixture logits, means, log scales; {self.num_components} each" if mixture
                        else "mean, log scale")
-
-    @property
-    def bits(self) -> int:
-        return self.coding.bits
-
-    @property
-    def num_bins(self) -> int:
-        return self.coding.num_bins
 
     def extra_repr(self) -> str:
         return f"num_components={self.num_components}, bits={self.bits}, min_log_scale={self.min_log_scale}"
