@@ -272,9 +272,11 @@ def sample(gin_files, bindings, ckpt, num, seconds, out, seed, mean) -> None:
 @click.argument("ckpt", type=click.Path(path_type=Path, exists=True))
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("reconstructions"), show_default=True)
-@click.option("--sample", "sampled", is_flag=True, help="Sample the output distribution instead of its mean.")
+@click.option("--mean", is_flag=True,
+              help="Write the output distribution's mean instead of a sample (for mu-law audio the mean of a "
+                   "broad, sign-symmetric prediction is near silence; samples keep the envelope).")
 @click.option("--seed", type=int, default=0, show_default=True)
-def reconstruct(gin_files, bindings, ckpt, inputs, out, sampled, seed) -> None:
+def reconstruct(gin_files, bindings, ckpt, inputs, out, mean, seed) -> None:
     """Posterior reconstructions of audio files: wavs and a comparison PNG."""
     from audiogen.audio.io import expand_inputs
     from audiogen.pipeline import load_pipeline
@@ -283,7 +285,7 @@ def reconstruct(gin_files, bindings, ckpt, inputs, out, sampled, seed) -> None:
 
     files = expand_inputs(list(inputs))
     pipe, ck = load_pipeline(ckpt, gin_files, bindings)
-    paths = reconstruct_files(pipe, ck, files, out, audio_settings().sample_rate, sample=sampled, seed=seed)
+    paths = reconstruct_files(pipe, ck, files, out, audio_settings().sample_rate, mean=mean, seed=seed)
     click.echo(f"wrote {len(paths)} reconstructions and reconstructions.png to {out}")
 
 

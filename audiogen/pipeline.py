@@ -135,8 +135,9 @@ class Pipeline(nn.Module):
                 "state": out.state, "params": params, "log_ratio": log_ratio}
 
     @torch.no_grad()
-    def vae_reconstruct(self, audio: Tensor, mean: bool = True) -> Tensor:
-        """Posterior reconstruction: decode the posterior path, take the distribution's mean (or a sample)."""
+    def vae_reconstruct(self, audio: Tensor, mean: bool = False) -> Tensor:
+        """Posterior reconstruction: decode a posterior sample path, then sample the output distribution (or take
+        its mean: for mu-law audio the mean of a broad sign-symmetric prediction is close to silence)."""
         out = self.score(audio, sample=not mean)
         params = out["params"]
         y = self.distribution.mean(params) if mean else self.distribution.sample(params)

@@ -33,7 +33,7 @@ def write_samples(pipe, ckpt: dict, out: Path, n: int, seconds: float, sample_ra
     return paths
 
 
-def reconstruct_files(pipe, ckpt: dict, files: list[Path], out: Path, sample_rate: int, sample: bool = False,
+def reconstruct_files(pipe, ckpt: dict, files: list[Path], out: Path, sample_rate: int, mean: bool = False,
                       seed: int = 0) -> list[Path]:
     from audiogen.audio.io import load_audio, save_audio
     from audiogen.plots import plot_comparison
@@ -43,8 +43,8 @@ def reconstruct_files(pipe, ckpt: dict, files: list[Path], out: Path, sample_rat
     paths, pairs = [], []
     for f in files:
         x = load_audio(f, sample_rate)
-        y = pipe.reconstruct(torch.from_numpy(x)[None, None]) if not sample else \
-            pipe.vae_reconstruct(torch.from_numpy(x)[None, None], mean=False)
+        audio = torch.from_numpy(x)[None, None]
+        y = (pipe.vae_reconstruct(audio, mean=mean) if pipe.latent_model is not None else pipe.reconstruct(audio))
         y = y[0, 0].numpy()
         paths.append(save_audio(out / f"{Path(f).stem}.wav", y, sample_rate))
         if len(pairs) < 4:
@@ -52,7 +52,7 @@ def reconstruct_files(pipe, ckpt: dict, files: list[Path], out: Path, sample_rat
     plot_comparison(out / "reconstructions.png", pairs, sample_rate)
     atomic_write_json(out / "reconstructions.json", {
         "kind": "reconstructions", "checkpoint": ckpt["path"], "sources": [str(f) for f in files],
-        "output": "sampled" if sample else "distribution mean", "seed": seed,
+        "output": "distribution mean" if mean else "sampled from the output distribution", "seed": seed,
         "operative_config": ckpt["audiogen"]["operative_config"], "created_by": versions(),
     })
     return paths
