@@ -4,7 +4,8 @@ Data flow: ``encoders`` (audio -> latent frames) -> ``priors`` (models of latent
 -> ``decoders`` (latent frames -> audio), composed by gin files and run through the ``audiogen`` CLI.
 """
 
-from importlib.metadata import PackageNotFoundError, version as _version
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _version
 
 from audiogen.hookspecs import hookimpl
 

@@ -6,11 +6,9 @@ import hashlib
 import json
 import os
 import platform
-import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
-
-import torch
 
 from audiogen.errors import ArtifactError
 
@@ -18,10 +16,13 @@ CHECKPOINT_FORMAT = "audiogen.checkpoint"
 CHECKPOINT_VERSION = 1
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write_bytes(path: Path, data: bytes) -> Path:
+    """Write beside the target, then rename: readers never see a half-written file. Mode 0666 & ~umask
+    (mkstemp's 0600 would make artifacts unreadable to other users)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -31,6 +32,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return path
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -50,6 +52,8 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 
 
 def versions() -> dict[str, str]:
+    import torch
+
     from audiogen import __version__
 
     return {"audiogen": __version__, "torch": str(torch.__version__), "python": platform.python_version()}
@@ -68,6 +72,8 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
                                 fix="pass the checkpoint file, or train first with `audiogen train`")
     if not path.is_file():
         raise ArtifactError(f"checkpoint {path} does not exist")
+    import torch
+
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:

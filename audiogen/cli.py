@@ -117,7 +117,7 @@ def configs() -> None:
               help="Run folder; re-running on the same folder resumes.")
 @click.option("--no-progress", is_flag=True)
 def train(gin_files, bindings, data, valid, out, no_progress) -> None:
-    """Train a pipeline (for now: the autoencoder) on audio."""
+    """Train a pipeline on audio: an autoencoder, or a temporal VAE end to end (e.g. the Clockwork VAE)."""
     from audiogen.training import train as run
 
     final = run(list(data), out, list(gin_files), list(bindings), valid=list(valid) or None,
@@ -145,8 +145,11 @@ def encode(gin_files, bindings, ckpt, inputs, out, strict, overwrite, no_progres
 
     files = expand_inputs(list(inputs))  # missing inputs fail before anything is built or written
     pipe, ck = load_pipeline(ckpt, gin_files, bindings)
-    if pipe.encoder is None:
-        raise ConfigError("the pipeline has no encoder", fix="bind pipeline.encoder or pass a trained --ckpt")
+    if pipe.encoder is None or pipe.latent_model is not None:
+        raise ConfigError("encode needs an autoencoder pipeline; this one "
+                          + ("has no encoder" if pipe.encoder is None else "is a temporal VAE (its encoder reads "
+                             "coded audio and feeds the latent model)"),
+                          fix="pass --ckpt of an autoencoder (e.g. trained with pipelines/conv_ae.gin)")
     trainable = sum(p.numel() for p in pipe.encoder.parameters())
     if ck is None and trainable and not getattr(pipe.encoder, "pretrained", False):
         raise ConfigError(f"encoder {pipe.encoder.audiogen_component} has {trainable} untrained weights",
@@ -195,14 +198,22 @@ def decode(gin_files, bindings, ckpt, latents, out) -> None:
     if ckpt is None and meta is not None:
         recorded = meta.get("checkpoint")
         if recorded:
+            from audiogen.artifacts import sha256_file
+
             ckpt = Path(recorded["path"])
             if not ckpt.exists():
                 raise ConfigError(f"the dataset's checkpoint {ckpt} no longer exists", fix="pass --ckpt")
+            if sha256_file(ckpt) != recorded["sha256"]:
+                raise ConfigError(f"the dataset's checkpoint {ckpt} has changed since the latents were made "
+                                  "(sha256 differs): its decoder would not match them",
+                                  fix="pass --ckpt with the checkpoint that encoded them")
         else:
             base = meta["operative_config"]  # weightless decoders (e.g. from a model file named in gin)
     pipe, _ = load_pipeline(ckpt, gin_files, bindings, base=base)
-    if pipe.decoder is None:
-        raise ConfigError("the pipeline has no decoder", fix="pass --ckpt of an autoencoder or bind pipeline.decoder")
+    if pipe.decoder is None or pipe.latent_model is not None or pipe.decoder.out_channels != 1:
+        raise ConfigError("decode needs an autoencoder whose decoder outputs audio; this pipeline "
+                          + ("has no decoder" if pipe.decoder is None else "decodes to distribution parameters"),
+                          fix="pass --ckpt of an autoencoder (e.g. trained with pipelines/conv_ae.gin)")
     sr = audio_settings().sample_rate
     written = decode_to_files(pipe.decoder, iter_latents(list(latents), pipe.decoder.latent_size), out, sr)
     click.echo(f"wrote {len(written)} wav files to {out}")
@@ -224,15 +235,17 @@ def evaluate(gin_files, bindings, ckpt, data, iw_samples, segment_seconds, out, 
     """Likelihood in bits per frame: total -log2 p (bound) over all files / total audio samples."""
     from audiogen.artifacts import atomic_write_json, atomic_write_text
     from audiogen.audio.io import expand_inputs
-    from audiogen.evaluate import evaluate as run, flac_bits_per_sample, flac_from_manifest, markdown
+    from audiogen.evaluate import evaluate as run
+    from audiogen.evaluate import flac_bits_per_sample, flac_from_manifest, markdown
     from audiogen.pipeline import load_pipeline
     from audiogen.settings import audio_settings
 
     files = expand_inputs(list(data))
     pipe, ck = load_pipeline(ckpt, gin_files, bindings)
-    sr = audio_settings().sample_rate
+    audio = audio_settings()
+    sr = audio.sample_rate
     result = run(pipe, files, sr, segment_seconds=segment_seconds, iw_samples=iw_samples, seed=seed,
-                 progress=not no_progress)
+                 progress=not no_progress, channels=audio.channels, resample=audio.resample)
     flac = flac_bits_per_sample(files, sr)
     if flac[0] is None:
         manifest = flac_from_manifest(files)
@@ -251,8 +264,8 @@ def evaluate(gin_files, bindings, ckpt, data, iw_samples, segment_seconds, out, 
 @cli.command()
 @gin_options
 @click.argument("ckpt", type=click.Path(path_type=Path, exists=True))
-@click.option("-n", "num", type=int, default=4, show_default=True, help="Number of samples.")
-@click.option("--seconds", type=float, default=3.0, show_default=True)
+@click.option("-n", "num", type=click.IntRange(min=1), default=4, show_default=True, help="Number of samples.")
+@click.option("--seconds", type=click.FloatRange(min=0, min_open=True), default=3.0, show_default=True)
 @click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("samples"), show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--mean", is_flag=True, help="Write the output distribution's mean instead of sampling it.")
@@ -285,7 +298,7 @@ def reconstruct(gin_files, bindings, ckpt, inputs, out, mean, seed) -> None:
 
     files = expand_inputs(list(inputs))
     pipe, ck = load_pipeline(ckpt, gin_files, bindings)
-    paths = reconstruct_files(pipe, ck, files, out, audio_settings().sample_rate, mean=mean, seed=seed)
+    paths = reconstruct_files(pipe, ck, files, out, audio_settings(), mean=mean, seed=seed)
     click.echo(f"wrote {len(paths)} reconstructions and reconstructions.png to {out}")
 
 

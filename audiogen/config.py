@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Sequence
 
 import gin
-
 from audiogen.errors import ConfigError
 from audiogen.plugins import get_registry
 
@@ -141,7 +140,7 @@ def _import_core() -> None:
 def _add_search_paths() -> None:
     for _, dirs in search_dirs():
         for d in dirs:
-            if d.is_dir() and str(d) not in gin.config._LOCATION_PREFIXES:
+            if d.is_dir() and str(d) not in getattr(gin.config, "_LOCATION_PREFIXES", ()):
                 gin.add_config_file_search_path(str(d))
 
 
@@ -186,7 +185,7 @@ def operative_config() -> str:
         return gin.operative_config_str()
 
     def minimal(selector: str) -> str:
-        return selector if selector.split(".", 1)[0] in KINDS else shorten(selector)
+        return selector if selector.split(".", 1)[0] in KINDS + ("anneal",) else shorten(selector)
 
     registry.minimal_selector = minimal
     try:

@@ -125,8 +125,11 @@ def flac_bits_per_sample(paths: list[Path], sample_rate: int) -> tuple[float | N
             for p in paths:
                 x = load_audio(p, sample_rate)
                 wav = save_audio(Path(tmp) / "x.wav", x, sample_rate)
-                enc = subprocess.run([exe, "-8", "--silent", "--no-padding", "--no-seektable", "-c", str(wav)],
-                                     capture_output=True, check=True).stdout
+                proc = subprocess.run([exe, "-8", "--silent", "--no-padding", "--no-seektable", "-c", str(wav)],
+                                      capture_output=True)
+                if proc.returncode != 0:
+                    return None, f"flac failed on {p}: {proc.stderr.decode(errors='replace').strip()[:200]}"
+                enc = proc.stdout
                 total_bits += 8 * (len(enc) - _flac_header_bytes(enc))
                 total += len(x)
         return total_bits / total, "flac -8 on the evaluated audio (frames only)"
@@ -143,7 +146,7 @@ def _flac_header_bytes(data: bytes) -> int:
 
 
 def evaluate(pipe, files: list[Path], sample_rate: int, segment_seconds: float = 10.0, iw_samples: int = 1,
-             seed: int = 0, progress: bool = True) -> dict:
+             seed: int = 0, progress: bool = True, channels: str = "downmix", resample: bool = True) -> dict:
     """Bits per frame over ``files`` (whole files), with per-level KL and active units; see the module doc."""
     from tqdm.auto import tqdm
 
@@ -162,7 +165,7 @@ def evaluate(pipe, files: list[Path], sample_rate: int, segment_seconds: float =
     post = None
     per_file = []
     for f in tqdm(files, desc="evaluate", disable=not progress, leave=False):
-        x = torch.from_numpy(load_audio(f, sample_rate))
+        x = torch.from_numpy(load_audio(f, sample_rate, channels=channels, resample=resample))
         r = score_file(pipe, x, segment, margins, chains=max(1, iw_samples))
         kl = [k.mean().item() for k in r["kl"]]
         rec = r["rec"].mean().item()
@@ -197,7 +200,10 @@ def evaluate(pipe, files: list[Path], sample_rate: int, segment_seconds: float =
     result = {
         "quantisation": f"{coding.name} ({coding.num_bins} levels) at {sample_rate} Hz; one frame = one audio sample",
         "files": len(files), "frames": n, "seconds": n / sample_rate,
-        "bits_per_frame": agg["nelbo"] / LN2 / n, "bound": "negative ELBO (upper bound on -log2 p)",
+        "bits_per_frame": agg["nelbo"] / LN2 / n,
+        "bound": "negative ELBO (upper bound on -log2 p)" if getattr(pipe.distribution, "is_discrete", True)
+        else "negative ELBO on a density: not a probability of the quantised audio, not comparable with the "
+             "uniform or FLAC figures",
         "reconstruction_bits_per_frame": agg["rec"] / LN2 / n,
         "kl_bits_per_frame": {f"z{i + 1}": k / LN2 / n for i, k in enumerate(agg["kl"])},
         "active_units": {f"z{i + 1}": {"active": a, "of": len(p[0])} for i, (a, p) in enumerate(zip(active, post))},
@@ -231,17 +237,21 @@ def flac_from_manifest(files: list[Path]) -> tuple[float | None, str]:
 
 
 def markdown(result: dict, flac: tuple[float | None, str]) -> str:
+    discrete = result["bound"].startswith("negative ELBO (upper")
     lines = ["| metric | bits per frame |", "|---|---|",
-             f"| negative ELBO (<= -log2 p) | {result['bits_per_frame']:.3f} |"]
+             f"| negative ELBO (<= -log2 p) | {result['bits_per_frame']:.3f} |" if discrete else
+             f"| negative ELBO on a density (not comparable) | {result['bits_per_frame']:.3f} |"]
     if "iw_bits_per_frame" in result:
         lines.append(f"| importance-weighted bound, K={result['iw_samples']} | {result['iw_bits_per_frame']:.3f} |")
     lines.append(f"| reconstruction | {result['reconstruction_bits_per_frame']:.3f} |")
     for k, v in result["kl_bits_per_frame"].items():
         au = result["active_units"][k]
         lines.append(f"| KL {k} ({au['active']}/{au['of']} active units) | {v:.3f} |")
-    lines.append(f"| uniform over {result['quantisation'].split(' ')[0]} | {result['uniform_bits_per_frame']:.3f} |")
     value, source = flac
-    lines.append(f"| FLAC -8 | {value:.3f} |" if value is not None else f"| FLAC -8 | n/a ({source}) |")
+    if discrete:
+        lines.append(f"| uniform over {result['quantisation'].split(' ')[0]} | "
+                     f"{result['uniform_bits_per_frame']:.3f} |")
+        lines.append(f"| FLAC -8 | {value:.3f} |" if value is not None else f"| FLAC -8 | n/a ({source}) |")
     head = (f"{result['files']} files, {result['seconds']:.1f} s, {result['frames']} frames; "
             f"quantisation: {result['quantisation']}.")
     if value is not None:

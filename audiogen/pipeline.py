@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import gin
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+import gin
 from audiogen.errors import ConfigError
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import os
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
+
+from audiogen.artifacts import atomic_write_bytes
 
 __all__ = ["log_spectrogram", "plot_comparison", "plot_spectrograms", "plot_latents"]
 
@@ -61,21 +62,9 @@ def log_spectrogram(x: Any, sample_rate: int, n_fft: int = 1024,
 
 def _save(fig: Figure, path: str | os.PathLike) -> Path:
     """Render to PNG and move into place atomically (no half-written image on a crash)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
     FigureCanvasAgg(fig).print_png(buf)
-    # Not mkstemp: its 0600 mode would make the files unreadable to others; 0666 & ~umask is.
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(buf.getvalue())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write_bytes(path, buf.getvalue())
 
 
 def _show_spectrogram(ax, spec: tuple[np.ndarray, np.ndarray, np.ndarray], vmax: float):

@@ -42,6 +42,7 @@ def run_quickstart(cli, data: Path | None, out: Path, steps: int | None, binding
     from audiogen.audio.io import load_audio
     from audiogen.cli import run_command
     from audiogen.latents.dataset import read_meta
+    from audiogen.latents.decode import common_root
     from audiogen.plots import plot_comparison
     from audiogen.synth import write_corpus
 
@@ -80,8 +81,7 @@ def run_quickstart(cli, data: Path | None, out: Path, steps: int | None, binding
     sr = meta["sample_rate"]
     rows, pairs = [], []
     sources = [Path(f["source"]) for f in meta["files"]]
-    root = Path(sources[0]).parent if len(sources) == 1 else Path(
-        __import__("os").path.commonpath([str(p.parent) for p in sources]))
+    root = common_root([str(p) for p in sources])  # where decode put each file, relative to its source
     for src in sources:
         x = load_audio(src, sr)
         y = load_audio(decoded / src.relative_to(root).with_suffix(".wav"), sr)

@@ -17,7 +17,7 @@ def write_samples(pipe, ckpt: dict, out: Path, n: int, seconds: float, sample_ra
 
     if pipe.latent_model is None:
         raise ConfigError("this checkpoint has no latent model to sample from",
-                          fix="sample from a temporal VAE checkpoint (or a prior trained with train-prior)")
+                          fix="sample from a temporal VAE checkpoint (e.g. trained with pipelines/cwvae_l2_speech.gin)")
     torch.manual_seed(seed)
     audio = pipe.generate(n, int(seconds * sample_rate), mean=mean)[:, 0].numpy()
     out.mkdir(parents=True, exist_ok=True)
@@ -33,18 +33,20 @@ def write_samples(pipe, ckpt: dict, out: Path, n: int, seconds: float, sample_ra
     return paths
 
 
-def reconstruct_files(pipe, ckpt: dict, files: list[Path], out: Path, sample_rate: int, mean: bool = False,
+def reconstruct_files(pipe, ckpt: dict, files: list[Path], out: Path, audio, mean: bool = False,
                       seed: int = 0) -> list[Path]:
+    """Posterior reconstructions of ``files`` read with the run's ``audio`` settings (rate, channels, resample)."""
     from audiogen.audio.io import load_audio, save_audio
     from audiogen.plots import plot_comparison
 
     torch.manual_seed(seed)
+    sample_rate = audio.sample_rate
     out.mkdir(parents=True, exist_ok=True)
     paths, pairs = [], []
     for f in files:
-        x = load_audio(f, sample_rate)
-        audio = torch.from_numpy(x)[None, None]
-        y = (pipe.vae_reconstruct(audio, mean=mean) if pipe.latent_model is not None else pipe.reconstruct(audio))
+        x = load_audio(f, sample_rate, channels=audio.channels, resample=audio.resample)
+        wave = torch.from_numpy(x)[None, None]
+        y = pipe.vae_reconstruct(wave, mean=mean) if pipe.latent_model is not None else pipe.reconstruct(wave)
         y = y[0, 0].numpy()
         paths.append(save_audio(out / f"{Path(f).stem}.wav", y, sample_rate))
         if len(pairs) < 4:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import gin
+from audiogen.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,8 @@ class AudioSettings:
 def audio_settings(sample_rate: int = 16000, channels: str = "downmix", resample: bool = True) -> AudioSettings:
     """How audio is read: target rate, channel policy ('downmix' or 'error'), resample files at other rates."""
     if channels not in ("downmix", "error"):
-        raise ValueError(f"audio.channels must be 'downmix' or 'error', got {channels!r}")
+        raise ConfigError(f"audio.channels must be 'downmix' or 'error', got {channels!r}",
+                          fix="--bind \"audio.channels='downmix'\"")
     return AudioSettings(int(sample_rate), channels, bool(resample))
 
 
@@ -50,6 +52,12 @@ def train_settings(max_steps: int = 2000, batch_size: int = 8, crop_seconds: flo
                    max_minutes: float | None = None) -> TrainSettings:
     """Training loop settings (steps, batch, crops, optimiser, clipping by norm and by value, validation and
     checkpoint interval, CPU threads, and an optional wall-clock budget ``max_minutes``)."""
+    for name, value in (("max_steps", max_steps), ("batch_size", batch_size), ("val_every", val_every),
+                        ("log_every", log_every)):
+        if int(value) < 1:
+            raise ConfigError(f"train.{name} must be a positive integer, got {value!r}")
+    if float(crop_seconds) <= 0 or float(lr) <= 0:
+        raise ConfigError(f"train.crop_seconds and train.lr must be positive, got {crop_seconds!r} and {lr!r}")
     return TrainSettings(int(max_steps), int(batch_size), float(crop_seconds), float(lr), int(val_every),
                          int(log_every), int(num_workers), int(seed), grad_clip, grad_clip_value, accelerator,
                          threads, max_minutes)
@@ -66,5 +74,6 @@ class EncodeSettings:
 def encode_settings(shard_mb: float = 64.0, chunk_seconds: float = 30.0, dtype: str = "float32") -> EncodeSettings:
     """Latent dataset writing: shard size bound, chunk length for long files, storage dtype."""
     if dtype not in ("float32", "float16"):
-        raise ValueError(f"encode.dtype must be 'float32' or 'float16', got {dtype!r}")
+        raise ConfigError(f"encode.dtype must be 'float32' or 'float16', got {dtype!r}",
+                          fix="--bind \"encode.dtype='float32'\"")
     return EncodeSettings(float(shard_mb), float(chunk_seconds), dtype)

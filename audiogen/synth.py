@@ -32,12 +32,13 @@ import csv
 import io
 import math
 import os
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+
+from audiogen.artifacts import atomic_write_bytes
 
 __all__ = ["Speaker", "make_speakers", "synthesize_utterance", "write_corpus", "VOWELS"]
 
@@ -301,21 +302,6 @@ def synthesize_utterance(rng: np.random.Generator, sample_rate: int, seconds: fl
 
 # --- corpus ----------------------------------------------------------------------------------
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write next to the target, then rename: readers never see a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Not mkstemp: its 0600 mode would make the files unreadable to others; 0666 & ~umask is.
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _wav_bytes(x: np.ndarray, sample_rate: int) -> bytes:
     """16-bit PCM WAV; quantised here so the bytes do not depend on libsndfile's rounding."""
     pcm = np.clip(np.round(x.astype(np.float64) * 32767.0), -32767, 32767).astype(np.int16)
@@ -348,16 +334,16 @@ def write_corpus(out_dir: str | os.PathLike, n_speakers: int = 4, utterances_per
             rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1, s, k)))
             x = synthesize_utterance(rng, sample_rate, float(rng.uniform(lo, hi)), speaker)
             name = f"{speaker.name}_{k}.wav"
-            _atomic_write(out / name, _wav_bytes(x, sample_rate))
+            atomic_write_bytes(out / name, _wav_bytes(x, sample_rate))
             paths.append(out / name)
             rows.append((name, speaker.name, "valid" if k == utterances_per_speaker - 1 else "train"))
 
     for split in ("train", "valid"):
         text = "".join(f"{name}\n" for name, _, sp in rows if sp == split)
-        _atomic_write(out / f"{split}.txt", text.encode())
+        atomic_write_bytes(out / f"{split}.txt", text.encode())
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(("path", "speaker", "split"))
     writer.writerows(rows)
-    _atomic_write(out / "labels.csv", buf.getvalue().encode())
+    atomic_write_bytes(out / "labels.csv", buf.getvalue().encode())
     return paths

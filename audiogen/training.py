@@ -1,7 +1,8 @@
-"""``audiogen train`` for autoencoder pipelines, on Lightning.
+"""``audiogen train`` for autoencoder and temporal-VAE pipelines, on Lightning.
 
 A run folder holds ``checkpoints/`` (``last.ckpt`` for resuming, rewritten every ``train.val_every`` steps),
-``model.ckpt`` (the final weights and metadata), ``operative_config.gin``, and the CSV log ``metrics.csv``.
+``model.ckpt`` (the final weights and metadata), ``operative_config.gin``, CSV logs
+``logs/version_N/metrics.csv`` (one per start) and TensorBoard logs ``logs/tensorboard/``.
 Re-running the same command on the same folder resumes from ``checkpoints/last.ckpt`` with its saved config.
 """
 
@@ -18,12 +19,26 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from torch.utils.data import DataLoader
 
 from audiogen import config
-from audiogen.artifacts import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, atomic_write_text, versions
-from audiogen.audio.dataset import AudioDataset, LengthGroupedBatchSampler, collate_audio
+from audiogen.artifacts import (
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_VERSION,
+    atomic_write_text,
+    versions,
+)
+from audiogen.audio.dataset import (
+    AudioDataset,
+    LengthGroupedBatchSampler,
+    collate_audio,
+)
 from audiogen.audio.io import expand_inputs
 from audiogen.errors import ConfigError, TrainingDiverged
 from audiogen.pipeline import Pipeline, build_pipeline, describe_pipeline
-from audiogen.settings import AudioSettings, TrainSettings, audio_settings, train_settings
+from audiogen.settings import (
+    AudioSettings,
+    TrainSettings,
+    audio_settings,
+    train_settings,
+)
 
 log = logging.getLogger("audiogen")
 

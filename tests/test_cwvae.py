@@ -176,3 +176,35 @@ def test_train_evaluate_sample_reconstruct(tmp_path, corpus):
     assert (tmp_path / "samples" / "samples.png").read_bytes()[:4] == b"\x89PNG"
     run_cli("reconstruct", run, corpus / "valid.txt", "-o", tmp_path / "rec")
     assert len(list((tmp_path / "rec").glob("*.wav"))) == 2
+
+
+def test_generation_runs_each_level_only_as_long_as_needed(monkeypatch):
+    from audiogen.priors import cwvae
+
+    steps = []
+    real = cwvae.RSSMCell.run
+
+    def counting(self, embed, context, *a, **k):
+        steps.append((embed if embed is not None else context).shape[1])
+        return real(self, embed, context, *a, **k)
+
+    monkeypatch.setattr(cwvae.RSSMCell, "run", counting)
+    m = ClockworkVAE(levels=3, ratio=2, latent_size=3, hidden_size=[5, 6, 7], input_size=4, context_size=6)
+    ctx, state = m.generate(2, 8)
+    assert ctx.shape == (2, 6, 8)
+    assert steps == [2, 4, 8]  # top level first; 8 level-1 frames need 4 and 2 steps above
+    out = m([torch.randn(2, 4, 8), torch.randn(2, 4, 4), torch.randn(2, 4, 2)])  # per-level hidden sizes
+    assert out.context.shape == (2, 6, 8)
+
+
+def test_encode_and_decode_refuse_a_temporal_vae(tmp_path, corpus):
+    run = tmp_path / "run"
+    run_cli("train", "--gin", "pipelines/cwvae_l1_speech.gin", *tiny_cw_binds(), "--data", corpus / "train.txt",
+            "-o", run, "--no-progress")
+    proc = run_cli("encode", "--ckpt", run, corpus, "-o", tmp_path / "lat", check=False)
+    assert proc.returncode == 2 and "temporal VAE" in proc.stderr
+    import numpy as np
+
+    np.save(tmp_path / "z.npy", np.zeros((8, 4), np.float32))
+    proc = run_cli("decode", "--ckpt", run, tmp_path / "z.npy", "-o", tmp_path / "o", check=False)
+    assert proc.returncode == 2 and "distribution parameters" in proc.stderr

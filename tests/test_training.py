@@ -105,3 +105,12 @@ def test_each_epoch_gets_new_crops_and_order(corpus):
     assert [loader.dataset.crop_start(i) for i in range(len(loader.dataset))] != starts
     second = [b["index"].tolist() for b in loader]
     assert sorted(sum(first, [])) == sorted(sum(second, []))
+
+
+def test_bad_settings_are_clear_errors(tmp_path, corpus):
+    proc = run_cli("train", "--gin", "pipelines/conv_ae.gin", *tiny_binds(), "--bind", "audio.channels='stereo'",
+                   "--data", corpus / "train.txt", "-o", tmp_path / "r", check=False)
+    assert proc.returncode == 2 and "audio.channels" in proc.stderr and "Traceback" not in proc.stderr
+    proc = run_cli("train", "--gin", "pipelines/conv_ae.gin", *tiny_binds(), "--bind", "train.batch_size=0",
+                   "--data", corpus / "train.txt", "-o", tmp_path / "r2", check=False)
+    assert proc.returncode == 2 and "train.batch_size" in proc.stderr

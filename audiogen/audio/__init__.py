@@ -1,7 +1,11 @@
 """Audio I/O, input codings and waveform datasets."""
 
 from audiogen.audio.coding import InputCoding, LinearPCM, MuLaw
-from audiogen.audio.dataset import AudioDataset, LengthGroupedBatchSampler, collate_audio
+from audiogen.audio.dataset import (
+    AudioDataset,
+    LengthGroupedBatchSampler,
+    collate_audio,
+)
 from audiogen.audio.io import (
     AUDIO_EXTENSIONS,
     LIST_EXTENSIONS,

@@ -8,9 +8,9 @@ can print it without a traceback.
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -19,7 +19,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from audiogen.errors import AudiogenError, AudioFileError
+from audiogen.artifacts import atomic_write_bytes
+from audiogen.errors import AudioFileError, AudiogenError
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff")
 LIST_EXTENSIONS = (".txt", ".lst", ".csv")
@@ -233,16 +234,9 @@ def save_audio(path: str | os.PathLike, x, sample_rate: int, subtype: str = "PCM
         raise ValueError(f"refusing to write {path}: the signal contains NaN or infinite values")
     data = np.clip(data, -1.0, 1.0)
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            sf.write(fh, data, int(sample_rate), subtype=subtype, format=fmt)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    buf = io.BytesIO()
+    sf.write(buf, data, int(sample_rate), subtype=subtype, format=fmt)
+    return atomic_write_bytes(path, buf.getvalue())
 
 
 def _is_audio(p: Path) -> bool:

@@ -17,7 +17,10 @@ from audiogen.distributions.bernoulli import Bernoulli
 from audiogen.distributions.categorical import Categorical
 from audiogen.distributions.gaussian import Gaussian, GaussianMixture
 from audiogen.distributions.laplace import DiscretizedLaplaceMixture
-from audiogen.distributions.logistic import DiscretizedLogistic, DiscretizedLogisticMixture
+from audiogen.distributions.logistic import (
+    DiscretizedLogistic,
+    DiscretizedLogisticMixture,
+)
 
 # Registered names (audiogen.builtin); gin names are ``distributions.<name>``.
 BUILTIN = {

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -14,34 +13,39 @@ from audiogen.errors import ArtifactError
 from audiogen.latents.dataset import LatentDataset, read_meta
 
 
-def _common_root(paths: list[str]) -> Path:
+def common_root(paths: list[str]) -> Path:
+    """The folder below which decoded files keep their sources' relative layout."""
     if len(paths) == 1:
         return Path(paths[0]).parent
     return Path(os.path.commonpath([str(Path(p).parent) for p in paths]))
 
 
-def iter_latents(inputs: list[str], latent_size: int | None = None) -> Iterator[tuple[str, np.ndarray]]:
-    """(output name, latents (C, L)) for every item; datasets keep their sources' relative layout."""
+def iter_latents(inputs: list[str], latent_size: int | None = None):
+    """(output name, latents (C, L), source length in samples or None) for every item; datasets keep their
+    sources' relative layout and length."""
     for inp in inputs:
         p = Path(inp)
         if p.is_dir():
             ds = LatentDataset(p)
-            root = _common_root([f["source"] for f in ds.files])
+            if latent_size is not None and ds.latent_size != latent_size:
+                raise ArtifactError(f"latent dataset {p} has latent_size {ds.latent_size} but the decoder takes "
+                                    f"{latent_size}", fix="decode with the autoencoder that made it (--ckpt)")
+            root = common_root([f["source"] for f in ds.files])
             for i, f in enumerate(ds.files):
                 rel = Path(f["source"]).relative_to(root).with_suffix(".wav")
-                yield str(rel), np.ascontiguousarray(ds.sequence(i).T, dtype=np.float32)
+                yield str(rel), np.ascontiguousarray(ds.sequence(i).T, dtype=np.float32), f["samples"]
         elif p.suffix == ".npy":
-            yield p.stem + ".wav", _check_shape(np.load(p), p, latent_size)
+            yield p.stem + ".wav", _check_shape(np.load(p), p, latent_size), None
         elif p.suffix == ".safetensors":
             from safetensors.numpy import load_file
 
             tensors = load_file(str(p))
             if len(tensors) == 1:
                 (name, arr), = tensors.items()
-                yield p.stem + ".wav", _check_shape(arr, p, latent_size)
+                yield p.stem + ".wav", _check_shape(arr, p, latent_size), None
             else:
                 for name, arr in sorted(tensors.items()):
-                    yield f"{p.stem}_{name}.wav", _check_shape(arr, p, latent_size)
+                    yield f"{p.stem}_{name}.wav", _check_shape(arr, p, latent_size), None
         elif not p.exists():
             raise ArtifactError(f"latents {p} do not exist")
         else:
@@ -63,8 +67,9 @@ def _check_shape(arr: np.ndarray, path: Path, latent_size: int | None) -> np.nda
 def decode_to_files(decoder: torch.nn.Module, items, out: Path, sample_rate: int) -> list[Path]:
     written = []
     with torch.inference_mode():
-        for name, z in items:
+        for name, z, samples in items:
             audio = decoder(torch.from_numpy(z)[None])[0, 0].numpy()
+            audio = audio[:samples] if samples else audio  # a dataset's files come back at their source length
             written.append(save_audio(out / name, audio, sample_rate))
     return written
 

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from audiogen.artifacts import atomic_write_bytes, atomic_write_json, versions
 from audiogen.audio.io import AudioInfo, check_policy, frames_at_rate, load_audio, probe
-from audiogen.errors import ArtifactError, AudiogenError, AudioFileError
+from audiogen.errors import ArtifactError, AudioFileError, AudiogenError
 from audiogen.latents.dataset import FORMAT, VERSION, RunningStats
 from audiogen.settings import AudioSettings, EncodeSettings
 

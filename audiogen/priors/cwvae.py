@@ -105,7 +105,7 @@ class ClockworkVAE(LatentModel):
         self.input_sizes = [int(input_size)] * self.levels
         self.level_strides = [self.ratio**i for i in range(self.levels)]
         self.context_size = int(context_size)
-        ctx_sizes = self.hidden_sizes[1:] + [0]  # context each level receives from the level above
+        ctx_sizes = self.hidden_sizes[:-1] + [0]  # level i receives context of its own width from level i+1
         self.cells = nn.ModuleList(
             RSSMCell(self.latent_sizes[i], self.hidden_sizes[i], ctx_sizes[i], self.input_sizes[i], min_std,
                      precision_weighted) for i in range(self.levels))
@@ -130,7 +130,7 @@ class ClockworkVAE(LatentModel):
             self._check_lengths(lengths)
         else:
             top = math.ceil(length / self.level_strides[-1])
-            lengths = [top * s for s in reversed(self.level_strides)][::-1]
+            lengths = [top * (self.level_strides[-1] // s) for s in self.level_strides]
         state = state or [None] * self.levels
         new_state = [None] * self.levels
         results: list[dict] = [None] * self.levels
