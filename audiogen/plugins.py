@@ -194,34 +194,46 @@ def _call_each(reg: Registry, pm: pluggy.PluginManager, hook_name: str, **kwargs
 
 
 def build_registry() -> tuple[Registry, pluggy.PluginManager]:
+    """Call every plugin's register hooks. A plugin's registrations are staged and kept only if all of its hooks
+    succeed, so a plugin that fails half-way is skipped whole (one warning), never half-registered."""
     reg = Registry()
     pm = make_plugin_manager(reg)
-    for kind in KINDS:
-        for impl in getattr(pm.hook, f"register_{kind}").get_hookimpls():
+    hooks = [(kind, f"register_{kind}") for kind in KINDS] + [("config_dirs", "register_config_dirs")]
+    staged: dict[str, list[tuple[str, str, object]]] = {}
+    failed: set[str] = set()
+    for kind, hook in hooks:
+        for impl in getattr(pm.hook, hook).get_hookimpls():
             plugin = impl.plugin_name
+            if plugin in failed:
+                continue
+            items = staged.setdefault(plugin, [])
 
-            def register(name: str, factory: Callable, _kind=kind, _plugin=plugin) -> None:
+            def register(name, factory=None, _kind=kind, _items=items) -> None:
+                if _kind == "config_dirs":  # register(path)
+                    if not Path(name).is_dir():
+                        raise FileNotFoundError(f"config folder {name} does not exist")
+                    _items.append((_kind, "", Path(name)))
+                    return
                 if not isinstance(name, str) or not name.isidentifier():
                     raise ValueError(f"component name must be an identifier, got {name!r}")
-                reg.add(_kind, name, factory, _plugin)
+                if name in RESERVED:
+                    raise ValueError(f"component name '{name}' is reserved for audiogen's own settings")
+                _items.append((_kind, name, factory))
 
             try:
                 impl.function(register=register)
             except Exception as exc:
-                _warn(reg, plugin, f"register_{kind}", exc)
-
-    def register_dir(path) -> None:
-        path = Path(path)
-        if not path.is_dir():
-            raise FileNotFoundError(f"config folder {path} does not exist")
-        reg.config_dirs.append((current, path))
-
-    for impl in pm.hook.register_config_dirs.get_hookimpls():
-        current = impl.plugin_name
-        try:
-            impl.function(register=register_dir)
-        except Exception as exc:
-            _warn(reg, current, "register_config_dirs", exc)
+                _warn(reg, plugin, hook, exc)
+                failed.add(plugin)
+    for plugin, items in staged.items():
+        if plugin in failed:
+            reg.plugins.pop(plugin, None)
+            continue
+        for kind, name, obj in items:
+            if kind == "config_dirs":
+                reg.config_dirs.append((plugin, obj))
+            else:
+                reg.add(kind, name, obj, plugin)
     return reg, pm
 
 

@@ -214,8 +214,15 @@ def train(data: list[str], out: Path, gin_files: list[str], bindings: list[str],
     )
     train_loader = _loader(train_files, audio, s, pipe.hop, train=True)
     valid_loader = _loader(valid_files, audio, s, pipe.hop, train=False) if valid_files else None
-    trainer.fit(module, train_loader, valid_loader, ckpt_path=str(last) if last.exists() else None,
-                weights_only=True)
+    try:
+        trainer.fit(module, train_loader, valid_loader, ckpt_path=str(last) if last.exists() else None,
+                    weights_only=True)
+    except RuntimeError as exc:
+        if "loading state_dict" not in str(exc):
+            raise
+        raise ConfigError(f"the run in {out} was trained with another architecture than the one configured now "
+                          f"({str(exc).splitlines()[0]})",
+                          fix="drop the --gin/--bind options that change the model, or use a new -o folder") from None
     atomic_write_text(out / "operative_config.gin", config.operative_config())
     final = out / "model.ckpt"
     trainer.save_checkpoint(final, weights_only=True)  # weights + metadata; resuming uses checkpoints/last.ckpt

@@ -116,3 +116,16 @@ def test_builtin_name_clash_is_reported(tmp_path):
                    env={"PYTHONPATH": str(site)}, check=False)
     assert proc.returncode == 2
     assert "'audiogen'" in proc.stderr and "'clash'" in proc.stderr
+
+
+def test_a_plugin_failing_half_way_is_skipped_whole(tmp_path):
+    site = fake_plugin(tmp_path / "site", "audiogen-half", "half", GOOD + """
+    @hookimpl
+    def register_decoders(register):
+        raise RuntimeError('second hook fails')
+""")
+    proc = run_cli("plugins", "--json", env={"PYTHONPATH": str(site)})
+    data = json.loads(proc.stdout)
+    assert "wide_conv" not in data["components"]["encoders"]  # its successful first hook is rolled back
+    assert "half" not in data["plugins"]
+    assert [f["plugin"] for f in data["failures"]] == ["half"]

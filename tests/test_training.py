@@ -114,3 +114,12 @@ def test_bad_settings_are_clear_errors(tmp_path, corpus):
     proc = run_cli("train", "--gin", "pipelines/conv_ae.gin", *tiny_binds(), "--bind", "train.batch_size=0",
                    "--data", corpus / "train.txt", "-o", tmp_path / "r2", check=False)
     assert proc.returncode == 2 and "train.batch_size" in proc.stderr
+
+
+def test_resuming_with_another_architecture_is_a_clear_error(tmp_path, corpus):
+    run = tmp_path / "run"
+    run_cli("train", "--gin", "pipelines/conv_ae.gin", *tiny_binds(), "--data", corpus / "train.txt", "-o", run,
+            "--no-progress")
+    proc = run_cli("train", "--bind", "LATENT_SIZE=6", "--bind", "train.max_steps=4", "--data",
+                   corpus / "train.txt", "-o", run, "--no-progress", check=False)
+    assert proc.returncode == 2 and "another architecture" in proc.stderr and "Traceback" not in proc.stderr
