@@ -152,14 +152,6 @@ class Pipeline(nn.Module):
         y = self.distribution.mean(params) if mean else self.distribution.sample(params)
         return self.coding.decode(y)[..., :num_samples].float()
 
-    @torch.no_grad()
-    def encode(self, audio: Tensor) -> Tensor:
-        return self.encoder(audio)
-
-    @torch.no_grad()
-    def decode(self, latents: Tensor) -> Tensor:
-        return self.decoder(latents)
-
 
 def active_units(posterior_mean: Tensor, mask: Tensor, threshold: float = 0.01) -> Tensor:
     """Units whose posterior mean varies across the data (Burda et al.: Cov_x E_q[z_u] > 0.01). (D,) bool."""

@@ -33,6 +33,13 @@ RESERVED = ("audio", "train", "encode", "pipeline", "spectral_loss", "elbo", "ev
 KINDS = ("encoders", "decoders", "priors", "distributions", "schedules", "codings", "datasets")
 
 
+def check_name(name) -> None:
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"component name must be an identifier, got {name!r}")
+    if name in RESERVED:
+        raise ValueError(f"component name '{name}' is reserved for audiogen's own settings ({', '.join(RESERVED)})")
+
+
 @dataclass(frozen=True)
 class Component:
     kind: str
@@ -67,8 +74,7 @@ class Registry:
     conflicts: list[str] = field(default_factory=list)
 
     def add(self, kind: str, name: str, factory: Callable, plugin: str) -> None:
-        if name in RESERVED:
-            raise ValueError(f"component name '{name}' is reserved for audiogen's own settings ({', '.join(RESERVED)})")
+        check_name(name)
         existing = self.components[kind].get(name)
         if existing is not None:
             self.conflicts.append(
@@ -214,10 +220,7 @@ def build_registry() -> tuple[Registry, pluggy.PluginManager]:
                         raise FileNotFoundError(f"config folder {name} does not exist")
                     _items.append((_kind, "", Path(name)))
                     return
-                if not isinstance(name, str) or not name.isidentifier():
-                    raise ValueError(f"component name must be an identifier, got {name!r}")
-                if name in RESERVED:
-                    raise ValueError(f"component name '{name}' is reserved for audiogen's own settings")
+                check_name(name)  # fail inside the plugin's hook, so the plugin is skipped whole
                 _items.append((_kind, name, factory))
 
             try:
