@@ -8,24 +8,38 @@ from audiogen.hookspecs import hookimpl
 @hookimpl
 def register_encoders(register):
     from audiogen.encoders.conv1d import Conv1dEncoder
+    from audiogen.encoders.stack import StackEncoder
 
     register("conv1d", Conv1dEncoder)
+    register("stack", StackEncoder)
 
 
 @hookimpl
 def register_decoders(register):
     from audiogen.decoders.conv1d import Conv1dDecoder
+    from audiogen.decoders.dense import DenseDecoder
 
     register("conv1d", Conv1dDecoder)
+    register("dense", DenseDecoder)
 
 
 @hookimpl
 def register_priors(register):
     from audiogen.priors.cwvae import ClockworkVAE
     from audiogen.priors.gaussian import DiagGaussianPrior
+    from audiogen.priors.lstm import LSTMModel
+    from audiogen.priors.sequence import SequencePrior
+    from audiogen.priors.srnn import SRNN
+    from audiogen.priors.vrnn import VRNN
+    from audiogen.priors.wavenet import WaveNet
 
     register("diag_gaussian", DiagGaussianPrior)
     register("cwvae", ClockworkVAE)
+    register("vrnn", VRNN)
+    register("srnn", SRNN)
+    register("lstm", LSTMModel)
+    register("wavenet", WaveNet)
+    register("sequence", SequencePrior)
 
 
 @hookimpl

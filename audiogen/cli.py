@@ -125,6 +125,23 @@ def train(gin_files, bindings, data, valid, out, no_progress) -> None:
     click.echo(f"wrote {final}")
 
 
+@cli.command("train-prior")
+@gin_options
+@click.argument("data", type=click.Path(path_type=Path, exists=True))
+@click.option("--valid", type=click.Path(path_type=Path, exists=True),
+              help="Validation sequences (a latent dataset or .npy folder), scored with the training statistics.")
+@click.option("-o", "--out", type=click.Path(path_type=Path), required=True,
+              help="Run folder; re-running on the same folder resumes.")
+@click.option("--no-progress", is_flag=True)
+def train_prior(gin_files, bindings, data, valid, out, no_progress) -> None:
+    """Train a prior on a latent dataset (from `audiogen encode`) or a folder of .npy sequences (T x D)."""
+    from audiogen.prior_training import train_prior as run
+
+    final = run(str(data), out, list(gin_files), list(bindings), valid=str(valid) if valid else None,
+                progress=not no_progress)
+    click.echo(f"wrote {final}")
+
+
 # ----------------------------------------------------------------------------------------------------------- encode
 @cli.command()
 @gin_options
@@ -188,32 +205,15 @@ def encode(gin_files, bindings, ckpt, inputs, out, strict, overwrite, no_progres
 @click.option("-o", "--out", type=click.Path(path_type=Path), required=True, help="Folder for the wav files.")
 def decode(gin_files, bindings, ckpt, latents, out) -> None:
     """Decode latents (a latent dataset folder, or .npy/.safetensors files of shape (C, L)) to wav files."""
-    from audiogen.errors import ConfigError
-    from audiogen.latents.decode import dataset_meta, decode_to_files, iter_latents
-    from audiogen.pipeline import load_pipeline
+    from audiogen.latents.decode import (
+        dataset_meta,
+        decode_to_files,
+        decoder_pipeline,
+        iter_latents,
+    )
     from audiogen.settings import audio_settings
 
-    meta = dataset_meta(list(latents))
-    base = None
-    if ckpt is None and meta is not None:
-        recorded = meta.get("checkpoint")
-        if recorded:
-            from audiogen.artifacts import sha256_file
-
-            ckpt = Path(recorded["path"])
-            if not ckpt.exists():
-                raise ConfigError(f"the dataset's checkpoint {ckpt} no longer exists", fix="pass --ckpt")
-            if sha256_file(ckpt) != recorded["sha256"]:
-                raise ConfigError(f"the dataset's checkpoint {ckpt} has changed since the latents were made "
-                                  "(sha256 differs): its decoder would not match them",
-                                  fix="pass --ckpt with the checkpoint that encoded them")
-        else:
-            base = meta["operative_config"]  # weightless decoders (e.g. from a model file named in gin)
-    pipe, _ = load_pipeline(ckpt, gin_files, bindings, base=base)
-    if pipe.decoder is None or pipe.latent_model is not None or pipe.decoder.out_channels != 1:
-        raise ConfigError("decode needs an autoencoder whose decoder outputs audio; this pipeline "
-                          + ("has no decoder" if pipe.decoder is None else "decodes to distribution parameters"),
-                          fix="pass --ckpt of an autoencoder (e.g. trained with pipelines/conv_ae.gin)")
+    pipe = decoder_pipeline(dataset_meta(list(latents)), ckpt, gin_files, bindings)
     sr = audio_settings().sample_rate
     written = decode_to_files(pipe.decoder, iter_latents(list(latents), pipe.decoder.latent_size), out, sr)
     click.echo(f"wrote {len(written)} wav files to {out}")
@@ -269,9 +269,23 @@ def evaluate(gin_files, bindings, ckpt, data, iw_samples, segment_seconds, out, 
 @click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("samples"), show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--mean", is_flag=True, help="Write the output distribution's mean instead of sampling it.")
-def sample(gin_files, bindings, ckpt, num, seconds, out, seed, mean) -> None:
-    """Unconditional samples from the prior: wavs, a spectrogram PNG and samples.json."""
+@click.option("--frames", type=click.IntRange(min=1), help="Length in frames (priors over sequences without audio).")
+@click.option("--decoder-ckpt", type=click.Path(path_type=Path),
+              help="Prior samples: autoencoder to decode with (default: the one the prior's dataset names).")
+def sample(gin_files, bindings, ckpt, num, seconds, out, seed, mean, frames, decoder_ckpt) -> None:
+    """Unconditional samples from a temporal VAE, or from a prior (decoded with its dataset's autoencoder):
+    wavs, PNGs and samples.json (with diagnostics for priors)."""
+    from audiogen.artifacts import load_checkpoint
     from audiogen.pipeline import load_pipeline
+
+    if load_checkpoint(ckpt)["audiogen"].get("kind") == "prior":
+        from audiogen.prior_sampling import sample_prior
+
+        rec = sample_prior(ckpt, out, num, seconds, frames, seed, gin_files, bindings, decoder_ckpt=decoder_ckpt)
+        click.echo(f"wrote {num} samples ({rec['frames']} frames each) and samples.png to {out}")
+        for w in rec["diagnostics"].get("warnings", []):
+            click.echo(f"warning: {w}", err=True)
+        return
     from audiogen.sampling import write_samples
     from audiogen.settings import audio_settings
 

@@ -73,11 +73,12 @@ def score_file(pipe, x: torch.Tensor, segment: int | None, margins: Margins | No
     segment = max(H, segment // H * H)
     L = pipe.latent_model
     hops = pipe.encoder.level_hops
-    totals = {"rec": torch.zeros(chains), "kl": [torch.zeros(chains) for _ in hops],
+    n_levels = len(L.latent_sizes)  # 0 for deterministic autoregressive models: their score is exact
+    totals = {"rec": torch.zeros(chains), "kl": [torch.zeros(chains) for _ in range(n_levels)],
               "log_ratio": torch.zeros(chains)}
     post_sum = [torch.zeros(d) for d in L.latent_sizes]
     post_sq = [torch.zeros(d) for d in L.latent_sizes]
-    post_n = [0 for _ in hops]
+    post_n = [0] * n_levels
     total_frames = Tp // hop
     buf, buf_start, decoded = None, 0, 0
     state = None
@@ -88,7 +89,7 @@ def score_file(pipe, x: torch.Tensor, segment: int | None, margins: Margins | No
         enc = [lv[..., (a - s0) // h: (b - s0) // h] for lv, h in zip(levels, hops)]
         out = L(enc, state=state, sample=sample)
         state = out.state
-        for i, h in enumerate(hops):
+        for i, h in enumerate(hops[:n_levels]):
             valid = (torch.arange(a // h, b // h) * h < T).float()  # steps that start inside the file
             totals["kl"][i] += (out.kl[i] * valid).sum((1, 2))
             if out.log_ratio is not None:
@@ -160,9 +161,10 @@ def evaluate(pipe, files: list[Path], sample_rate: int, segment_seconds: float =
     torch.manual_seed(seed)
     segment = int(segment_seconds * sample_rate) if segment_seconds else None
     margins = probe_margins(pipe) if segment else None
-    n_levels = len(pipe.encoder.level_hops)
+    sizes = pipe.latent_model.latent_sizes
+    n_levels = len(sizes)
     agg = {"nelbo": 0.0, "rec": 0.0, "kl": [0.0] * n_levels, "iw": 0.0, "samples": 0}
-    post = None
+    post = [[torch.zeros(d), torch.zeros(d), 0] for d in sizes]
     per_file = []
     for f in tqdm(files, desc="evaluate", disable=not progress, leave=False):
         x = torch.from_numpy(load_audio(f, sample_rate, channels=channels, resample=resample))
@@ -179,13 +181,10 @@ def evaluate(pipe, files: list[Path], sample_rate: int, segment_seconds: float =
         agg["rec"] += -rec
         agg["kl"] = [a + k for a, k in zip(agg["kl"], kl)]
         agg["samples"] += r["samples"]
-        if post is None:
-            post = [[s.clone(), q.clone(), n] for s, q, n in zip(r["post_sum"], r["post_sq"], r["post_n"])]
-        else:
-            for p, s, q, n in zip(post, r["post_sum"], r["post_sq"], r["post_n"]):
-                p[0] += s
-                p[1] += q
-                p[2] += n
+        for p, s, q, cnt in zip(post, r["post_sum"], r["post_sq"], r["post_n"]):
+            p[0] += s
+            p[1] += q
+            p[2] += cnt
         row = {"file": str(f), "samples": r["samples"], "bits_per_frame": nelbo / LN2 / r["samples"]}
         if iw is not None:
             row["iw_bits_per_frame"] = iw / LN2 / r["samples"]
@@ -201,9 +200,7 @@ def evaluate(pipe, files: list[Path], sample_rate: int, segment_seconds: float =
         "quantisation": f"{coding.name} ({coding.num_bins} levels) at {sample_rate} Hz; one frame = one audio sample",
         "files": len(files), "frames": n, "seconds": n / sample_rate,
         "bits_per_frame": agg["nelbo"] / LN2 / n,
-        "bound": "negative ELBO (upper bound on -log2 p)" if getattr(pipe.distribution, "is_discrete", True)
-        else "negative ELBO on a density: not a probability of the quantised audio, not comparable with the "
-             "uniform or FLAC figures",
+        "bound": _bound_text(getattr(pipe.distribution, "is_discrete", True), exact=n_levels == 0),
         "reconstruction_bits_per_frame": agg["rec"] / LN2 / n,
         "kl_bits_per_frame": {f"z{i + 1}": k / LN2 / n for i, k in enumerate(agg["kl"])},
         "active_units": {f"z{i + 1}": {"active": a, "of": len(p[0])} for i, (a, p) in enumerate(zip(active, post))},
@@ -216,6 +213,14 @@ def evaluate(pipe, files: list[Path], sample_rate: int, segment_seconds: float =
     result["dead_levels"] = [k for k, v in result["active_units"].items() if v["active"] == 0]
     result["per_file"] = per_file
     return result
+
+
+def _bound_text(discrete: bool, exact: bool) -> str:
+    what = "exact -log2 p (no latent variables)" if exact else "negative ELBO (upper bound on -log2 p)"
+    if discrete:
+        return what
+    return (f"{what.split(' (')[0]} on a density: not a probability of the quantised audio, not comparable with "
+            f"the uniform or FLAC figures")
 
 
 def flac_from_manifest(files: list[Path]) -> tuple[float | None, str]:
@@ -237,10 +242,12 @@ def flac_from_manifest(files: list[Path]) -> tuple[float | None, str]:
 
 
 def markdown(result: dict, flac: tuple[float | None, str]) -> str:
-    discrete = result["bound"].startswith("negative ELBO (upper")
+    discrete = "density" not in result["bound"]
+    exact = result["bound"].startswith("exact")
+    label = "-log2 p (exact)" if exact else "negative ELBO (<= -log2 p)"
     lines = ["| metric | bits per frame |", "|---|---|",
-             f"| negative ELBO (<= -log2 p) | {result['bits_per_frame']:.3f} |" if discrete else
-             f"| negative ELBO on a density (not comparable) | {result['bits_per_frame']:.3f} |"]
+             f"| {label} | {result['bits_per_frame']:.3f} |" if discrete else
+             f"| {label} on a density (not comparable) | {result['bits_per_frame']:.3f} |"]
     if "iw_bits_per_frame" in result:
         lines.append(f"| importance-weighted bound, K={result['iw_samples']} | {result['iw_bits_per_frame']:.3f} |")
     lines.append(f"| reconstruction | {result['reconstruction_bits_per_frame']:.3f} |")

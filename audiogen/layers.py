@@ -62,3 +62,19 @@ class StridedConvTranspose(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         y = self.conv(x)
         return y[..., self.crop[0]: y.shape[-1] - self.crop[1]]
+
+
+def mlp(sizes, activation=nn.ELU, last_activation: bool = False) -> nn.Sequential:
+    """Linear layers of widths ``sizes`` (input first) with ``activation`` between them."""
+    layers = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(int(a), int(b)))
+        if i < len(sizes) - 2 or last_activation:
+            layers.append(activation())
+    return nn.Sequential(*layers)
+
+
+def gaussian_head(x: Tensor, min_std: float) -> tuple[Tensor, Tensor]:
+    """Split the last dim into (mean, std) with std = softplus(raw) + min_std (bounded below: no collapse)."""
+    mean, raw = x.chunk(2, dim=-1)
+    return mean, F.softplus(raw) + min_std

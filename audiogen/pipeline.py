@@ -57,6 +57,8 @@ class Pipeline(nn.Module):
                               fix="give the encoder one level per latent level (e.g. encoders.conv1d.levels) "
                                   "and the same ratio between levels")
         self._check_equal("encoder", enc, "decoder", dec, ("hop",))
+        if getattr(lm, "autoregressive", False):
+            self._check_autoregressive(enc, lm, dec)
         if dec.latent_size != lm.context_size:
             raise ConfigError(f"decoder latent_size {dec.latent_size} != latent model context_size {lm.context_size}")
         if dec.out_channels != dist.num_params:
@@ -68,6 +70,23 @@ class Pipeline(nn.Module):
         bits = getattr(dist, "bits", None)
         if bits is not None and bits != coding.bits:
             raise ConfigError(f"distribution bits {bits} != input coding bits {coding.bits}")
+
+    @staticmethod
+    def _check_autoregressive(enc, lm, dec) -> None:
+        """The prediction of frame t reads frames < t through the encoder, so the encoder must not look ahead
+        (else frame t leaks into its own prediction and the likelihood is wrong); frame-by-frame sampling needs
+        a decoder that turns one latent frame into that frame's samples."""
+        name = type(lm).__name__
+        for part, what in ((enc, "encoder"), (dec, "decoder")):
+            if not getattr(part, "frame_local", False):
+                raise ConfigError(f"{name} is autoregressive but the {what} {type(part).__name__} is not frame-local "
+                                  f"(its frame t reads neighbouring frames, which would leak the frame being "
+                                  f"predicted into its own prediction)",
+                                  fix="use pipeline.encoder = @encoders.stack() and pipeline.decoder = "
+                                      "@decoders.dense() (see pipelines/vrnn_speech.gin)")
+        if len(enc.level_hops) != 1:
+            raise ConfigError(f"{name} reads one encoder level, the encoder gives {len(enc.level_hops)}",
+                              fix="bind encoders.<name>.levels = 1")
 
     @property
     def hop(self) -> int:
@@ -147,10 +166,27 @@ class Pipeline(nn.Module):
     def generate(self, n: int, num_samples: int, mean: bool = False) -> Tensor:
         """Unconditional audio (n, 1, num_samples) from the latent model's prior."""
         frames = -(-num_samples // self.hop)
-        context, _ = self.latent_model.generate(n, frames)
-        params = self.decoder(context)
-        y = self.distribution.mean(params) if mean else self.distribution.sample(params)
+        if getattr(self.latent_model, "autoregressive", False):
+            y = self._generate_autoregressive(n, frames, mean)
+        else:
+            context, _ = self.latent_model.generate(n, frames)
+            params = self.decoder(context)
+            y = self.distribution.mean(params) if mean else self.distribution.sample(params)
         return self.coding.decode(y)[..., :num_samples].float()
+
+    def _generate_autoregressive(self, n: int, frames: int, mean: bool) -> Tensor:
+        """Frame by frame: context from the model given x_{<t}, decode, draw x_t on the coding's grid, encode it
+        as the next input (the same path as teacher-forced training, so sampling matches the scored model)."""
+        lm, enc = self.latent_model, self.encoder
+        device = next(self.parameters()).device
+        prev, state, out = torch.zeros(n, enc.latent_size, device=device), None, []
+        for _ in range(frames):
+            context, state = lm.step(prev, state)
+            params = self.decoder(context[..., None])  # (n, P, hop)
+            y = self.distribution.mean(params) if mean else self.distribution.sample(params)
+            out.append(y)
+            prev = enc(y)[..., 0]
+        return torch.cat(out, -1)
 
 
 def active_units(posterior_mean: Tensor, mask: Tensor, threshold: float = 0.01) -> Tensor:

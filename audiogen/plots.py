@@ -156,3 +156,44 @@ def plot_latents(path: str | os.PathLike, items: list[tuple[str, Any]], hop: int
         fig.colorbar(im, ax=ax, pad=0.01)
     axes[-1].set_xlabel("time (s)")
     return _save(fig, path)
+
+
+def plot_latent_samples(path: str | os.PathLike, items: list[tuple[str, Any, Any]], hop: int | None,
+                        sample_rate: int | None) -> Path:
+    """One row per sample: its latents (C, L) as a heatmap and, when decoded, the audio's spectrogram."""
+    _check_items(items)
+    with_audio = any(a is not None for _, _, a in items) and sample_rate
+    fig = Figure(figsize=(12 if with_audio else 8, 2.4 * len(items)), dpi=100, layout="constrained")
+    axes = fig.subplots(len(items), 2 if with_audio else 1, squeeze=False)
+    frame_s = hop / sample_rate if hop and sample_rate else 1.0
+    for row, (title, z, audio) in zip(axes, items):
+        z = _as_numpy(z)
+        lim = float(np.max(np.abs(z))) or 1.0
+        im = row[0].imshow(z, origin="lower", aspect="auto", cmap="RdBu_r", vmin=-lim, vmax=lim,
+                           extent=(0, z.shape[1] * frame_s, -0.5, z.shape[0] - 0.5), interpolation="nearest")
+        row[0].set_title(f"{title}: latents ({z.shape[0]} x {z.shape[1]})")
+        row[0].set_xlabel("time (s)" if hop and sample_rate else "frame")
+        fig.colorbar(im, ax=row[0], pad=0.01)
+        if with_audio and audio is not None:
+            spec = log_spectrogram(audio, sample_rate)
+            _show_spectrogram(row[1], spec, float(spec[2].max()))
+            row[1].set_title(f"{title}: decoded audio")
+    return _save(fig, path)
+
+
+def plot_strokes(path: str | os.PathLike, items: list[tuple[str, Any]]) -> Path:
+    """Pen-stroke sequences (T, 3) of offsets (dx, dy) and pen-up flags, drawn as handwriting."""
+    _check_items(items)
+    fig = Figure(figsize=(10, 1.8 * len(items)), dpi=100, layout="constrained")
+    axes = fig.subplots(len(items), 1, squeeze=False)[:, 0]
+    for ax, (title, s) in zip(axes, items):
+        s = _as_numpy(s)
+        xy = np.cumsum(s[:, :2], axis=0)
+        start = 0
+        for t in np.flatnonzero(s[:, 2] > 0.5).tolist() + [len(s) - 1]:
+            ax.plot(xy[start: t + 1, 0], xy[start: t + 1, 1], "k-", lw=1.2)
+            start = t + 1
+        ax.set_title(title)
+        ax.set_aspect("equal", adjustable="datalim")
+        ax.axis("off")
+    return _save(fig, path)

@@ -77,3 +77,19 @@ def encode_settings(shard_mb: float = 64.0, chunk_seconds: float = 30.0, dtype: 
         raise ConfigError(f"encode.dtype must be 'float32' or 'float16', got {dtype!r}",
                           fix="--bind \"encode.dtype='float32'\"")
     return EncodeSettings(float(shard_mb), float(chunk_seconds), dtype)
+
+
+@dataclass(frozen=True)
+class PriorSettings:
+    crop_frames: int
+    normalize: bool
+
+
+@gin.configurable("train_prior")
+def prior_settings(crop_frames: int = 128, normalize: bool = True) -> PriorSettings:
+    """Prior training on sequences: random crops of ``crop_frames`` frames; ``normalize`` trains the prior on
+    (x - mean) / std with the dataset's per-dimension statistics and inverts it on samples (the default: a prior
+    that sees latents spanning +-4 while generating in +-1 decodes to near silence)."""
+    if int(crop_frames) < 1:
+        raise ConfigError(f"train_prior.crop_frames must be a positive integer, got {crop_frames!r}")
+    return PriorSettings(int(crop_frames), bool(normalize))

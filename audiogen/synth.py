@@ -347,3 +347,42 @@ def write_corpus(out_dir: str | os.PathLike, n_speakers: int = 4, utterances_per
     writer.writerows(rows)
     atomic_write_bytes(out / "labels.csv", buf.getvalue().encode())
     return paths
+
+
+def strokes(rng: np.random.Generator, letters: int = 4, points: int = 24) -> np.ndarray:
+    """One handwriting-like sequence (T, 3) of pen offsets (dx, dy) and a pen-up flag, as in the online
+    handwriting setups of the VRNN/SRNN papers: each 'letter' is a parametric loop or arc (a cycloid-like curve
+    drifting right, with its own size, slant and number of loops), written in one stroke, then the pen lifts
+    and moves to the next letter."""
+    seq = []
+    x0 = 0.0
+    for _ in range(letters):
+        loops = int(rng.integers(1, 3))
+        r, slant, width = rng.uniform(0.6, 1.4), rng.uniform(-0.3, 0.3), rng.uniform(0.8, 1.6)
+        t = np.linspace(0, 2 * np.pi * loops, points)
+        x = x0 + width * t / (2 * np.pi) + 0.5 * r * np.sin(t + rng.uniform(0, np.pi))
+        y = r * (1 - np.cos(t)) * (1 if rng.random() < 0.5 else -1)
+        x = x + slant * y
+        pts = np.stack([x, y], 1) + rng.normal(0, 0.02, (points, 2))
+        pen = np.zeros(points)
+        pen[-1] = 1.0  # lift after the letter
+        seq.append(np.concatenate([pts, pen[:, None]], 1))
+        x0 = x[-1] + rng.uniform(0.3, 0.8)
+    arr = np.concatenate(seq)
+    d = np.diff(arr[:, :2], axis=0, prepend=arr[:1, :2])
+    return np.concatenate([d, arr[:, 2:]], 1).astype(np.float32)
+
+
+def write_stroke_corpus(folder, n: int = 64, seed: int = 0) -> list:
+    """``n`` stroke sequences as ``strokes_NNN.npy`` (T, 3) arrays (lengths vary with the number of letters)."""
+    from pathlib import Path
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    paths = []
+    for i in range(n):
+        p = folder / f"strokes_{i:03d}.npy"
+        np.save(p, strokes(rng, letters=int(rng.integers(2, 6))))
+        paths.append(p)
+    return paths

@@ -43,25 +43,21 @@ from audiogen.settings import (
 log = logging.getLogger("audiogen")
 
 
-class PipelineModule(L.LightningModule):
-    def __init__(self, pipeline: Pipeline, settings: TrainSettings, provenance: dict):
+class AudiogenModule(L.LightningModule):
+    """What every audiogen training run shares: Adam, clipping that refuses non-finite gradients, a divergence
+    message with the fixes, exact resume of the RNG, and provenance in every checkpoint."""
+
+    kind = "pipeline"
+
+    def __init__(self, settings: TrainSettings, provenance: dict):
         super().__init__()
-        self.pipeline = pipeline
         self.settings = settings
         self.provenance = provenance
-        self._val_active: dict[str, float] = {}
 
-    def _step(self, batch, stage: str):
-        out = self.pipeline.training_loss(batch["audio"], batch["mask"], int(self.global_step))
-        bs = batch["audio"].shape[0]
+    def _log_all(self, out: dict, stage: str, bs: int) -> None:
         for k, v in out.items():
             self.log(f"{stage}/{k}", v.detach().float(), prog_bar=k in ("loss", "elbo"), batch_size=bs,
                      on_step=stage == "train", on_epoch=stage != "train")
-        if stage == "valid":
-            for k, v in out.items():
-                if k.startswith("active_"):
-                    self._val_active[k] = max(self._val_active.get(k, 0.0), float(v))
-        return out["loss"]
 
     def training_step(self, batch, batch_idx):
         loss = self._step(batch, "train")
@@ -89,6 +85,38 @@ class PipelineModule(L.LightningModule):
     def validation_step(self, batch, batch_idx):
         self._step(batch, "valid")
 
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        rng = checkpoint.get("audiogen_rng")
+        if rng is not None:  # the posterior noise continues as if the run had never stopped
+            torch.set_rng_state(rng["torch"])
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=self.settings.lr)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["audiogen"] = {
+            "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "kind": self.kind,
+            "operative_config": config.operative_config(), "created_by": versions(),
+            "global_step": int(self.global_step), **self.provenance,
+        }
+        checkpoint["audiogen_rng"] = {"torch": torch.get_rng_state()}
+
+
+class PipelineModule(AudiogenModule):
+    def __init__(self, pipeline: Pipeline, settings: TrainSettings, provenance: dict):
+        super().__init__(settings, provenance)
+        self.pipeline = pipeline
+        self._val_active: dict[str, float] = {}
+
+    def _step(self, batch, stage: str):
+        out = self.pipeline.training_loss(batch["audio"], batch["mask"], int(self.global_step))
+        self._log_all(out, stage, batch["audio"].shape[0])
+        if stage == "valid":
+            for k, v in out.items():
+                if k.startswith("active_"):
+                    self._val_active[k] = max(self._val_active.get(k, 0.0), float(v))
+        return out["loss"]
+
     def on_validation_epoch_end(self):
         dead = [k.split("_", 1)[1] for k, v in sorted(self._val_active.items()) if v == 0]
         if dead:
@@ -96,22 +124,6 @@ class PipelineModule(L.LightningModule):
                         "consider free nats (elbo.free_nats) or KL warm-up (elbo.beta = @anneal.linear())",
                         self.global_step, ", ".join(dead))
         self._val_active = {}
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        rng = checkpoint.get("audiogen_rng")
-        if rng is not None:  # the posterior noise continues as if the run had never stopped
-            torch.set_rng_state(rng["torch"])
-
-    def configure_optimizers(self):
-        return torch.optim.Adam(self.pipeline.parameters(), lr=self.settings.lr)
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["audiogen"] = {
-            "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "kind": "pipeline",
-            "operative_config": config.operative_config(), "created_by": versions(),
-            "global_step": int(self.global_step), **self.provenance,
-        }
-        checkpoint["audiogen_rng"] = {"torch": torch.get_rng_state()}
 
 
 class ResumableBatches(LengthGroupedBatchSampler):
@@ -198,6 +210,14 @@ def train(data: list[str], out: Path, gin_files: list[str], bindings: list[str],
     train_files = expand_inputs(data)
     valid_files = expand_inputs(valid) if valid else None
     module = PipelineModule(pipe, s, provenance)
+    train_loader = _loader(train_files, audio, s, pipe.hop, train=True)
+    valid_loader = _loader(valid_files, audio, s, pipe.hop, train=False) if valid_files else None
+    return fit(module, out, s, train_loader, valid_loader, last, progress)
+
+
+def fit(module: AudiogenModule, out: Path, s: TrainSettings, train_loader, valid_loader, last: Path,
+        progress: bool) -> Path:
+    """Run (or resume) Lightning on ``module``; write operative_config.gin and model.ckpt in ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     ckpt_cb = ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, every_n_train_steps=s.val_every,
                               save_top_k=0, enable_version_counter=False)
@@ -207,13 +227,15 @@ def train(data: list[str], out: Path, gin_files: list[str], bindings: list[str],
         # one CSV per (re)start, so a resumed run never overwrites the metrics of the earlier part
         logger=[CSVLogger(out, name="logs"), TensorBoardLogger(out, name="logs", version="tensorboard")],
         callbacks=[ckpt_cb, EpochCallback()], log_every_n_steps=s.log_every,
-        val_check_interval=min(s.val_every, s.max_steps) if valid_files else None,
-        check_val_every_n_epoch=None if valid_files else 1, limit_val_batches=None if valid_files else 0,
+        val_check_interval=min(s.val_every, s.max_steps) if valid_loader else None,
+        check_val_every_n_epoch=None if valid_loader else 1, limit_val_batches=None if valid_loader else 0,
         enable_progress_bar=progress, enable_model_summary=False, num_sanity_val_steps=0,
         deterministic=False,
     )
-    train_loader = _loader(train_files, audio, s, pipe.hop, train=True)
-    valid_loader = _loader(valid_files, audio, s, pipe.hop, train=False) if valid_files else None
+    import warnings
+
+    # runs without --valid: Lightning would warn that validation_step has no data on every start
+    warnings.filterwarnings("ignore", message=".*validation_step.*val_dataloader.*")
     try:
         trainer.fit(module, train_loader, valid_loader, ckpt_path=str(last) if last.exists() else None,
                     weights_only=True)

@@ -17,7 +17,9 @@ PIPELINES = sorted(n for n in config.available_configs() if n.startswith("pipeli
 TINY = {
     "autoencoder": ["STRIDES=[4, 4]", "CHANNELS=[8, 8]", "LATENT_SIZE=4"],
     "temporal_vae": ["DZ=4", "HIDDEN=8", "ENCODER_CHANNELS=8", "DECODER_CHANNELS=8", "COMPONENTS=2",
-                     "DMOL_PARAMS=6"],
+                     "DMOL_PARAMS=6", "CONTEXT=8", "DECODER_HIDDEN=[8]", "CHANNELS=8", "priors.wavenet.layers=3",
+                     "priors.wavenet.blocks=1"],
+    "prior": ["DZ=4", "HIDDEN=8", "MIXTURE=2", "train_prior.crop_frames=32"],
 }
 STEPS = ["train.max_steps=2", "train.batch_size=2", "train.crop_seconds=0.2", "train.val_every=2",
          "train.log_every=1"]
@@ -29,12 +31,15 @@ def _binds(items):
 
 def _kind(pipeline: str) -> str:
     config.parse([pipeline])
-    return "temporal_vae" if config.query("pipeline.latent_model") is not None else "autoencoder"
+    if config.query("pipeline.latent_model") is not None:
+        return "temporal_vae"
+    return "prior" if config.query("pipeline.prior") is not None else "autoencoder"
 
 
 def test_every_pipeline_is_covered():
     assert {"pipelines/conv_ae.gin", "pipelines/cwvae_l1_speech.gin", "pipelines/cwvae_l2_speech.gin",
-            "pipelines/cwvae_l3_speech.gin"} <= set(PIPELINES)
+            "pipelines/cwvae_l3_speech.gin", "pipelines/vrnn_speech.gin", "pipelines/srnn_speech.gin",
+            "pipelines/lstm_speech.gin", "pipelines/wavenet_speech.gin", "pipelines/vrnn_strokes.gin"} <= set(PIPELINES)
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +59,15 @@ def speech(shared, tmp_path_factory):
 def test_pipeline_end_to_end(pipeline, speech, tmp_path):
     kind = _kind(pipeline)
     run = tmp_path / "run"
+    if kind == "prior":  # priors over sequences: trained on a generated .npy corpus (no audio path)
+        from audiogen.synth import write_stroke_corpus
+
+        write_stroke_corpus(tmp_path / "seq", n=6)
+        run_cli("train-prior", "--gin", pipeline, *_binds(TINY[kind] + STEPS), tmp_path / "seq", "-o", run,
+                "--no-progress")
+        run_cli("sample", run, "-n", "1", "--frames", "10", "-o", tmp_path / "s")
+        assert (tmp_path / "s" / "sample_000.npy").exists()
+        return
     run_cli("train", "--gin", pipeline, *_binds(TINY[kind] + STEPS), "--data", speech, "-o", run, "--no-progress")
     if kind == "autoencoder":
         run_cli("encode", "--ckpt", run, speech, "-o", tmp_path / "lat", "--no-progress")

@@ -80,3 +80,35 @@ def dataset_meta(inputs: list[str]) -> dict | None:
         if Path(inp).is_dir():
             return read_meta(inp)
     return None
+
+
+def decoder_pipeline(meta: dict | None, ckpt=None, gin_files=(), bindings=()):
+    """The autoencoder pipeline whose decoder turns these latents into audio: ``ckpt`` if given, else the
+    checkpoint recorded in the dataset's meta (refused if it changed since: its decoder would not match), else
+    the meta's operative config (weightless decoders such as a RAVE model file named in gin)."""
+    from audiogen.artifacts import sha256_file
+    from audiogen.errors import ConfigError
+    from audiogen.pipeline import load_pipeline
+
+    base = None
+    if ckpt is None and meta is not None:
+        recorded = meta.get("checkpoint")
+        if recorded:
+            ckpt = Path(recorded["path"])
+            if not ckpt.exists():
+                raise ConfigError(f"the dataset's checkpoint {ckpt} no longer exists", fix="pass --ckpt")
+            if sha256_file(ckpt) != recorded["sha256"]:
+                raise ConfigError(f"the dataset's checkpoint {ckpt} has changed since the latents were made "
+                                  "(sha256 differs): its decoder would not match them",
+                                  fix="pass --ckpt with the checkpoint that encoded them")
+        else:
+            base = meta.get("operative_config")
+    if ckpt is None and base is None and not gin_files and not bindings:
+        raise ConfigError("these latents do not name the autoencoder that made them",
+                          fix="pass --ckpt of the autoencoder (or --gin for a pretrained one)")
+    pipe, _ = load_pipeline(ckpt, gin_files, bindings, base=base)
+    if pipe.decoder is None or pipe.latent_model is not None or pipe.decoder.out_channels != 1:
+        raise ConfigError("decoding needs an autoencoder whose decoder outputs audio; this pipeline "
+                          + ("has no decoder" if pipe.decoder is None else "decodes to distribution parameters"),
+                          fix="pass --ckpt of an autoencoder (e.g. trained with pipelines/conv_ae.gin)")
+    return pipe

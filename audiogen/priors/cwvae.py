@@ -26,7 +26,7 @@ def gaussian_kl(mq: Tensor, sq: Tensor, mp: Tensor, sp: Tensor) -> Tensor:
     return torch.log(sp / sq) + (sq.pow(2) + (mq - mp).pow(2)) / (2 * sp.pow(2)) - 0.5
 
 
-def _log_normal(x: Tensor, mean: Tensor, std: Tensor) -> Tensor:
+def log_normal(x: Tensor, mean: Tensor, std: Tensor) -> Tensor:
     return -0.5 * ((x - mean) / std).pow(2) - std.log() - 0.5 * math.log(2 * math.pi)
 
 
@@ -153,8 +153,8 @@ class ClockworkVAE(LatentModel):
         context, results, new_state = self._unroll(encodings, B, encodings[0].shape[-1], state, sample)
         kl = [gaussian_kl(r["post_mean"], r["post_std"], r["prior_mean"], r["prior_std"]).transpose(1, 2)
               for r in results]
-        log_ratio = [(_log_normal(r["z"], r["post_mean"], r["post_std"])
-                      - _log_normal(r["z"], r["prior_mean"], r["prior_std"])).transpose(1, 2) for r in results]
+        log_ratio = [(log_normal(r["z"], r["post_mean"], r["post_std"])
+                      - log_normal(r["z"], r["prior_mean"], r["prior_std"])).transpose(1, 2) for r in results]
         return LatentOutput(context=context, kl=kl, posterior_mean=[r["post_mean"].transpose(1, 2) for r in results],
                             state=new_state, log_ratio=log_ratio)
 

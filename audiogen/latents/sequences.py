@@ -1,0 +1,80 @@
+"""Sequence data for priors: latent datasets from ``audiogen encode`` or folders of ``.npy`` arrays (T x D).
+
+``open_sequences`` picks the reader from what the folder holds. Both serve dict(latents=(D, L) float32, length,
+index) and expose ``meta`` (with per-dimension ``stats``), ``latent_size``, ``lengths``, ``normalize`` and
+``denormalize``, so ``audiogen train-prior`` treats them alike.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from audiogen.errors import ArtifactError
+from audiogen.latents.dataset import STD_FLOOR, LatentDataset, RunningStats
+
+
+class NpySequences(LatentDataset):
+    """Every ``*.npy`` under ``path`` (sorted, recursive), each a (T, D) float array of one sequence.
+
+    Statistics are computed in one streaming pass on open (exact merge per file). Arbitrary data (pen strokes,
+    features, latents made elsewhere) enters the same training path as encoded latents.
+    """
+
+    def __init__(self, path: str | Path, crop: int | None = None, normalize: bool = False, seed: int = 0,
+                 min_length: int = 1):
+        self.path = Path(path)
+        paths = sorted(self.path.rglob("*.npy")) if self.path.is_dir() else [self.path]
+        if not paths:
+            raise ArtifactError(f"{self.path} has no .npy files and no meta.json",
+                                fix="pass a latent dataset from `audiogen encode` or a folder of (T, D) .npy arrays")
+        self._arrays, files, stats, dim = [], [], None, None
+        for i, p in enumerate(paths):
+            try:
+                a = np.load(p, mmap_mode="r", allow_pickle=False)
+            except (OSError, ValueError) as exc:
+                raise ArtifactError(f"cannot read {p} ({exc})", fix="save sequences with numpy.save") from None
+            if a.ndim != 2 or not np.issubdtype(a.dtype, np.number):
+                raise ArtifactError(f"{p} holds an array of shape {a.shape} and dtype {a.dtype}; a sequence must be "
+                                    f"a numeric (T, D) array", fix="save each sequence as time x dimensions")
+            if dim is None:
+                dim, stats = a.shape[1], RunningStats.empty(a.shape[1])
+            elif a.shape[1] != dim:
+                raise ArtifactError(f"{p} has {a.shape[1]} dimensions but {paths[0]} has {dim}",
+                                    fix="every sequence in one dataset needs the same D")
+            if not np.isfinite(a).all():
+                raise ArtifactError(f"{p} contains NaN or inf values", fix="clean or drop that sequence")
+            stats = stats.merge(RunningStats.of(a))
+            self._arrays.append(a)
+            files.append({"source": str(p), "length": int(a.shape[0]), "index": i})
+        self.meta = {"format": "npy-sequences", "path": str(self.path), "latent_size": dim,
+                     "stats": stats.to_json(), "files": files, "sample_rate": None, "hop": None}
+        self.crop, self.normalize_items, self.seed, self.epoch = crop, normalize, seed, 0
+        self.latent_size = int(dim)
+        self.mean = stats.mean.astype(np.float32)
+        self.std = np.maximum(stats.std, STD_FLOOR).astype(np.float32)
+        self.files = [f for f in files if f["length"] >= min_length]
+
+    def sequence(self, i: int) -> np.ndarray:
+        return self._arrays[self.files[i]["index"]]
+
+
+def open_sequences(path: str | Path, **kwargs) -> LatentDataset:
+    path = Path(path)
+    if not path.exists():
+        raise ArtifactError(f"{path} does not exist", fix="pass a latent dataset folder or a folder of .npy files")
+    if (path / "meta.json").exists() or path.with_name(path.name + ".partial").exists():
+        return LatentDataset(path, **kwargs)
+    return NpySequences(path, **kwargs)
+
+
+def set_fixed_dims(ds: LatentDataset, dims: list[int]) -> None:
+    """Leave ``dims`` unnormalised (mean 0, std 1), e.g. binary flags scored by a Bernoulli."""
+    for d in dims:
+        ds.mean[d], ds.std[d] = 0.0, 1.0
+
+
+def stats_tensors(ds: LatentDataset) -> dict:
+    return {"mean": torch.from_numpy(ds.mean.copy()), "std": torch.from_numpy(ds.std.copy())}

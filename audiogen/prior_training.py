@@ -1,0 +1,106 @@
+"""``audiogen train-prior``: a prior over the sequences of a latent dataset (or a folder of .npy sequences).
+
+The prior trains on normalised sequences by default (``train_prior.normalize``); its checkpoint records the
+dataset's meta (which encoder/decoder made the latents, sample rate, hop) and the statistics used, so
+``audiogen sample`` can de-normalise and decode without being told. Same run-folder layout, resume and
+divergence checks as ``audiogen train``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader
+
+from audiogen import config
+from audiogen.errors import ConfigError
+from audiogen.latents.dataset import collate_latents
+from audiogen.latents.sequences import open_sequences, set_fixed_dims
+from audiogen.pipeline import build_pipeline
+from audiogen.settings import prior_settings, train_settings
+from audiogen.training import AudiogenModule, ResumableBatches, ResumableLoader, fit
+
+log = logging.getLogger("audiogen")
+
+
+class PriorModule(AudiogenModule):
+    kind = "prior"
+
+    def __init__(self, pipeline, settings, provenance: dict):
+        super().__init__(settings, provenance)
+        self.pipeline = pipeline  # checkpoint keys pipeline.prior.*, loadable by load_pipeline like any run
+
+    @property
+    def prior(self):
+        return self.pipeline.prior
+
+    def _step(self, batch, stage: str):
+        out = self.prior.training_loss(batch["latents"], batch["mask"])
+        self._log_all(out, stage, batch["latents"].shape[0])
+        return out["loss"]
+
+    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        if hasattr(self.prior, "update_ema"):
+            self.prior.update_ema()
+
+
+def dataset_summary(ds, normalize: bool) -> dict:
+    """What the prior's checkpoint records about its data (the meta without the per-file list)."""
+    meta = {k: v for k, v in ds.meta.items() if k != "files"}
+    meta["num_files"] = len(ds.meta.get("files", []))
+    return {"path": str(Path(ds.path).resolve()), "meta": meta, "normalized": normalize,
+            "normalization": {"mean": ds.mean.tolist(), "std": ds.std.tolist()} if normalize else None}
+
+
+def _loader(ds, batch_size: int, seed: int, workers: int, train: bool):
+    sampler = ResumableBatches(ds.lengths, batch_size, shuffle=train, seed=seed)
+    return (ResumableLoader if train else DataLoader)(ds, batch_sampler=sampler, num_workers=workers,
+                                                      collate_fn=collate_latents, persistent_workers=False,
+                                                      generator=torch.Generator().manual_seed(seed))
+
+
+def train_prior(data: str, out: Path, gin_files: list[str], bindings: list[str], valid: str | None = None,
+                progress: bool = True) -> Path:
+    for noisy in ("lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    out = Path(out)
+    last = out / "checkpoints" / "last.ckpt"
+    base = None
+    if last.exists():
+        from audiogen.artifacts import load_checkpoint
+
+        base = load_checkpoint(last)["audiogen"]["operative_config"]
+        log.info("resuming from %s", last)
+    elif not gin_files and not bindings:
+        raise ConfigError("no configuration given", fix="pass e.g. --gin pipelines/diffwave_latents.gin")
+    config.parse(gin_files, bindings, base=base)
+    s, ps = train_settings(), prior_settings()
+    if s.threads:
+        torch.set_num_threads(s.threads)
+    L.seed_everything(s.seed, workers=True, verbose=False)
+    pipe = build_pipeline()
+    prior = pipe.prior
+    if prior is None:
+        raise ConfigError("the configuration has no pipeline.prior", fix="include a prior config, e.g. "
+                          "--gin pipelines/diffwave_latents.gin, or bind pipeline.prior = @priors.sequence()")
+    ds = open_sequences(data, crop=ps.crop_frames, normalize=ps.normalize, seed=s.seed)
+    if ds.latent_size != prior.latent_size:
+        raise ConfigError(f"{data} holds sequences of latent size {ds.latent_size} but the prior is configured for "
+                          f"{prior.latent_size}", fix=f"bind LATENT_SIZE={ds.latent_size} (or the prior's "
+                          f"latent_size) to match the dataset")
+    set_fixed_dims(ds, getattr(prior, "fixed_dims", []))
+    valid_ds = None
+    if valid:
+        valid_ds = open_sequences(valid, crop=ps.crop_frames, normalize=ps.normalize, seed=s.seed)
+        valid_ds.mean, valid_ds.std = ds.mean, ds.std  # score with the training statistics
+    from audiogen.plugins import get_registry
+
+    provenance = {"components": {"prior": get_registry().describe(prior)},
+                  "latent_size": prior.latent_size, "dataset": dataset_summary(ds, ps.normalize)}
+    module = PriorModule(pipe, s, provenance)
+    train_loader = _loader(ds, s.batch_size, s.seed, s.num_workers, train=True)
+    valid_loader = _loader(valid_ds, s.batch_size, s.seed, s.num_workers, train=False) if valid_ds else None
+    return fit(module, out, s, train_loader, valid_loader, last, progress)
