@@ -219,6 +219,121 @@ def decode(gin_files, bindings, ckpt, latents, out) -> None:
     click.echo(f"wrote {len(written)} wav files to {out}")
 
 
+# ---------------------------------------------------------------------------------------------------------- explore
+@cli.group()
+def explore() -> None:
+    """Latent-space tools: interpolate between files, trajectories over chosen dimensions, means of encodings.
+    Each writes NAME.npy latents (decodable with `audiogen decode`), NAME.wav and explore.json."""
+
+
+def _autoencoder(ckpt, gin_files, bindings):
+    from audiogen.latents.decode import decoder_pipeline
+
+    pipe = decoder_pipeline(None, ckpt, gin_files, bindings)
+    if pipe.encoder is None:
+        from audiogen.errors import ConfigError
+
+        raise ConfigError("exploring needs an autoencoder with an encoder", fix="pass --ckpt of an autoencoder")
+    return pipe
+
+
+def _encode_files(pipe, files) -> list:
+    import torch
+
+    from audiogen.audio.io import load_audio
+    from audiogen.settings import audio_settings
+
+    audio = audio_settings()
+    out = []
+    with torch.no_grad():
+        for f in files:
+            x = load_audio(f, audio.sample_rate, channels=audio.channels, resample=audio.resample)
+            out.append(pipe.encoder(torch.from_numpy(x)[None, None])[0].numpy())
+    return out
+
+
+def _explore_options(f):
+    f = click.option("-o", "--out", type=click.Path(path_type=Path), required=True)(f)
+    f = click.option("--ckpt", type=click.Path(path_type=Path), help="Autoencoder run (or use --gin for RAVE).")(f)
+    return gin_options(f)
+
+
+@explore.command("interpolate")
+@_explore_options
+@click.argument("a", type=click.Path(path_type=Path, exists=True))
+@click.argument("b", type=click.Path(path_type=Path, exists=True))
+@click.option("--steps", type=int, default=8, show_default=True)
+@click.option("--slerp", is_flag=True, help="Spherical interpolation per frame.")
+def explore_interpolate(gin_files, bindings, ckpt, out, a, b, steps, slerp) -> None:
+    """Decode STEPS latent sequences on the way from the encoding of A to that of B."""
+    from audiogen.latents.explore import interpolate, write_latents
+    from audiogen.settings import audio_settings
+
+    pipe = _autoencoder(ckpt, gin_files, bindings)
+    za, zb = _encode_files(pipe, [a, b])
+    items = interpolate(za, zb, steps, spherical=slerp)
+    write_latents(items, out, pipe.decoder, audio_settings().sample_rate,
+                  {"tool": "interpolate", "a": str(a), "b": str(b), "steps": steps, "slerp": slerp})
+    click.echo(f"wrote {len(items)} interpolations to {out}")
+
+
+@explore.command("mean")
+@_explore_options
+@click.argument("inputs", nargs=-1, required=True)
+def explore_mean(gin_files, bindings, ckpt, out, inputs) -> None:
+    """Decode the frame-wise mean of the encodings of several files."""
+    from audiogen.audio.io import expand_inputs
+    from audiogen.latents.explore import mean_encoding, write_latents
+    from audiogen.settings import audio_settings
+
+    files = expand_inputs(list(inputs))
+    pipe = _autoencoder(ckpt, gin_files, bindings)
+    items = mean_encoding(_encode_files(pipe, files))
+    write_latents(items, out, pipe.decoder, audio_settings().sample_rate,
+                  {"tool": "mean", "inputs": [str(f) for f in files]})
+    click.echo(f"wrote the mean of {len(files)} encodings to {out}")
+
+
+@explore.command("trajectory")
+@_explore_options
+@click.option("--shape", type=click.Choice(["line", "circle", "grid"]), default="circle", show_default=True)
+@click.option("--dims", "dims", type=int, multiple=True, default=(0, 1), show_default=True,
+              help="Latent dimensions to move along (repeat the option).")
+@click.option("--radius", type=float, default=2.0, show_default=True, help="In units of each dimension's std.")
+@click.option("--around", type=click.Path(path_type=Path, exists=True),
+              help="Start from this file's encoding (default: the mean of --stats-from, or zeros).")
+@click.option("--stats-from", type=click.Path(path_type=Path, exists=True),
+              help="A latent dataset whose per-dimension mean and std set the origin and the units.")
+@click.option("--seconds", type=float, default=3.0, show_default=True)
+@click.option("--grid-steps", type=int, default=5, show_default=True)
+def explore_trajectory(gin_files, bindings, ckpt, out, shape, dims, radius, around, stats_from, seconds,
+                       grid_steps) -> None:
+    """Decode a line, a circle or a grid of points over chosen latent dimensions."""
+    import math
+
+    import numpy as np
+
+    from audiogen.latents.dataset import read_meta
+    from audiogen.latents.explore import trajectory, write_latents
+    from audiogen.settings import audio_settings
+
+    pipe = _autoencoder(ckpt, gin_files, bindings)
+    sr, C = audio_settings().sample_rate, pipe.latent_size
+    mean, scale = np.zeros(C, np.float32), np.ones(C, np.float32)
+    if stats_from:
+        st = read_meta(stats_from)["stats"]
+        mean, scale = np.asarray(st["mean"], np.float32), np.asarray(st["std"], np.float32)
+    if around:
+        base = _encode_files(pipe, [around])[0]
+    else:
+        base = np.repeat(mean[:, None], math.ceil(seconds * sr / pipe.hop), 1)
+    items = trajectory(shape, base, list(dims), radius, scale, steps=grid_steps)
+    write_latents(items, out, pipe.decoder, sr, {"tool": "trajectory", "shape": shape, "dims": list(dims),
+                                                 "radius": radius, "around": str(around) if around else None,
+                                                 "stats_from": str(stats_from) if stats_from else None})
+    click.echo(f"wrote {len(items)} trajectory decodes to {out}")
+
+
 # --------------------------------------------------------------------------------------------------------- evaluate
 @cli.command()
 @gin_options
