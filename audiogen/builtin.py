@@ -22,10 +22,20 @@ def register_decoders(register):
 @hookimpl
 def register_priors(register):
     from audiogen.priors.cwvae import ClockworkVAE
+    from audiogen.priors.diffwave import DiffWavePrior
     from audiogen.priors.gaussian import DiagGaussianPrior
 
     register("diag_gaussian", DiagGaussianPrior)
     register("cwvae", ClockworkVAE)
+    register("diffwave", DiffWavePrior)
+
+
+@hookimpl
+def register_schedules(register):
+    from audiogen.schedules import BUILTIN
+
+    for name, cls in BUILTIN.items():
+        register(name, cls)
 
 
 @hookimpl
