@@ -37,12 +37,15 @@ BASE = {"residual_layers": 30, "residual_channels": 64, "dilation_cycle": 10}
 def _time_steps(step, seconds: float, warmup: int = 3, min_steps: int = 5) -> dict:
     for _ in range(warmup):
         step()
-    n, start = 0, time.perf_counter()
+    n, start, cpu = 0, time.perf_counter(), time.process_time()
     while n < min_steps or time.perf_counter() - start < seconds:
         step()
         n += 1
-    elapsed = time.perf_counter() - start
-    return {"steps": n, "seconds": elapsed, "steps_per_s": n / elapsed}
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+    # CPU seconds of this process (all its threads) as well as wall seconds: on a machine shared with other jobs,
+    # time spent waiting for a core shows in the wall figure only
+    return {"steps": n, "seconds": elapsed, "cpu_seconds": cpu, "steps_per_s": n / elapsed,
+            "steps_per_cpu_s": n / cpu}
 
 
 def _inputs(batch: int, channels: int, frames: int, flatten: bool):
@@ -171,6 +174,17 @@ def _dist_version(name: str):
 # ---- driver
 
 
+def _run_reference(args, flatten: bool) -> dict:
+    cmd = [args.reference_python, os.path.abspath(__file__), "--worker", "reference", "--threads", str(args.threads),
+           "--batch", str(args.batch), "--channels", str(args.channels), "--frames", str(args.frames),
+           "--seconds", str(args.seconds)] + (["--flatten"] if flatten else [])
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # nothing of ours in their interpreter
+    done = subprocess.run(cmd, check=False, capture_output=True, text=True, env=env, cwd="/")
+    if done.returncode != 0:
+        sys.exit(f"reference run failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reference-python", help="interpreter with the PyPI package diffwave installed")
@@ -178,7 +192,8 @@ def main(argv=None) -> None:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--channels", type=int, default=8)
     ap.add_argument("--frames", type=int, default=64)
-    ap.add_argument("--seconds", type=float, default=20.0, help="timed seconds per training measurement")
+    ap.add_argument("--seconds", type=float, default=15.0, help="timed seconds per training measurement")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds of ours and theirs")
     ap.add_argument("--frame-rate", type=float, default=16000 / 512,
                     help="latent frames per audio second (RAVE v2small at 16 kHz: hop 512)")
     ap.add_argument("--sample-n", type=int, default=4, help="sequences per sampling call")
@@ -194,27 +209,38 @@ def main(argv=None) -> None:
         print(json.dumps(reference_training(*shape, args.flatten, args.seconds)))
         return
 
-    results = {"threads": args.threads, "torch": torch.__version__, "batch": args.batch,
+    results = {"threads": args.threads, "torch": torch.__version__, "batch": args.batch, "rounds": args.rounds,
                "channels": args.channels, "frames": args.frames, "config": {**BASE, **SCHEDULE}, "training": {}}
     for flatten in (False, True):
         name = f"flatten (1 x {args.channels * args.frames})" if flatten else \
             f"latent ({args.channels} x {args.frames})"
-        row = {"ours": ours_training(*shape, flatten, args.seconds)}
+        # ours and theirs alternate, round by round, so that load from other processes hits both alike; the best
+        # round of each is compared (the least disturbed)
+        rounds = []
+        for _ in range(args.rounds):
+            r = {"ours": ours_training(*shape, flatten, args.seconds)}
+            if args.reference_python:
+                r["reference"] = _run_reference(args, flatten)
+            rounds.append(r)
+        row = {"rounds": rounds}
+        for key in ("steps_per_s", "steps_per_cpu_s"):
+            row[f"ours_{key}"] = max(r["ours"][key] for r in rounds)
+            if args.reference_python:
+                row[f"reference_{key}"] = max(r["reference"][key] for r in rounds)
+                row[f"ratio_{key}"] = row[f"ours_{key}"] / row[f"reference_{key}"]
+        line = f"training, {name}, batch {args.batch}, best of {args.rounds} rounds of {args.seconds:g} s: "
         if args.reference_python:
-            cmd = [args.reference_python, os.path.abspath(__file__), "--worker", "reference",
-                   "--threads", str(args.threads), "--batch", str(args.batch), "--channels", str(args.channels),
-                   "--frames", str(args.frames), "--seconds", str(args.seconds)] + (["--flatten"] if flatten else [])
-            env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # nothing of ours in their interpreter
-            done = subprocess.run(cmd, check=False, capture_output=True, text=True, env=env, cwd="/")
-            if done.returncode != 0:
-                sys.exit(f"reference run failed:\n{done.stderr}")
-            row["reference"] = json.loads(done.stdout.strip().splitlines()[-1])
-            row["ratio"] = row["ours"]["steps_per_s"] / row["reference"]["steps_per_s"]
+            row["reference_version"] = rounds[0]["reference"]["diffwave_version"]
+            row["reference_unconditional"] = rounds[0]["reference"]["unconditional"]
+            line += (f"ours {row['ours_steps_per_s']:.2f} steps/s, lmnt-com/diffwave "
+                     f"{row['reference_steps_per_s']:.2f} steps/s, ratio {row['ratio_steps_per_s']:.2f}x; "
+                     f"per CPU second {row['ours_steps_per_cpu_s']:.2f} vs {row['reference_steps_per_cpu_s']:.2f}, "
+                     f"ratio {row['ratio_steps_per_cpu_s']:.2f}x; per round (wall) "
+                     + ", ".join(f"{r['ours']['steps_per_s'] / r['reference']['steps_per_s']:.2f}x" for r in rounds))
+        else:
+            line += f"ours {row['ours_steps_per_s']:.2f} steps/s ({row['ours_steps_per_cpu_s']:.2f} per CPU second)"
         results["training"][name] = row
-        ref = row.get("reference")
-        print(f"training, {name}, batch {args.batch}: ours {row['ours']['steps_per_s']:.2f} steps/s"
-              + (f", lmnt-com/diffwave {ref['steps_per_s']:.2f} steps/s, ratio {row['ratio']:.2f}x" if ref else ""),
-              flush=True)
+        print(line, flush=True)
 
     if not args.skip_sampling:
         results["sampling"] = {}
