@@ -133,7 +133,10 @@ def as_betas(schedule, where: str = "noise schedule") -> Tensor:
     if schedule is None:
         return LinearSchedule()()
     if callable(schedule):
-        return validate_betas(schedule(), where)
+        betas = schedule()
+        if callable(betas):  # gin's @schedules.linear (the factory) rather than @schedules.linear() (a schedule)
+            betas = betas()
+        return validate_betas(betas, where)
     return validate_betas(schedule, where)
 
 

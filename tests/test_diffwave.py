@@ -79,6 +79,9 @@ def test_schedules_are_registered_plugins_and_gin_configurable():
     config.parse(["priors/diffwave.gin"], ["LATENT_SIZE=3", "priors.diffwave.schedule = @schedules.explicit()",
                                            "schedules.explicit.betas = [0.1, 0.2]"])
     assert get_registry().get("priors", "diffwave").factory().betas.tolist() == [0.1, 0.2]
+    config.parse(["priors/diffwave.gin"], ["LATENT_SIZE=3", "priors.diffwave.schedule = @schedules.linear",
+                                           "schedules.linear.steps = 7"])  # the factory, not a schedule: accepted
+    assert get_registry().get("priors", "diffwave").factory().num_steps == 7
 
 
 @pytest.mark.parametrize("name", SCHEDULES)
@@ -390,6 +393,8 @@ def test_no_likelihood_and_sampler_arguments():
         prior.sample(1, 4, sampler="ancestral", steps=10)
     with pytest.raises(ConfigError, match="unknown sampler"):
         prior.sample(1, 4, sampler="euler")
+    with pytest.raises(ConfigError, match="sample_steps"):
+        tiny(sample_steps=0)
     g = torch.Generator
     a = prior.sample(2, 4, sampler="ddim", steps=5, generator=g().manual_seed(0))
     assert torch.equal(a, prior.sample(2, 4, sampler="ddim", steps=5, generator=g().manual_seed(0)))
@@ -406,3 +411,15 @@ def test_outer_taps_beyond_the_sequence_are_skipped_exactly():
     gate, filt = y.chunk(2, 1)
     res, skip_ref = block.out(torch.sigmoid(gate) * torch.tanh(filt)).chunk(2, 1)
     assert torch.allclose(h, (x + res) / math.sqrt(2), atol=1e-6) and torch.allclose(skip, skip_ref, atol=1e-6)
+
+
+@pytest.mark.parametrize("layers", [1, 3])
+def test_network_gradients_are_exact(layers):
+    """The forward accumulates sums in place to save memory traffic: autograd must still be exact."""
+    torch.manual_seed(0)
+    prior = tiny(residual_layers=layers, cond_channels=2).double()
+    torch.nn.init.normal_(prior.net.out.weight)
+    x = torch.randn(2, 3, 5, dtype=torch.float64, requires_grad=True)
+    cond = torch.randn(2, 2, 5, dtype=torch.float64, requires_grad=True)
+    t = torch.tensor([3, 7])
+    assert torch.autograd.gradcheck(lambda x, c: prior.net(x, t, c, track_cond=True), (x, cond))

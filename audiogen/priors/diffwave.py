@@ -110,10 +110,10 @@ class ResidualBlock(nn.Module):
         if cond is not None:
             if stats is not None:
                 stats.append(y.detach().pow(2).mean())
-            y = y + cond
+            y = y.add_(cond)  # in place: autograd keeps conv inputs, not outputs
         gate, filt = y.chunk(2, 1)
         res, skip = self.out(torch.sigmoid(gate) * torch.tanh(filt)).chunk(2, 1)
-        x = (x + res) * (1 / math.sqrt(2))
+        x = torch.add(x, res).mul_(1 / math.sqrt(2))  # one fresh tensor instead of two
         if self.norm is not None:
             x = self.norm(x, mask)
         return x, skip
@@ -157,11 +157,14 @@ class DiffWaveNet(nn.Module):
         skips = None
         for i, block in enumerate(self.blocks):
             h, skip = block(h, steps[:, i], None if cond_proj is None else cond_proj[i], mask, stats)
-            skips = skip if skips is None else skips + skip  # a running sum: no stack of all layers' skips
+            # a running sum (no stack of every layer's skips), accumulated in place from the second block on
+            skips = skip if i == 0 else skips + skip if i == 1 else skips.add_(skip)
         if stats is not None:
             cond_ms = torch.stack([c.detach().pow(2).mean() for c in cond_proj])
             self.last_cond_ratio = (cond_ms / torch.stack(stats).clamp_min(1e-12)).sqrt()
-        h = F.relu(self.skip_out(skips * (1 / math.sqrt(self.layers))))
+        scale = 1 / math.sqrt(self.layers)
+        skips = skips * scale if self.layers == 1 else skips.mul_(scale)  # one block: skips is still a view
+        h = F.relu(self.skip_out(skips), inplace=True)
         return self.out(h)
 
 
@@ -183,6 +186,9 @@ class DiffWavePrior(Prior):
                               fix="use 0 for no EMA, or a decay such as 0.999")
         self.latent_size = int(latent_size)
         self.flatten, self.loss, self.cond_channels = bool(flatten), loss, int(cond_channels)
+        if int(sample_steps) < 1 or ddim_eta < 0:
+            raise ConfigError(f"priors.diffwave: sample_steps = {sample_steps!r} and ddim_eta = {ddim_eta!r} must be "
+                              "at least 1 and 0", fix="e.g. sample_steps = 50, ddim_eta = 0.0")
         self.sampler, self.sample_steps, self.ddim_eta = self._check_sampler(sampler), int(sample_steps), ddim_eta
         # float64 and in the state dict: a checkpoint records the schedule its network was trained on
         self.register_buffer("betas", as_betas(schedule, "priors.diffwave.schedule"))
@@ -329,6 +335,8 @@ class DiffWavePrior(Prior):
         Runs in eval mode (BatchNorm running statistics), restoring the previous mode; with the EMA weights when
         ema > 0 unless ``use_ema=False``."""
         sampler = self._check_sampler(sampler or self.sampler)
+        if steps is not None and steps < 1:
+            raise ValueError(f"steps = {steps} must be at least 1")
         if steps is not None and sampler != "ddim":
             raise ValueError(f"steps applies to the ddim sampler only ('{sampler}' takes "
                              + ("every training step)" if sampler == "ancestral" else "one step per fast beta)"))
