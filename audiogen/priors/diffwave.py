@@ -362,4 +362,4 @@ class DiffWavePrior(Prior):
                 x = samplers.ddim(denoise, shape, self.betas, steps or self.sample_steps, self.ddim_eta, **kw)
         finally:
             self.train(was_training)
-        return self._from_net(x, length)
+        return self._from_net(x, length).contiguous()
