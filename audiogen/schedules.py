@@ -66,8 +66,9 @@ class LinearSchedule:
 
 @dataclass
 class ScaledLinearSchedule:
-    """Linear in sqrt(beta), then squared (latent diffusion: 0.00085 to 0.012 over 1000 steps). Spends more steps
-    at low noise than ``linear`` with the same endpoints."""
+    """Linear in sqrt(beta), then squared (latent diffusion: 0.00085 to 0.012 over 1000 steps).
+
+    Spends more steps at low noise than ``linear`` with the same endpoints."""
 
     beta_start: float = 0.00085
     beta_end: float = 0.012
@@ -88,8 +89,10 @@ class ScaledLinearSchedule:
 
 @dataclass
 class CosineSchedule:
-    """Nichol & Dhariwal (2021): alpha-bar(t) = f(t) / f(0) with f(t) = cos^2(pi/2 (t/T + s) / (1 + s)); betas are
-    1 - alpha-bar(t+1) / alpha-bar(t), clipped at ``max_beta`` (the last steps would otherwise reach 1)."""
+    """Nichol & Dhariwal (2021) cosine schedule: alpha-bar follows cos^2, betas clipped at ``max_beta``.
+
+    alpha-bar(t) = f(t) / f(0) with f(t) = cos^2(pi/2 (t/T + s) / (1 + s)); beta_t = 1 - alpha-bar(t+1) /
+    alpha-bar(t), clipped because the last steps would otherwise reach 1."""
 
     steps: int = 1000
     s: float = 0.008
