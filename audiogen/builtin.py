@@ -26,6 +26,7 @@ def register_decoders(register):
 @hookimpl
 def register_priors(register):
     from audiogen.priors.cwvae import ClockworkVAE
+    from audiogen.priors.diffwave import DiffWavePrior
     from audiogen.priors.gaussian import DiagGaussianPrior
     from audiogen.priors.lstm import LSTMModel
     from audiogen.priors.sequence import SequencePrior
@@ -40,6 +41,15 @@ def register_priors(register):
     register("lstm", LSTMModel)
     register("wavenet", WaveNet)
     register("sequence", SequencePrior)
+    register("diffwave", DiffWavePrior)
+
+
+@hookimpl
+def register_schedules(register):
+    from audiogen.schedules import BUILTIN
+
+    for name, cls in BUILTIN.items():
+        register(name, cls)
 
 
 @hookimpl

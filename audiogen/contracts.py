@@ -85,9 +85,12 @@ class Prior(nn.Module):
     """A latent model / prior over sequences x (B, C, L) with mask (B, L).
 
     ``log_prob(x, mask) -> PriorOutput``; ``sample(n, length) -> (n, C, length)``; ``latent_size`` = C.
+    ``has_likelihood`` is False for priors without a likelihood (diffusion models): their ``log_prob`` raises
+    NotImplementedError and they are trained through their own ``training_loss``.
     """
 
     latent_size: int
+    has_likelihood: bool = True
 
     def log_prob(self, x: Tensor, mask: Tensor | None = None) -> PriorOutput:  # pragma: no cover - abstract
         raise NotImplementedError
