@@ -19,7 +19,9 @@ TINY = {
     "temporal_vae": ["DZ=4", "HIDDEN=8", "ENCODER_CHANNELS=8", "DECODER_CHANNELS=8", "COMPONENTS=2",
                      "DMOL_PARAMS=6", "CONTEXT=8", "DECODER_HIDDEN=[8]", "CHANNELS=8", "priors.wavenet.layers=3",
                      "priors.wavenet.blocks=1"],
-    "prior": ["DZ=4", "HIDDEN=8", "MIXTURE=2", "train_prior.crop_frames=32"],
+    "prior": ["DZ=4", "HIDDEN=8", "MIXTURE=2", "train_prior.crop_frames=32", "LATENT_SIZE=3",
+              "priors.diffwave.residual_layers=2", "priors.diffwave.residual_channels=4",
+              "priors.diffwave.dilation_cycle=2", "priors.diffwave.sample_steps=4"],
 }
 STEPS = ["train.max_steps=2", "train.batch_size=2", "train.crop_seconds=0.2", "train.val_every=2",
          "train.log_every=1"]
@@ -39,7 +41,9 @@ def _kind(pipeline: str) -> str:
 def test_every_pipeline_is_covered():
     assert {"pipelines/conv_ae.gin", "pipelines/cwvae_l1_speech.gin", "pipelines/cwvae_l2_speech.gin",
             "pipelines/cwvae_l3_speech.gin", "pipelines/vrnn_speech.gin", "pipelines/srnn_speech.gin",
-            "pipelines/lstm_speech.gin", "pipelines/wavenet_speech.gin", "pipelines/vrnn_strokes.gin"} <= set(PIPELINES)
+            "pipelines/lstm_speech.gin", "pipelines/wavenet_speech.gin", "pipelines/vrnn_strokes.gin",
+            "pipelines/diffwave_latents.gin", "pipelines/vrnn_latents.gin", "pipelines/srnn_latents.gin",
+            "pipelines/cwvae_latents.gin"} <= set(PIPELINES)
 
 
 @pytest.fixture(scope="module")
