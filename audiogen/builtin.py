@@ -8,15 +8,19 @@ from audiogen.hookspecs import hookimpl
 @hookimpl
 def register_encoders(register):
     from audiogen.encoders.conv1d import Conv1dEncoder
+    from audiogen.encoders.rave import RaveEncoder
 
     register("conv1d", Conv1dEncoder)
+    register("rave", RaveEncoder)
 
 
 @hookimpl
 def register_decoders(register):
     from audiogen.decoders.conv1d import Conv1dDecoder
+    from audiogen.decoders.rave import RaveDecoder
 
     register("conv1d", Conv1dDecoder)
+    register("rave", RaveDecoder)
 
 
 @hookimpl
