@@ -141,7 +141,7 @@ def encode(gin_files, bindings, ckpt, inputs, out, strict, overwrite, no_progres
     from audiogen.errors import ConfigError
     from audiogen.latents.encode import EncodeJob, run_encode
     from audiogen.pipeline import describe_pipeline, load_pipeline
-    from audiogen.settings import audio_settings, encode_settings
+    from audiogen.settings import audio_settings_for, encode_settings
 
     files = expand_inputs(list(inputs))  # missing inputs fail before anything is built or written
     pipe, ck = load_pipeline(ckpt, gin_files, bindings)
@@ -154,10 +154,7 @@ def encode(gin_files, bindings, ckpt, inputs, out, strict, overwrite, no_progres
     if ck is None and trainable and not getattr(pipe.encoder, "pretrained", False):
         raise ConfigError(f"encoder {pipe.encoder.audiogen_component} has {trainable} untrained weights",
                           fix="pass --ckpt with a model trained by `audiogen train`")
-    audio = audio_settings()
-    if getattr(pipe.encoder, "sample_rate", None) and pipe.encoder.sample_rate != audio.sample_rate:
-        raise ConfigError(f"encoder works at {pipe.encoder.sample_rate} Hz but audio.sample_rate is "
-                          f"{audio.sample_rate}", fix=f"bind audio.sample_rate={pipe.encoder.sample_rate}")
+    audio = audio_settings_for(pipe.encoder, "encoder")
     from audiogen.artifacts import sha256_file
 
     prov = describe_pipeline(pipe, audio)
@@ -191,7 +188,7 @@ def decode(gin_files, bindings, ckpt, latents, out) -> None:
     from audiogen.errors import ConfigError
     from audiogen.latents.decode import dataset_meta, decode_to_files, iter_latents
     from audiogen.pipeline import load_pipeline
-    from audiogen.settings import audio_settings
+    from audiogen.settings import audio_settings_for
 
     meta = dataset_meta(list(latents))
     base = None
@@ -214,7 +211,7 @@ def decode(gin_files, bindings, ckpt, latents, out) -> None:
         raise ConfigError("decode needs an autoencoder whose decoder outputs audio; this pipeline "
                           + ("has no decoder" if pipe.decoder is None else "decodes to distribution parameters"),
                           fix="pass --ckpt of an autoencoder (e.g. trained with pipelines/conv_ae.gin)")
-    sr = audio_settings().sample_rate
+    sr = audio_settings_for(pipe.decoder, "decoder").sample_rate
     written = decode_to_files(pipe.decoder, iter_latents(list(latents), pipe.decoder.latent_size), out, sr)
     click.echo(f"wrote {len(written)} wav files to {out}")
 
