@@ -8,19 +8,23 @@ from audiogen.hookspecs import hookimpl
 @hookimpl
 def register_encoders(register):
     from audiogen.encoders.conv1d import Conv1dEncoder
+    from audiogen.encoders.rave import RaveEncoder
     from audiogen.encoders.stack import StackEncoder
 
     register("conv1d", Conv1dEncoder)
     register("stack", StackEncoder)
+    register("rave", RaveEncoder)
 
 
 @hookimpl
 def register_decoders(register):
     from audiogen.decoders.conv1d import Conv1dDecoder
     from audiogen.decoders.dense import DenseDecoder
+    from audiogen.decoders.rave import RaveDecoder
 
     register("conv1d", Conv1dDecoder)
     register("dense", DenseDecoder)
+    register("rave", RaveDecoder)
 
 
 @hookimpl

@@ -158,7 +158,7 @@ def encode(gin_files, bindings, ckpt, inputs, out, strict, overwrite, no_progres
     from audiogen.errors import ConfigError
     from audiogen.latents.encode import EncodeJob, run_encode
     from audiogen.pipeline import describe_pipeline, load_pipeline
-    from audiogen.settings import audio_settings, encode_settings
+    from audiogen.settings import audio_settings_for, encode_settings
 
     files = expand_inputs(list(inputs))  # missing inputs fail before anything is built or written
     pipe, ck = load_pipeline(ckpt, gin_files, bindings)
@@ -171,10 +171,7 @@ def encode(gin_files, bindings, ckpt, inputs, out, strict, overwrite, no_progres
     if ck is None and trainable and not getattr(pipe.encoder, "pretrained", False):
         raise ConfigError(f"encoder {pipe.encoder.audiogen_component} has {trainable} untrained weights",
                           fix="pass --ckpt with a model trained by `audiogen train`")
-    audio = audio_settings()
-    if getattr(pipe.encoder, "sample_rate", None) and pipe.encoder.sample_rate != audio.sample_rate:
-        raise ConfigError(f"encoder works at {pipe.encoder.sample_rate} Hz but audio.sample_rate is "
-                          f"{audio.sample_rate}", fix=f"bind audio.sample_rate={pipe.encoder.sample_rate}")
+    audio = audio_settings_for(pipe.encoder, "encoder")
     from audiogen.artifacts import sha256_file
 
     prov = describe_pipeline(pipe, audio)
@@ -211,10 +208,10 @@ def decode(gin_files, bindings, ckpt, latents, out) -> None:
         decoder_pipeline,
         iter_latents,
     )
-    from audiogen.settings import audio_settings
+    from audiogen.settings import audio_settings_for
 
     pipe = decoder_pipeline(dataset_meta(list(latents)), ckpt, gin_files, bindings)
-    sr = audio_settings().sample_rate
+    sr = audio_settings_for(pipe.decoder, "decoder").sample_rate
     written = decode_to_files(pipe.decoder, iter_latents(list(latents), pipe.decoder.latent_size), out, sr)
     click.echo(f"wrote {len(written)} wav files to {out}")
 
@@ -241,9 +238,9 @@ def _encode_files(pipe, files) -> list:
     import torch
 
     from audiogen.audio.io import load_audio
-    from audiogen.settings import audio_settings
+    from audiogen.settings import audio_settings_for
 
-    audio = audio_settings()
+    audio = audio_settings_for(pipe.encoder, "encoder")
     out = []
     with torch.no_grad():
         for f in files:
@@ -267,12 +264,12 @@ def _explore_options(f):
 def explore_interpolate(gin_files, bindings, ckpt, out, a, b, steps, slerp) -> None:
     """Decode STEPS latent sequences on the way from the encoding of A to that of B."""
     from audiogen.latents.explore import interpolate, write_latents
-    from audiogen.settings import audio_settings
+    from audiogen.settings import audio_settings_for
 
     pipe = _autoencoder(ckpt, gin_files, bindings)
     za, zb = _encode_files(pipe, [a, b])
     items = interpolate(za, zb, steps, spherical=slerp)
-    write_latents(items, out, pipe.decoder, audio_settings().sample_rate,
+    write_latents(items, out, pipe.decoder, audio_settings_for(pipe.decoder, "decoder").sample_rate,
                   {"tool": "interpolate", "a": str(a), "b": str(b), "steps": steps, "slerp": slerp})
     click.echo(f"wrote {len(items)} interpolations to {out}")
 
@@ -284,12 +281,12 @@ def explore_mean(gin_files, bindings, ckpt, out, inputs) -> None:
     """Decode the frame-wise mean of the encodings of several files."""
     from audiogen.audio.io import expand_inputs
     from audiogen.latents.explore import mean_encoding, write_latents
-    from audiogen.settings import audio_settings
+    from audiogen.settings import audio_settings_for
 
     files = expand_inputs(list(inputs))
     pipe = _autoencoder(ckpt, gin_files, bindings)
     items = mean_encoding(_encode_files(pipe, files))
-    write_latents(items, out, pipe.decoder, audio_settings().sample_rate,
+    write_latents(items, out, pipe.decoder, audio_settings_for(pipe.decoder, "decoder").sample_rate,
                   {"tool": "mean", "inputs": [str(f) for f in files]})
     click.echo(f"wrote the mean of {len(files)} encodings to {out}")
 
@@ -315,10 +312,10 @@ def explore_trajectory(gin_files, bindings, ckpt, out, shape, dims, radius, arou
 
     from audiogen.latents.dataset import read_meta
     from audiogen.latents.explore import trajectory, write_latents
-    from audiogen.settings import audio_settings
+    from audiogen.settings import audio_settings_for
 
     pipe = _autoencoder(ckpt, gin_files, bindings)
-    sr, C = audio_settings().sample_rate, pipe.latent_size
+    sr, C = audio_settings_for(pipe.decoder, "decoder").sample_rate, pipe.latent_size
     mean, scale = np.zeros(C, np.float32), np.ones(C, np.float32)
     if stats_from:
         st = read_meta(stats_from)["stats"]

@@ -25,6 +25,7 @@ def _dataset(path: Path) -> dict:
     return {
         "kind": "latent dataset", "path": str(path), "format": f"{m['format']} v{m['version']}",
         "encoder": m.get("encoder"), "decoder": m.get("decoder"), "checkpoint": m.get("checkpoint"),
+        **({"encoder_info": m["encoder_info"]} if m.get("encoder_info") else {}),
         "sample_rate": m["sample_rate"], "hop": m["hop"], "frame_rate": m["frame_rate"],
         "latent_size": m["latent_size"], "dtype": m["dtype"],
         "files": m["num_files"], "failed": len(m["failed"]), "shards": len(m["shards"]),

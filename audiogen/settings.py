@@ -27,6 +27,25 @@ def audio_settings(sample_rate: int = 16000, channels: str = "downmix", resample
     return AudioSettings(int(sample_rate), channels, bool(resample))
 
 
+def audio_settings_for(component, role: str) -> AudioSettings:
+    """``audio_settings()`` for running ``component`` (an encoder or decoder): a pretrained component with a fixed
+    ``sample_rate`` (e.g. a RAVE model file) sets ``audio.sample_rate`` when no gin file or binding did; a rate
+    that differs from the component's is a ConfigError naming the fix."""
+    rate = getattr(component, "sample_rate", None)
+    if rate and getattr(component, "pretrained", False):
+        try:
+            gin.query_parameter("audio.sample_rate")
+        except ValueError:  # not set: take the model's rate (recorded in the operative config like any binding)
+            with gin.unlock_config():
+                gin.bind_parameter("audio.sample_rate", int(rate))
+    audio = audio_settings()
+    if rate and int(rate) != audio.sample_rate:
+        raise ConfigError(f"the {role} works at {rate} Hz but audio.sample_rate is {audio.sample_rate}",
+                          fix=f"--bind audio.sample_rate={rate} (or drop the gin file or binding that sets "
+                              f"{audio.sample_rate}; audio is resampled to the {role}'s rate when read)")
+    return audio
+
+
 @dataclass(frozen=True)
 class TrainSettings:
     max_steps: int

@@ -127,6 +127,13 @@ def encode_array(encoder: torch.nn.Module, read: Callable[[int, int], np.ndarray
     return z.T.float().numpy()
 
 
+def _encoder_info(encoder: torch.nn.Module) -> dict:
+    """``{"encoder_info": encoder.describe()}`` for encoders that describe themselves (e.g. which encoding mode a
+    pretrained model file ran in), else nothing."""
+    describe = getattr(encoder, "describe", None)
+    return {"encoder_info": describe()} if callable(describe) else {}
+
+
 class _ShardBuffer:
     def __init__(self, staging: Path, index: int, dtype: str):
         self.staging, self.index, self.dtype = staging, index, np.dtype(dtype)
@@ -273,6 +280,7 @@ def _encode_into(job: EncodeJob, staging: Path) -> dict:
     meta = {
         "format": FORMAT, "version": VERSION, "created_by": versions(),
         **{k: v for k, v in job.provenance.items()},
+        **_encoder_info(job.encoder),
         "sample_rate": sr, "hop": hop, "latent_size": job.encoder.latent_size,
         "frame_rate": sr / hop, "dtype": job.settings.dtype, "layout": "shards of (frames, latent_size)",
         "audio": job.audio.as_dict(),

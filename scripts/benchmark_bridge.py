@@ -1,0 +1,93 @@
+#!/usr/bin/env python
+"""Quality of the RAVE -> DiffWave bridge, with and without the default latent normalisation.
+
+1. ``audiogen encode`` librispeech-100-mini/train with a shared RAVE export (posterior-mean latents);
+2. ``audiogen train-prior`` with pipelines/diffwave_latents.gin for ``--minutes`` each, once with
+   ``train_prior.normalize=True`` (the default) and once with ``False``;
+3. ``audiogen sample`` 16 clips from each and read the diagnostics: per-dimension mean and std of generated vs
+   dataset latents (target: std within 10% and mean within 10% of a std on every dimension) and decoded RMS vs the
+   RMS of decoded dataset latents of the same length (target: within 3 dB).
+
+    python scripts/benchmark_bridge.py --minutes 20 --out bench-bridge
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def shared_dir(arg: str | None) -> Path:
+    return Path(arg or os.environ.get("AUDIOGEN_SHARED", ROOT.parent / "shared")).resolve()
+
+
+def cli(*args) -> None:
+    subprocess.run([sys.executable, "-m", "audiogen", *map(str, args)], check=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--minutes", type=float, default=20.0)
+    ap.add_argument("--model", default="rave-v2small-librispeech16k.ts")
+    ap.add_argument("--clips", type=int, default=16)
+    ap.add_argument("--seconds", type=float, default=4.0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--shared")
+    ap.add_argument("--out", type=Path, default=Path("bench-bridge"))
+    ap.add_argument("--bind", action="append", default=[], help="extra binding for train-prior (tiny runs)")
+    args = ap.parse_args()
+    shared = shared_dir(args.shared)
+    data = shared / "data" / "librispeech-100-mini" / "train.txt"
+    model = shared / "models" / args.model
+    args.out.mkdir(parents=True, exist_ok=True)
+    lat = args.out / "latents"
+    if not (lat / "meta.json").exists():
+        cli("encode", "--gin", "pipelines/rave_bridge.gin", "--bind", f"RAVE_MODEL='{model}'", data, "-o", lat,
+            "--no-progress")
+    meta = json.loads((lat / "meta.json").read_text())
+    rows = []
+    for normalize in (True, False):
+        run = args.out / f"prior_normalize_{normalize}"
+        binds = [f"LATENT_SIZE={meta['latent_size']}", f"train_prior.normalize={normalize}",
+                 f"train.max_minutes={args.minutes}", "train.max_steps=100000000", f"train.threads={args.threads}",
+                 *args.bind]
+        cli("train-prior", "--gin", "pipelines/diffwave_latents.gin", *[a for b in binds for a in ("--bind", b)],
+            lat, "-o", run, "--no-progress")
+        s = run / "samples"
+        cli("sample", run, "-n", args.clips, "--seconds", args.seconds, "-o", s)
+        rec = json.loads((s / "samples.json").read_text())
+        d = rec["diagnostics"]
+        import torch
+
+        steps = torch.load(run / "model.ckpt", map_location="cpu", weights_only=True)["audiogen"]["global_step"]
+        lat_d = d["latents"]
+        gap = d["audio"]["rms_dbfs"] - d["reference_audio"]["rms_dbfs"]
+        rows.append({"normalize": normalize, "steps": steps,
+                     "max_std_error": lat_d["max_abs_std_error"], "max_mean_shift_std": lat_d["max_abs_mean_shift_in_std"],
+                     "std_ratio": lat_d["std_ratio"], "mean_shift_in_std": lat_d["mean_shift_in_std"],
+                     "rms_dbfs": d["audio"]["rms_dbfs"], "reference_rms_dbfs": d["reference_audio"]["rms_dbfs"],
+                     "rms_gap_db": gap, "near_silent": d["audio"]["near_silent_frame_fraction"],
+                     "warnings": d["warnings"]})
+    lines = [f"RAVE {args.model} -> DiffWave prior ({args.minutes} min each, {meta['latent_size']} latent dims, "
+             f"{len(meta['files'])} files), {args.clips} clips of {args.seconds} s", "",
+             "| normalisation | steps | max \\|std ratio - 1\\| | max \\|mean shift\\| (std) | decoded RMS | decoded "
+             "dataset RMS | gap | near-silent frames | targets met |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        ok = r["max_std_error"] <= 0.1 and r["max_mean_shift_std"] <= 0.1 and abs(r["rms_gap_db"]) <= 3
+        lines.append(f"| {'on' if r['normalize'] else 'off'} | {r['steps']} | {r['max_std_error']:.3f} | "
+                     f"{r['max_mean_shift_std']:.3f} | {r['rms_dbfs']:.1f} dBFS | {r['reference_rms_dbfs']:.1f} dBFS | "
+                     f"{r['rms_gap_db']:+.1f} dB | {r['near_silent']:.0%} | {'yes' if ok else 'no'} |")
+    md = "\n".join(lines) + "\n"
+    (args.out / "bridge.md").write_text(md)
+    (args.out / "bridge.json").write_text(json.dumps(rows, indent=1))
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
