@@ -6,7 +6,6 @@ import csv
 import json
 
 import pytest
-
 from conftest import run_cli
 
 from audiogen import config

@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 import torch
-
 from conftest import run_cli
 
 from audiogen.prior_sampling import audio_diagnostics, latent_diagnostics, warnings_for
