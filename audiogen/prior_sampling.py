@@ -129,7 +129,7 @@ def sample_prior(ckpt_path: Path, out: Path, n: int, seconds: float | None, fram
     plot_latent_samples(out / "samples.png", items, hop, sr)
     if z.shape[1] == 3 and set(getattr(prior, "fixed_dims", [])) == {2}:  # pen strokes (dx, dy, pen-up)
         plot_strokes(out / "strokes.png", [(nm, zi.T) for nm, zi in zip(names, z)][:8])
-    diag["warnings"] = warnings_for(diag) if "latents" in diag else []
+    diag["warnings"] = (warnings_for(diag) if "latents" in diag else []) + getattr(prior, "config_warnings", list)()
     for w in diag["warnings"]:
         log.warning("%s", w)
     record = {"kind": "prior samples", "checkpoint": str(ckpt_path), "global_step": ck["audiogen"].get("global_step"),

@@ -92,6 +92,8 @@ def train_prior(data: str, out: Path, gin_files: list[str], bindings: list[str],
                           f"{prior.latent_size}", fix=f"bind LATENT_SIZE={ds.latent_size} (or the prior's "
                           f"latent_size) to match the dataset")
     set_fixed_dims(ds, getattr(prior, "fixed_dims", []))
+    for w in getattr(prior, "config_warnings", list)():
+        log.warning("%s", w)
     valid_ds = None
     if valid:
         valid_ds = open_sequences(valid, crop=ps.crop_frames, normalize=ps.normalize, seed=s.seed)

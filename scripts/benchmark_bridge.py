@@ -2,8 +2,8 @@
 """Quality of the RAVE -> DiffWave bridge, with and without the default latent normalisation.
 
 1. ``audiogen encode`` librispeech-100-mini/train with a shared RAVE export (posterior-mean latents);
-2. ``audiogen train-prior`` with pipelines/diffwave_latents.gin for ``--minutes`` each, once with
-   ``train_prior.normalize=True`` (the default) and once with ``False``;
+2. ``audiogen train-prior`` with pipelines/diffwave_latents.gin for ``--minutes``, once with
+   ``train_prior.normalize=True`` (the default) and once with ``False``, both at the same time;
 3. ``audiogen sample`` 16 clips from each and read the diagnostics: per-dimension mean and std of generated vs
    dataset latents (target: std within 10% and mean within 10% of a std on every dimension) and decoded RMS vs the
    RMS of decoded dataset latents of the same length (target: within 3 dB).
@@ -51,14 +51,19 @@ def main() -> None:
         cli("encode", "--gin", "pipelines/rave_bridge.gin", "--bind", f"RAVE_MODEL='{model}'", data, "-o", lat,
             "--no-progress")
     meta = json.loads((lat / "meta.json").read_text())
-    rows = []
-    for normalize in (True, False):
+    rows, procs = [], []
+    for normalize in (True, False):  # both trainings at once (one thread each with --threads 1)
         run = args.out / f"prior_normalize_{normalize}"
         binds = [f"LATENT_SIZE={meta['latent_size']}", f"train_prior.normalize={normalize}",
                  f"train.max_minutes={args.minutes}", "train.max_steps=100000000", f"train.threads={args.threads}",
                  *args.bind]
-        cli("train-prior", "--gin", "pipelines/diffwave_latents.gin", *[a for b in binds for a in ("--bind", b)],
-            lat, "-o", run, "--no-progress")
+        cmd = ["train-prior", "--gin", "pipelines/diffwave_latents.gin", *[a for b in binds for a in ("--bind", b)],
+               lat, "-o", run, "--no-progress"]
+        procs.append(subprocess.Popen([sys.executable, "-m", "audiogen", *map(str, cmd)]))
+    if any(p.wait() for p in procs):
+        raise SystemExit("a train-prior run failed")
+    for normalize in (True, False):
+        run = args.out / f"prior_normalize_{normalize}"
         s = run / "samples"
         cli("sample", run, "-n", args.clips, "--seconds", args.seconds, "-o", s)
         rec = json.loads((s / "samples.json").read_text())

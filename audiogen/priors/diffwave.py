@@ -208,6 +208,17 @@ class DiffWavePrior(Prior):
     def num_steps(self) -> int:
         return len(self.betas)
 
+    def config_warnings(self) -> list[str]:
+        """Settings that train fine but sample badly: sampling starts from pure noise, so the schedule must destroy
+        the signal by step T (DiffWave's 50 steps to 0.05 leave half of it: alpha-bar 0.28)."""
+        ab = float(torch.prod(1 - self.betas))
+        if ab <= 0.01:
+            return []
+        return [f"the noise schedule ends at alpha-bar {ab:.3f} ({ab ** 0.5:.2f} of the signal left at step "
+                f"{self.num_steps}) but sampling starts from pure noise: unconditional samples come out with too "
+                f"little variance. Use more steps or larger betas so that alpha-bar at T is below 0.01, e.g. "
+                f"schedules.linear.steps = 200 (pipelines/diffwave_latents.gin)"]
+
     @staticmethod
     def _check_sampler(name: str) -> str:
         if name not in samplers.SAMPLERS:
