@@ -11,17 +11,21 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
-from audiogen import config
 from audiogen.errors import ConfigError
 from audiogen.latents.dataset import collate_latents
 from audiogen.latents.sequences import open_sequences, set_fixed_dims
 from audiogen.pipeline import build_pipeline
-from audiogen.settings import prior_settings, train_settings
-from audiogen.training import AudiogenModule, ResumableBatches, ResumableLoader, fit
+from audiogen.settings import prior_settings
+from audiogen.training import (
+    AudiogenModule,
+    ResumableBatches,
+    ResumableLoader,
+    fit,
+    start_run,
+)
 
 log = logging.getLogger("audiogen")
 
@@ -64,23 +68,9 @@ def _loader(ds, batch_size: int, seed: int, workers: int, train: bool):
 
 def train_prior(data: str, out: Path, gin_files: list[str], bindings: list[str], valid: str | None = None,
                 progress: bool = True) -> Path:
-    for noisy in ("lightning.pytorch", "lightning.fabric"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
     out = Path(out)
-    last = out / "checkpoints" / "last.ckpt"
-    base = None
-    if last.exists():
-        from audiogen.artifacts import load_checkpoint
-
-        base = load_checkpoint(last)["audiogen"]["operative_config"]
-        log.info("resuming from %s", last)
-    elif not gin_files and not bindings:
-        raise ConfigError("no configuration given", fix="pass e.g. --gin pipelines/diffwave_latents.gin")
-    config.parse(gin_files, bindings, base=base)
-    s, ps = train_settings(), prior_settings()
-    if s.threads:
-        torch.set_num_threads(s.threads)
-    L.seed_everything(s.seed, workers=True, verbose=False)
+    last, s = start_run(out, gin_files, bindings, "pipelines/diffwave_latents.gin (or another prior)")
+    ps = prior_settings()
     pipe = build_pipeline()
     prior = pipe.prior
     if prior is None:

@@ -185,12 +185,11 @@ def _loader(files, audio: AudioSettings, s: TrainSettings, hop: int, train: bool
                       generator=torch.Generator().manual_seed(s.seed))
 
 
-def train(data: list[str], out: Path, gin_files: list[str], bindings: list[str], valid: list[str] | None = None,
-          progress: bool = True) -> Path:
-    """Train the gin-configured pipeline; returns the path of ``model.ckpt``."""
+def start_run(out: Path, gin_files: list[str], bindings: list[str], example: str) -> tuple[Path, TrainSettings]:
+    """Parse the run's config (a resumed run's saved config first), set threads and seeds; returns
+    (``checkpoints/last.ckpt``, train settings). ``example`` is the gin file suggested when none is given."""
     for noisy in ("lightning.pytorch", "lightning.fabric"):  # GPU/TPU banners and tips
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    out = Path(out)
     last = out / "checkpoints" / "last.ckpt"
     base = None
     if last.exists():
@@ -199,12 +198,21 @@ def train(data: list[str], out: Path, gin_files: list[str], bindings: list[str],
         base = load_checkpoint(last)["audiogen"]["operative_config"]
         log.info("resuming from %s", last)
     elif not gin_files and not bindings:
-        raise ConfigError("no configuration given", fix="pass --gin pipelines/conv_ae.gin (or another pipeline)")
+        raise ConfigError("no configuration given", fix=f"pass --gin {example}")
     config.parse(gin_files, bindings, base=base)
-    audio, s = audio_settings(), train_settings()
+    s = train_settings()
     if s.threads:
         torch.set_num_threads(s.threads)
     L.seed_everything(s.seed, workers=True, verbose=False)
+    return last, s
+
+
+def train(data: list[str], out: Path, gin_files: list[str], bindings: list[str], valid: list[str] | None = None,
+          progress: bool = True) -> Path:
+    """Train the gin-configured pipeline; returns the path of ``model.ckpt``."""
+    out = Path(out)
+    last, s = start_run(out, gin_files, bindings, "pipelines/conv_ae.gin (or another pipeline)")
+    audio = audio_settings()
     pipe = build_pipeline()
     provenance = describe_pipeline(pipe, audio)
     train_files = expand_inputs(data)
