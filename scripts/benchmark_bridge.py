@@ -4,7 +4,8 @@
 1. ``audiogen encode`` librispeech-100-mini/train with a shared RAVE export (posterior-mean latents);
 2. ``audiogen train-prior`` with pipelines/diffwave_latents.gin for ``--minutes``, once with
    ``train_prior.normalize=True`` (the default) and once with ``False``, both at the same time;
-3. ``audiogen sample`` 16 clips from each and read the diagnostics: per-dimension mean and std of generated vs
+3. ``audiogen sample`` 16 clips from each (and from the un-normalised prior with DiffWave's clamp of samples to
+   [-1, 1], which is what silenced the lab diary's decodes) and read the diagnostics: per-dimension mean and std of generated vs
    dataset latents (target: std within 10% and mean within 10% of a std on every dimension) and decoded RMS vs the
    RMS of decoded dataset latents of the same length (target: within 3 dB).
 
@@ -59,13 +60,16 @@ def main() -> None:
                  *args.bind]
         cmd = ["train-prior", "--gin", "pipelines/diffwave_latents.gin", *[a for b in binds for a in ("--bind", b)],
                lat, "-o", run, "--no-progress"]
-        procs.append(subprocess.Popen([sys.executable, "-m", "audiogen", *map(str, cmd)]))
+        if not (run / "model.ckpt").exists():  # a finished run is reused (re-run only the sampling)
+            procs.append(subprocess.Popen([sys.executable, "-m", "audiogen", *map(str, cmd)]))
     if any(p.wait() for p in procs):
         raise SystemExit("a train-prior run failed")
-    for normalize in (True, False):
+    # the third row samples the un-normalised prior with DiffWave's clamp to [-1, 1]: the diary's silent decode
+    for normalize, clamp in ((True, False), (False, False), (False, True)):
         run = args.out / f"prior_normalize_{normalize}"
-        s = run / "samples"
-        cli("sample", run, "-n", args.clips, "--seconds", args.seconds, "-o", s)
+        s = run / ("samples_clamped" if clamp else "samples")
+        cli("sample", run, "-n", args.clips, "--seconds", args.seconds, "-o", s,
+            *(["--bind", "priors.diffwave.clip=1.0"] if clamp else []))
         rec = json.loads((s / "samples.json").read_text())
         d = rec["diagnostics"]
         import torch
@@ -73,7 +77,7 @@ def main() -> None:
         steps = torch.load(run / "model.ckpt", map_location="cpu", weights_only=True)["audiogen"]["global_step"]
         lat_d = d["latents"]
         gap = d["audio"]["rms_dbfs"] - d["reference_audio"]["rms_dbfs"]
-        rows.append({"normalize": normalize, "steps": steps,
+        rows.append({"normalize": normalize, "clamp": clamp, "steps": steps,
                      "max_std_error": lat_d["max_abs_std_error"], "max_mean_shift_std": lat_d["max_abs_mean_shift_in_std"],
                      "std_ratio": lat_d["std_ratio"], "mean_shift_in_std": lat_d["mean_shift_in_std"],
                      "rms_dbfs": d["audio"]["rms_dbfs"], "reference_rms_dbfs": d["reference_audio"]["rms_dbfs"],
@@ -85,7 +89,8 @@ def main() -> None:
              "dataset RMS | gap | near-silent frames | targets met |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         ok = r["max_std_error"] <= 0.1 and r["max_mean_shift_std"] <= 0.1 and abs(r["rms_gap_db"]) <= 3
-        lines.append(f"| {'on' if r['normalize'] else 'off'} | {r['steps']} | {r['max_std_error']:.3f} | "
+        label = ("on" if r["normalize"] else "off") + (", DiffWave's clamp to [-1, 1]" if r["clamp"] else "")
+        lines.append(f"| {label} | {r['steps']} | {r['max_std_error']:.3f} | "
                      f"{r['max_mean_shift_std']:.3f} | {r['rms_dbfs']:.1f} dBFS | {r['reference_rms_dbfs']:.1f} dBFS | "
                      f"{r['rms_gap_db']:+.1f} dB | {r['near_silent']:.0%} | {'yes' if ok else 'no'} |")
     md = "\n".join(lines) + "\n"

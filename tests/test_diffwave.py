@@ -423,3 +423,11 @@ def test_network_gradients_are_exact(layers):
     cond = torch.randn(2, 2, 5, dtype=torch.float64, requires_grad=True)
     t = torch.tensor([3, 7])
     assert torch.autograd.gradcheck(lambda x, c: prior.net(x, t, c, track_cond=True), (x, cond))
+
+
+def test_clip_reproduces_diffwaves_clamp():
+    torch.manual_seed(0)
+    prior = DiffWavePrior(latent_size=2, residual_layers=2, residual_channels=4, dilation_cycle=2,
+                          schedule=LinearSchedule(steps=5), sample_steps=3, clip=0.5)
+    z = prior.sample(3, 16)
+    assert z.abs().max() <= 0.5 and (z.abs() == 0.5).any()

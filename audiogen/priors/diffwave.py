@@ -176,8 +176,12 @@ class DiffWavePrior(Prior):
     def __init__(self, latent_size: int = 8, residual_layers: int = 30, residual_channels: int = 64,
                  dilation_cycle: int = 10, schedule=None, loss: str = "l1", batchnorm: bool = False,
                  flatten: bool = False, cond_channels: int = 0, ema: float = 0.0, sampler: str = "ddim",
-                 sample_steps: int = 50, fast_betas=DIFFWAVE_FAST_BETAS, ddim_eta: float = 0.0):
+                 sample_steps: int = 50, fast_betas=DIFFWAVE_FAST_BETAS, ddim_eta: float = 0.0,
+                 clip: float | None = None):
         super().__init__()
+        # DiffWave clamps its output to the audio range [-1, 1]; on latents that is the diary's silent decode
+        # (generated latents confined to +-1 while the encoder's span +-4). Kept as an option to reproduce it.
+        self.clip = None if clip is None else float(clip)
         if loss not in ("l1", "l2"):
             raise ConfigError(f"priors.diffwave.loss = {loss!r} is not one of 'l1', 'l2'",
                               fix="set priors.diffwave.loss = 'l1' (DiffWave's) or 'l2'")
@@ -373,4 +377,6 @@ class DiffWavePrior(Prior):
                 x = samplers.ddim(denoise, shape, self.betas, steps or self.sample_steps, self.ddim_eta, **kw)
         finally:
             self.train(was_training)
+        if self.clip is not None:
+            x = x.clamp(-self.clip, self.clip)
         return self._from_net(x, length).contiguous()
