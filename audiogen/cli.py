@@ -390,10 +390,11 @@ def sample(gin_files, bindings, ckpt, num, seconds, out, seed, mean, frames, dec
     from audiogen.artifacts import load_checkpoint
     from audiogen.pipeline import load_pipeline
 
-    if load_checkpoint(ckpt)["audiogen"].get("kind") == "prior":
+    ck = load_checkpoint(ckpt)  # read once: it says which kind of sampling applies
+    if ck["audiogen"].get("kind") == "prior":
         from audiogen.prior_sampling import sample_prior
 
-        rec = sample_prior(ckpt, out, num, seconds, frames, seed, gin_files, bindings, decoder_ckpt=decoder_ckpt)
+        rec = sample_prior(ck, out, num, seconds, frames, seed, gin_files, bindings, decoder_ckpt=decoder_ckpt)
         click.echo(f"wrote {num} samples ({rec['frames']} frames each) and samples.png to {out}")
         for w in rec["diagnostics"].get("warnings", []):
             click.echo(f"warning: {w}", err=True)
@@ -401,7 +402,7 @@ def sample(gin_files, bindings, ckpt, num, seconds, out, seed, mean, frames, dec
     from audiogen.sampling import write_samples
     from audiogen.settings import audio_settings
 
-    pipe, ck = load_pipeline(ckpt, gin_files, bindings)
+    pipe, ck = load_pipeline(ck, gin_files, bindings)
     paths = write_samples(pipe, ck, out, num, seconds, audio_settings().sample_rate, seed, mean=mean)
     click.echo(f"wrote {len(paths)} samples and samples.png to {out}")
 

@@ -220,12 +220,13 @@ def build_pipeline() -> Pipeline:
 
 
 def load_pipeline(ckpt_path=None, gin_files=(), bindings=(), base: str | None = None):
-    """Build the gin-configured pipeline, optionally from a checkpoint (its operative config is parsed first,
-    then ``gin_files`` and ``bindings``, then its weights are loaded). Returns (pipeline, checkpoint or None)."""
+    """Build the gin-configured pipeline, optionally from a checkpoint (a path, or one already read by
+    ``load_checkpoint``; its operative config is parsed first, then ``gin_files`` and ``bindings``, then its weights
+    are loaded). Returns (pipeline, checkpoint or None)."""
     from audiogen import config
     from audiogen.artifacts import load_checkpoint, strip_prefix
 
-    ckpt = load_checkpoint(ckpt_path) if ckpt_path else None
+    ckpt = ckpt_path if isinstance(ckpt_path, dict) else load_checkpoint(ckpt_path) if ckpt_path else None
     if ckpt is not None:
         base = ckpt["audiogen"]["operative_config"]
     if base is None and not gin_files and not bindings:

@@ -130,6 +130,22 @@ def plot_spectrograms(path: str | os.PathLike, items: list[tuple[str, Any]],
     return _save(fig, path)
 
 
+def _show_latents(fig: Figure, ax, title: str, z: Any, frame_s: float):
+    """A (C, L) heatmap, colours symmetric around zero (latents are usually centred); frame l at l * frame_s."""
+    z = _as_numpy(z)
+    z = z[None, :] if z.ndim == 1 else z
+    if z.ndim != 2:
+        raise ValueError(f"{title}: expected latents of shape (C, L), got {z.shape}")
+    lim = float(np.max(np.abs(z))) if z.size else 1.0
+    lim = lim if lim > 0 else 1.0
+    im = ax.imshow(z, origin="lower", aspect="auto", cmap="RdBu_r", vmin=-lim, vmax=lim,
+                   extent=(0, z.shape[1] * frame_s, -0.5, z.shape[0] - 0.5), interpolation="nearest")
+    ax.set_title(f"{title}  ({z.shape[0]} x {z.shape[1]})")
+    ax.set_ylabel("channel")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.colorbar(im, ax=ax, pad=0.01)
+
+
 def plot_latents(path: str | os.PathLike, items: list[tuple[str, Any]], hop: int,
                  sample_rate: int) -> Path:
     """Heatmaps of (channels, frames) latents; frame l is drawn at time l * hop / sample_rate.
@@ -141,19 +157,7 @@ def plot_latents(path: str | os.PathLike, items: list[tuple[str, Any]], hop: int
     axes = fig.subplots(len(items), 1, squeeze=False)[:, 0]
     frame_s = hop / sample_rate
     for ax, (title, z) in zip(axes, items):
-        z = _as_numpy(z)
-        z = z[None, :] if z.ndim == 1 else z
-        if z.ndim != 2:
-            raise ValueError(f"{title}: expected latents of shape (C, L), got {z.shape}")
-        lim = float(np.max(np.abs(z))) if z.size else 1.0
-        lim = lim if lim > 0 else 1.0
-        im = ax.imshow(z, origin="lower", aspect="auto", cmap="RdBu_r", vmin=-lim, vmax=lim,
-                       extent=(0, z.shape[1] * frame_s, -0.5, z.shape[0] - 0.5),
-                       interpolation="nearest")
-        ax.set_title(f"{title}  ({z.shape[0]} x {z.shape[1]})")
-        ax.set_ylabel("channel")
-        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-        fig.colorbar(im, ax=ax, pad=0.01)
+        _show_latents(fig, ax, title, z, frame_s)
     axes[-1].set_xlabel("time (s)")
     return _save(fig, path)
 
@@ -167,13 +171,8 @@ def plot_latent_samples(path: str | os.PathLike, items: list[tuple[str, Any, Any
     axes = fig.subplots(len(items), 2 if with_audio else 1, squeeze=False)
     frame_s = hop / sample_rate if hop and sample_rate else 1.0
     for row, (title, z, audio) in zip(axes, items):
-        z = _as_numpy(z)
-        lim = float(np.max(np.abs(z))) or 1.0
-        im = row[0].imshow(z, origin="lower", aspect="auto", cmap="RdBu_r", vmin=-lim, vmax=lim,
-                           extent=(0, z.shape[1] * frame_s, -0.5, z.shape[0] - 0.5), interpolation="nearest")
-        row[0].set_title(f"{title}: latents ({z.shape[0]} x {z.shape[1]})")
+        _show_latents(fig, row[0], f"{title}: latents", z, frame_s)
         row[0].set_xlabel("time (s)" if hop and sample_rate else "frame")
-        fig.colorbar(im, ax=row[0], pad=0.01)
         if with_audio and audio is not None:
             spec = log_spectrogram(audio, sample_rate)
             _show_spectrogram(row[1], spec, float(spec[2].max()))

@@ -76,15 +76,14 @@ def warnings_for(diag: dict) -> list[str]:
     return out
 
 
-def sample_prior(ckpt_path: Path, out: Path, n: int, seconds: float | None, frames: int | None, seed: int,
+def sample_prior(ck: dict, out: Path, n: int, seconds: float | None, frames: int | None, seed: int,
                  gin_files=(), bindings=(), decode: bool = True, decoder_ckpt=None) -> dict:
-    from audiogen.artifacts import load_checkpoint
     from audiogen.audio.io import save_audio
     from audiogen.errors import ConfigError
     from audiogen.pipeline import load_pipeline
     from audiogen.plots import plot_latent_samples, plot_strokes
 
-    ck = load_checkpoint(ckpt_path)
+    ckpt_path = ck["path"]
     info = ck["audiogen"].get("dataset") or {}
     meta = info.get("meta") or {}
     sr, hop = meta.get("sample_rate"), meta.get("hop")
@@ -93,7 +92,7 @@ def sample_prior(ckpt_path: Path, out: Path, n: int, seconds: float | None, fram
             raise ConfigError(f"{ckpt_path}: the prior's data has no sample rate and hop, so give a length in frames",
                               fix="pass --frames N")
         frames = math.ceil(seconds * sr / hop)
-    pipe, _ = load_pipeline(ckpt_path, gin_files, bindings)
+    pipe, _ = load_pipeline(ck, gin_files, bindings)
     prior = pipe.prior
     torch.manual_seed(seed)
     z = prior.sample(n, frames)

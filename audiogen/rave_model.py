@@ -278,25 +278,32 @@ def _check_mean_path(model: RaveModel) -> str | None:
 
 
 # ------------------------------------------------------------------------------------------------------ context
+def _changed_span(run: Callable[[Tensor], Tensor], x: Tensor, y: Tensor) -> tuple[int, int, int] | None:
+    """First and last output positions (last axis) where ``run(x)`` and ``run(y)`` differ, with the same noise
+    in both runs, and the output length; None when nothing changes."""
+    with torch.no_grad(), seeded(0):
+        a = run(x)
+    with torch.no_grad(), seeded(0):
+        b = run(y)
+    changed = torch.nonzero((a - b).abs().amax(dim=(0, 1)) > 0).flatten()
+    return (int(changed.min()), int(changed.max()), a.shape[-1]) if len(changed) else None
+
+
 def _encoder_context(encode: Callable[[Tensor], Tensor], hop: int, channels: int, max_frames: int = 4096):
     """Perturb one input sample in the middle of a probe signal; the frames that change give the receptive field.
     Returns samples per side (with one hop of slack for the sample's phase within a frame), or None."""
     g = torch.Generator().manual_seed(0)
     n = 32
-    while n <= max_frames:
+    while n <= max_frames:  # double the probe until the change fits inside it
         x = torch.randn(1, channels, n * hop, generator=g) * 0.1
         p = (n // 2) * hop + hop // 2
         y = x.clone()
         y[..., p] += 0.5
-        with torch.no_grad(), seeded(0):
-            a = encode(x)
-        with torch.no_grad(), seeded(0):
-            b = encode(y)
-        changed = torch.nonzero((a - b).abs().amax(dim=(0, 1)) > 0).flatten()
-        if len(changed) == 0:
+        span = _changed_span(encode, x, y)
+        if span is None:
             return None
-        first, last = int(changed.min()), int(changed.max())
-        if first > 0 and last < a.shape[-1] - 1:
+        first, last, frames = span
+        if first > 0 and last < frames - 1:
             before = last * hop - p  # a frame reads this far before its first sample
             after = p - (first + 1) * hop + 1  # and this far after its last
             return max(before, after, 0) + hop
@@ -314,14 +321,10 @@ def _decoder_context(decode: Callable[[Tensor], Tensor], hop: int, latent_size: 
         q = n // 2
         w = z.clone()
         w[..., q] += 1.0
-        with torch.no_grad(), seeded(0):
-            a = decode(z)
-        with torch.no_grad(), seeded(0):
-            b = decode(w)
-        changed = torch.nonzero((a - b).abs().amax(dim=(0, 1)) > 0).flatten()
-        if len(changed) == 0:
+        span = _changed_span(decode, z, w)
+        if span is None:
             return None
-        first, last = int(changed.min()) // hop, int(changed.max()) // hop
+        first, last = span[0] // hop, span[1] // hop
         if first > 0 and last < n - 1:
             return max(q - first, last - q) + 1
         n *= 2

@@ -22,6 +22,17 @@ class Distribution(OutputDistribution):
     def extra_repr(self) -> str:
         return f"num_params={self.num_params}"
 
+    def _set_mixture(self, num_components: int, mixture: bool, scale: str) -> None:
+        """Parameter layout of a K-component mixture [logits K, locations K, ``scale``s K], or of one component
+        [location, ``scale``] without logits when ``mixture`` is False."""
+        if int(num_components) < 1 or (not mixture and num_components != 1):
+            raise ValueError(f"{type(self).__name__}: num_components must be >= 1, got {num_components!r}")
+        self.num_components = int(num_components)
+        self.has_logits = mixture
+        self.num_params = 3 * self.num_components if mixture else 2
+        self.layout = (f"mixture logits, means, {scale}s; {self.num_components} each" if mixture
+                       else f"mean, {scale}")
+
     def _check(self, params: Tensor, target: Tensor | None = None) -> Tensor:
         """Raise a ValueError on wrong shapes; return params in a float dtype precise enough to score."""
         name = type(self).__name__

@@ -29,15 +29,9 @@ class DiscretizedMixture(GridDistribution):
     def __init__(self, num_components: int = 10, bits: int = 16, min_log_scale: float = -9.0, *,
                  mixture: bool = True):
         super().__init__()
-        if int(num_components) < 1 or (not mixture and num_components != 1):
-            raise ValueError(f"{type(self).__name__}: num_components must be >= 1, got {num_components!r}")
+        self._set_mixture(num_components, mixture, "log scale")
         self.coding = InputCoding(bits)  # the shared grid (to_model / from_model), coding independent
-        self.num_components = int(num_components)
         self.min_log_scale = float(min_log_scale)
-        self.has_logits = mixture
-        self.num_params = 3 * self.num_components if mixture else 2
-        self.layout = (f"mixture logits, means, log scales; {self.num_components} each" if mixture
-                       else "mean, log scale")
 
     def extra_repr(self) -> str:
         return f"num_components={self.num_components}, bits={self.bits}, min_log_scale={self.min_log_scale}"

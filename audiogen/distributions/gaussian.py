@@ -30,16 +30,10 @@ class GaussianMixture(Distribution):
 
     def __init__(self, num_components: int = 10, min_std: float = 1e-3, *, mixture: bool = True):
         super().__init__()
-        if int(num_components) < 1 or (not mixture and num_components != 1):
-            raise ValueError(f"{type(self).__name__}: num_components must be >= 1, got {num_components!r}")
+        self._set_mixture(num_components, mixture, "log std")
         if not min_std > 0:
             raise ValueError(f"{type(self).__name__}: min_std must be > 0, got {min_std!r}")
-        self.num_components = int(num_components)
         self.min_std = float(min_std)
-        self.has_logits = mixture
-        self.num_params = 3 * self.num_components if mixture else 2
-        self.layout = (f"mixture logits, means, log stds; {self.num_components} each" if mixture
-                       else "mean, log std")
 
     def extra_repr(self) -> str:
         return f"num_components={self.num_components}, min_std={self.min_std}"

@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from audiogen.errors import ArtifactError
 from audiogen.latents.dataset import STD_FLOOR, LatentDataset, RunningStats
@@ -75,6 +74,3 @@ def set_fixed_dims(ds: LatentDataset, dims: list[int]) -> None:
     for d in dims:
         ds.mean[d], ds.std[d] = 0.0, 1.0
 
-
-def stats_tensors(ds: LatentDataset) -> dict:
-    return {"mean": torch.from_numpy(ds.mean.copy()), "std": torch.from_numpy(ds.std.copy())}

@@ -215,7 +215,7 @@ class DiffWavePrior(Prior):
     def config_warnings(self) -> list[str]:
         """Settings that train fine but sample badly: sampling starts from pure noise, so the schedule must destroy
         the signal by step T (DiffWave's 50 steps to 0.05 leave half of it: alpha-bar 0.28)."""
-        ab = float(torch.prod(1 - self.betas))
+        ab = float(alpha_bars(self.betas)[-1])
         if ab <= 0.01:
             return []
         return [f"the noise schedule ends at alpha-bar {ab:.3f} ({ab ** 0.5:.2f} of the signal left at step "

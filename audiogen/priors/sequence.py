@@ -113,10 +113,9 @@ class SequencePrior(Prior):
             context, _ = self.model.generate(n, math.ceil(length / top) * top)
             return self._draw(self.head(context), mean)[..., :length]
         prev, state, frames = torch.zeros(n, self.model.input_sizes[0], device=device), None, []
-        w, b = self.embed[0].weight[..., 0], self.embed[0].bias
         for _ in range(length):
             context, state = self.model.step(prev, state)
             x = self._draw(self.head(context[..., None]), mean)
             frames.append(x)
-            prev = F.linear(x[..., 0], w, b)
+            prev = self.embed[0](x)[..., 0]  # level 1 is frame-local: one frame in, its embedding out
         return torch.cat(frames, -1)
