@@ -80,11 +80,21 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
         raise ArtifactError(f"cannot read checkpoint {path} ({type(exc).__name__}: {str(exc).splitlines()[0]})",
                             fix="checkpoints are loaded with weights_only=True; use a checkpoint written by audiogen")
     meta = ckpt.get("audiogen") if isinstance(ckpt, dict) else None
-    if not meta or meta.get("format") != CHECKPOINT_FORMAT:
+    if not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT:
         raise ArtifactError(f"{path} is not an audiogen checkpoint (no 'audiogen' metadata)")
-    if meta.get("version", 0) > CHECKPOINT_VERSION:
-        raise ArtifactError(f"{path} has checkpoint format version {meta['version']}, newer than this audiogen "
-                            f"reads ({CHECKPOINT_VERSION})", fix="upgrade audiogen")
+    version, by = meta.get("version"), meta.get("created_by")
+    made_by = f" (written by audiogen {by.get('audiogen')})" if isinstance(by, dict) and by.get("audiogen") else ""
+    if not isinstance(version, int) or isinstance(version, bool) or version < CHECKPOINT_VERSION:
+        raise ArtifactError(f"{path} has checkpoint format version {version!r}{made_by}; this audiogen reads version "
+                            f"{CHECKPOINT_VERSION}", fix="retrain with this audiogen, or use the audiogen version "
+                            "that wrote it (the old format has no upgrade path)")
+    if version > CHECKPOINT_VERSION:
+        raise ArtifactError(f"{path} has checkpoint format version {version}{made_by}, newer than this audiogen "
+                            f"reads ({CHECKPOINT_VERSION})", fix="upgrade audiogen (pip install -U audiogen)")
+    missing = [k for k in ("kind", "operative_config") if not isinstance(meta.get(k), str)]
+    if missing or not isinstance(ckpt.get("state_dict"), dict):
+        raise ArtifactError(f"{path} is damaged: its metadata lacks {', '.join(missing or ['state_dict'])}",
+                            fix="use another checkpoint of the run (checkpoints/last.ckpt) or retrain")
     ckpt["path"] = str(path.resolve())
     return ckpt
 

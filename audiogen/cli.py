@@ -193,6 +193,27 @@ def encode(gin_files, bindings, ckpt, inputs, out, strict, overwrite, no_progres
             click.echo(f"  {e['reason']}", err=True)
 
 
+# ------------------------------------------------------------------------------------------------------------ index
+@cli.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-o", "--out", type=click.Path(path_type=Path), required=True, help="Manifest CSV to write.")
+@click.option("--strict", is_flag=True, help="Fail on the first unreadable file instead of listing it.")
+def index(inputs, out, strict) -> None:
+    """Write a manifest CSV (path, frames, sample_rate, channels, subtype) of audio inputs. Every command takes it as
+    an input list; training opens it without listing folders or probing files."""
+    from audiogen.audio.io import index_inputs
+    from audiogen.audio.manifest import write_manifest
+
+    failed: list[dict] = []
+    infos = index_inputs(list(inputs), failed=None if strict else failed)
+    if not infos:
+        raise AudiogenError("no input file could be read:\n  " + "\n  ".join(e["reason"] for e in failed[:5]))
+    write_manifest(out, infos)
+    click.echo(f"indexed {len(infos)} files ({sum(i.duration for i in infos):.1f} s of audio) into {out}")
+    for e in failed:
+        click.echo(f"skipped: {e['reason']}", err=True)
+
+
 # ----------------------------------------------------------------------------------------------------------- decode
 @cli.command()
 @gin_options

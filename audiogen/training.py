@@ -30,7 +30,8 @@ from audiogen.audio.dataset import (
     LengthGroupedBatchSampler,
     collate_audio,
 )
-from audiogen.audio.io import expand_inputs
+from audiogen.audio.manifest import run_index
+from audiogen.checkpoint_io import AtomicCheckpointIO, writable_folder, write_failure
 from audiogen.errors import ConfigError, TrainingDiverged
 from audiogen.pipeline import Pipeline, build_pipeline, describe_pipeline
 from audiogen.settings import (
@@ -190,6 +191,7 @@ def start_run(out: Path, gin_files: list[str], bindings: list[str], example: str
     (``checkpoints/last.ckpt``, train settings). ``example`` is the gin file suggested when none is given."""
     for noisy in ("lightning.pytorch", "lightning.fabric"):  # GPU/TPU banners and tips
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    writable_folder(out, "run folder")  # before anything is built: a clean error, not a traceback later
     last = out / "checkpoints" / "last.ckpt"
     base = None
     if last.exists():
@@ -215,8 +217,8 @@ def train(data: list[str], out: Path, gin_files: list[str], bindings: list[str],
     audio = audio_settings()
     pipe = build_pipeline()
     provenance = describe_pipeline(pipe, audio)
-    train_files = expand_inputs(data)
-    valid_files = expand_inputs(valid) if valid else None
+    train_files = run_index(out, "train", data)  # written on the first start, reused on resume
+    valid_files = run_index(out, "valid", valid) if valid else None
     module = PipelineModule(pipe, s, provenance)
     train_loader = _loader(train_files, audio, s, pipe.hop, train=True)
     valid_loader = _loader(valid_files, audio, s, pipe.hop, train=False) if valid_files else None
@@ -234,7 +236,7 @@ def fit(module: AudiogenModule, out: Path, s: TrainSettings, train_loader, valid
         max_time={"seconds": s.max_minutes * 60} if s.max_minutes else None, accelerator=s.accelerator, devices=1,
         # one CSV per (re)start, so a resumed run never overwrites the metrics of the earlier part
         logger=[CSVLogger(out, name="logs"), TensorBoardLogger(out, name="logs", version="tensorboard")],
-        callbacks=[ckpt_cb, EpochCallback()], log_every_n_steps=s.log_every,
+        callbacks=[ckpt_cb, EpochCallback()], log_every_n_steps=s.log_every, plugins=[AtomicCheckpointIO()],
         val_check_interval=min(s.val_every, s.max_steps) if valid_loader else None,
         check_val_every_n_epoch=None if valid_loader else 1, limit_val_batches=None if valid_loader else 0,
         enable_progress_bar=progress, enable_model_summary=False, num_sanity_val_steps=0,
@@ -247,13 +249,15 @@ def fit(module: AudiogenModule, out: Path, s: TrainSettings, train_loader, valid
     try:
         trainer.fit(module, train_loader, valid_loader, ckpt_path=str(last) if last.exists() else None,
                     weights_only=True)
+        atomic_write_text(out / "operative_config.gin", config.operative_config())
+        final = out / "model.ckpt"
+        trainer.save_checkpoint(final, weights_only=True)  # weights + metadata; resuming uses checkpoints/last.ckpt
+    except OSError as exc:  # disk full, file too large, folder made read-only: every file is atomic, none is torn
+        raise write_failure(out, exc) from None
     except RuntimeError as exc:
         if "loading state_dict" not in str(exc):
             raise
         raise ConfigError(f"the run in {out} was trained with another architecture than the one configured now "
                           f"({str(exc).splitlines()[0]})",
                           fix="drop the --gin/--bind options that change the model, or use a new -o folder") from None
-    atomic_write_text(out / "operative_config.gin", config.operative_config())
-    final = out / "model.ckpt"
-    trainer.save_checkpoint(final, weights_only=True)  # weights + metadata; resuming uses checkpoints/last.ckpt
     return final

@@ -27,11 +27,14 @@ class AudioDataset(Dataset):
     Crop starts are drawn from a generator seeded by (seed, epoch, index), so a run is
     reproducible and every epoch sees new crops; call :meth:`set_epoch` each epoch (with
     DataLoader workers, do it before the iterator is created, i.e. not with persistent workers).
+
+    ``files`` may hold :class:`AudioInfo` (from a manifest or :func:`~audiogen.audio.io.index_inputs`): those are
+    not probed again, so a dataset of 200k files opens in well under a second.
     """
 
     def __init__(
         self,
-        files: Sequence[str | Path],
+        files: Sequence[str | Path | AudioInfo],
         sample_rate: int,
         crop: int | None = None,
         channels: str = "downmix",
@@ -41,14 +44,14 @@ class AudioDataset(Dataset):
     ):
         if crop is not None and crop <= 0:
             raise ValueError(f"crop must be a positive number of frames or None, got {crop}")
-        self.files = [Path(f) for f in files]
         self.sample_rate = int(sample_rate)
         self.crop = crop
         self.channels = channels
         self.resample = resample
         self.seed = int(seed)
         self.epoch = 0
-        self.infos: list[AudioInfo] = [probe(f) for f in self.files]
+        self.infos: list[AudioInfo] = [f if isinstance(f, AudioInfo) else probe(f) for f in files]
+        self.files = [i.path for i in self.infos]
         self.file_frames = [frames_at_rate(i.frames, i.sample_rate, self.sample_rate) for i in self.infos]
         for info, n in zip(self.infos, self.file_frames):
             self._check(info, n, min_frames)

@@ -247,8 +247,8 @@ def _scan_dir(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if _is_audio(p) and p.is_file())
 
 
-def _list_entries(list_file: Path) -> list[tuple[str, int]]:
-    """(entry, line number) pairs of a .txt/.lst/.csv list file."""
+def _list_entries(list_file: Path) -> list[tuple[str, int]] | list[AudioInfo]:
+    """(entry, line number) pairs of a .txt/.lst/.csv list file, or the AudioInfo rows of a manifest CSV."""
     try:
         text = list_file.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as err:
@@ -262,11 +262,20 @@ def _list_entries(list_file: Path) -> list[tuple[str, int]]:
                 entries.append((line, number))
         return entries
 
-    reader = csv.reader(text.splitlines())
-    rows = [(row, reader.line_num) for row in reader if any(cell.strip() for cell in row)]
+    from audiogen.audio.manifest import manifest_columns, parse_rows
+
+    reader = csv.reader(io.StringIO(text))
+    try:
+        rows = [(row, reader.line_num) for row in reader if any(cell.strip() for cell in row)]
+    except csv.Error as err:
+        raise AudioFileError(f"list file {list_file} is not valid CSV (line {reader.line_num}: {err})",
+                             path=list_file, fix="check the quoting, or write a manifest with `audiogen index`") from None
     if not rows:
         return []
     header = [cell.strip().lower() for cell in rows[0][0]]
+    cols = manifest_columns(header)
+    if cols is not None:  # a manifest: the header facts are in it, nothing is probed
+        return parse_rows(list_file, rows[1:], cols)
     if "path" in header:
         column, rows = header.index("path"), rows[1:]
     else:
@@ -279,16 +288,12 @@ def _list_entries(list_file: Path) -> list[tuple[str, int]]:
             if len(row) > column and row[column].strip() and not row[column].strip().startswith("#")]
 
 
-def expand_inputs(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path]:
-    """Turn files, folders (recursive) and list files (.txt/.lst/.csv) into absolute audio paths.
-
-    Order is kept (folders sorted), duplicates dropped. List entries are resolved against the
-    list file's folder and may themselves be files or folders.
-    """
+def _expand(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> dict[Path, AudioInfo | None]:
+    """Absolute audio paths in input order, each with its AudioInfo when a manifest supplied it."""
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
     inputs = [Path(p) for p in inputs]
-    found: dict[Path, None] = {}
+    found: dict[Path, AudioInfo | None] = {}
 
     def add(p: Path) -> None:
         found.setdefault(p.resolve(), None)
@@ -306,8 +311,13 @@ def expand_inputs(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> li
             key = p.resolve()
             if key in active:
                 raise AudioFileError(f"list file {p} includes itself", path=p, fix="remove the cycle")
-            for entry, number in _list_entries(p):
-                q = Path(entry).expanduser()
+            for entry in _list_entries(p):
+                if isinstance(entry, AudioInfo):
+                    if entry.path not in found:  # trusted as written: no stat, no resolve
+                        found[entry.path] = entry
+                    continue
+                text, number = entry
+                q = Path(text).expanduser()
                 visit(q if q.is_absolute() else p.parent / q, (p, number), active + (key,))
         else:
             add(p)
@@ -319,4 +329,35 @@ def expand_inputs(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> li
         raise AudioFileError(f"no audio files found in {names}; supported extensions are "
                              f"{', '.join(AUDIO_EXTENSIONS)} (and list files {', '.join(LIST_EXTENSIONS)})",
                              fix="point the inputs at audio files, folders of audio files or list files")
-    return list(found)
+    return found
+
+
+def expand_inputs(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path]:
+    """Turn files, folders (recursive) and list files (.txt/.lst/.csv) into absolute audio paths.
+
+    Order is kept (folders sorted), duplicates dropped. List entries are resolved against the
+    list file's folder and may themselves be files or folders. Manifest rows (see
+    :mod:`audiogen.audio.manifest`) are taken as written, without checking that the files exist.
+    """
+    return list(_expand(inputs))
+
+
+def index_inputs(inputs: str | os.PathLike | Iterable[str | os.PathLike],
+                 failed: list[dict] | None = None) -> list[AudioInfo]:
+    """Like :func:`expand_inputs`, with each file's AudioInfo: from a manifest when one lists it, else probed.
+
+    Unreadable files raise AudioFileError, or, when a ``failed`` list is given, are appended to it as
+    ``{"source", "reason"}`` and skipped.
+    """
+    infos = []
+    for p, info in _expand(inputs).items():
+        if info is None:
+            try:
+                info = probe(p)
+            except AudioFileError as exc:
+                if failed is None:
+                    raise
+                failed.append({"source": str(p), "reason": str(exc)})
+                continue
+        infos.append(info)
+    return infos

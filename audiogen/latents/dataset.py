@@ -10,6 +10,8 @@ latent length, shard and offset. Items are served channels-first, (latent_size, 
 from __future__ import annotations
 
 import json
+import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +24,8 @@ from audiogen.errors import ArtifactError
 FORMAT = "audiogen.latents"
 VERSION = 1
 STD_FLOOR = 1e-8  # dimensions that never vary are left unscaled rather than divided by zero
+DTYPES = ("float32", "float16")
+_SHARD_NAME = re.compile(r"shard-\d{5,}\.npy")
 
 
 @dataclass
@@ -72,6 +76,11 @@ class RunningStats:
 
 
 def read_meta(path: str | Path) -> dict:
+    """The checked ``meta.json`` of a latent dataset (a folder or the json file itself).
+
+    Any damage (not JSON, wrong types, missing keys, shard names outside ``shards/``, file rows pointing past their
+    shard) is an ArtifactError naming the file; other format versions are refused with what to do.
+    """
     path = Path(path)
     meta_path = path / "meta.json" if path.is_dir() or not path.name.endswith(".json") else path
     if not meta_path.is_file():
@@ -82,15 +91,76 @@ def read_meta(path: str | Path) -> dict:
         raise ArtifactError(f"{path} is not a latent dataset (no meta.json)",
                             fix="create one with `audiogen encode`")
     try:
-        meta = json.loads(meta_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ArtifactError(f"{meta_path} is not valid JSON ({exc})") from None
-    if meta.get("format") != FORMAT:
-        raise ArtifactError(f"{meta_path} is not an audiogen latent dataset (format {meta.get('format')!r})")
-    if meta.get("version", 0) > VERSION:
-        raise ArtifactError(f"{meta_path} has format version {meta['version']}, newer than this audiogen reads "
-                            f"({VERSION})", fix="upgrade audiogen")
+        meta = json.loads(meta_path.read_bytes())
+    except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise ArtifactError(f"{meta_path} is not valid JSON ({exc})", fix="re-encode the dataset") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise ArtifactError(f"{meta_path} is not an audiogen latent dataset (format {found!r})")
+    check_version(meta_path, meta)
+    _check_meta(meta_path, meta)
     return meta
+
+
+def check_version(meta_path: Path, meta: dict) -> None:
+    """Refuse format versions this audiogen cannot read, saying which was found, which is read, and what to do."""
+    version = meta.get("version")
+    by = meta.get("created_by")
+    made_by = f" (written by audiogen {by.get('audiogen')})" if isinstance(by, dict) and by.get("audiogen") else ""
+    if not isinstance(version, int) or isinstance(version, bool) or version < VERSION:
+        raise ArtifactError(f"{meta_path} has latent dataset format version {version!r}{made_by}; this audiogen "
+                            f"reads version {VERSION}",
+                            fix="re-encode the audio with `audiogen encode` (the old format has no upgrade path)")
+    if version > VERSION:
+        raise ArtifactError(f"{meta_path} has latent dataset format version {version}{made_by}, newer than this "
+                            f"audiogen reads ({VERSION})", fix="upgrade audiogen (pip install -U audiogen)")
+
+
+def _is_int(x, low: int = 0) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool) and x >= low
+
+
+def _check_meta(meta_path: Path, meta: dict) -> None:
+    """Types and cross-references of a version-1 meta.json; O(files) with small constants (no file system access)."""
+    def bad(what: str):
+        return ArtifactError(f"{meta_path} is damaged: {what}", fix="re-encode the dataset with `audiogen encode`")
+
+    missing = [k for k in ("latent_size", "dtype", "stats", "shards", "files") if k not in meta]
+    if missing:
+        raise bad(f"missing {', '.join(missing)}")
+    c = meta["latent_size"]
+    if not _is_int(c, 1):
+        raise bad(f"latent_size is {c!r}, not a positive integer")
+    if meta["dtype"] not in DTYPES:
+        raise bad(f"dtype is {meta['dtype']!r}, not one of {', '.join(DTYPES)}")
+    stats = meta["stats"]
+    for k in ("mean", "std"):
+        v = stats.get(k) if isinstance(stats, dict) else None
+        if not (isinstance(v, list) and len(v) == c and all(isinstance(x, (int, float)) and math.isfinite(x)
+                                                             for x in v)):
+            raise bad(f"stats.{k} is not a list of {c} finite numbers")
+    shards = meta["shards"]
+    if not isinstance(shards, list):
+        raise bad("shards is not a list")
+    frames = []
+    for k, sh in enumerate(shards):
+        name = sh.get("name") if isinstance(sh, dict) else None
+        # the name is joined to shards/: nothing in meta.json may point outside the dataset
+        if not (isinstance(name, str) and _SHARD_NAME.fullmatch(name) and _is_int(sh.get("frames"))):
+            raise bad(f"shards[{k}] is {sh!r}, expected {{'name': 'shard-NNNNN.npy', 'frames': int}}")
+        frames.append(sh["frames"])
+    files = meta["files"]
+    if not isinstance(files, list):
+        raise bad("files is not a list")
+    n = len(frames)
+    for i, f in enumerate(files):
+        try:
+            k, off, length = f["shard"], f["offset"], f["length"]
+            ok = _is_int(length) and _is_int(off) and _is_int(k) and k < n and off + length <= frames[k]
+        except (TypeError, KeyError):
+            ok = False
+        if not ok:
+            raise bad(f"files[{i}] is {f!r}: it needs integer shard, offset and length inside its shard")
 
 
 class LatentDataset(Dataset):
@@ -125,13 +195,17 @@ class LatentDataset(Dataset):
 
     def _shard(self, k: int) -> np.ndarray:
         if k not in self._shards:  # opened lazily, so DataLoader workers each map their own
-            p = self.path / "shards" / self.meta["shards"][k]["name"]
+            sh = self.meta["shards"][k]
+            p = self.path / "shards" / sh["name"]
             try:
-                arr = np.load(p, mmap_mode="r")
-            except (OSError, ValueError) as exc:
-                raise ArtifactError(f"cannot read shard {p} ({exc})", fix="re-encode the dataset") from None
-            if arr.ndim != 2 or arr.shape[1] != self.latent_size:
-                raise ArtifactError(f"shard {p} has shape {arr.shape}, expected (frames, {self.latent_size})")
+                arr = np.load(p, mmap_mode="r", allow_pickle=False)
+            except Exception as exc:  # missing, truncated or damaged: numpy raises OSError, ValueError, EOFError...
+                raise ArtifactError(f"cannot read shard {p} ({type(exc).__name__}: {exc})",
+                                    fix="re-encode the dataset") from None
+            want = (sh["frames"], self.latent_size)
+            if not isinstance(arr, np.ndarray) or arr.shape != want or arr.dtype != np.dtype(self.meta["dtype"]):
+                raise ArtifactError(f"shard {p} holds {getattr(arr, 'dtype', '?')} {getattr(arr, 'shape', '?')}, "
+                                    f"but meta.json says {self.meta['dtype']} {want}", fix="re-encode the dataset")
             self._shards[k] = arr
         return self._shards[k]
 
@@ -158,6 +232,9 @@ class LatentDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         seq = self.sequence(i)
+        if not np.isfinite(seq).all():  # encode refuses these, so the data was damaged after it was written
+            raise ArtifactError(f"latents of {self.files[i].get('source', f'item {i}')} in {self.path} contain NaN "
+                                f"or inf", fix="re-encode the dataset (or drop that file)")
         length = len(seq)
         if self.crop and length > self.crop:
             g = np.random.default_rng([self.seed, self.epoch, i])

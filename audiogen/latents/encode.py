@@ -170,7 +170,7 @@ def run_encode(job: EncodeJob) -> dict:
     out = job.out
     if (out / "meta.json").exists() and not job.overwrite:
         raise ArtifactError(f"{out} already holds a latent dataset", fix="pass --overwrite, or choose another -o")
-    if out.exists() and not (out / "meta.json").exists() and any(out.iterdir()):
+    if out.exists() and not (out / "meta.json").exists() and (not out.is_dir() or any(out.iterdir())):
         raise ArtifactError(f"output folder {out} exists and is not a latent dataset", fix="choose another -o")
     staging = out.with_name(out.name + ".partial")
     created = not staging.exists()
@@ -181,7 +181,11 @@ def run_encode(job: EncodeJob) -> dict:
                             fix="choose a writable location for -o") from None
     lock = _lock(staging)
     try:
-        meta = _encode_into(job, staging)
+        try:
+            meta = _encode_into(job, staging)
+        except OSError as exc:  # disk full, file too large, folder made read-only (reading audio raises AudioFileError)
+            raise ArtifactError(f"writing the latent dataset in {staging} failed ({exc.strerror or exc})",
+                                fix="free disk space (or fix the permissions) and re-run the same command") from None
     except BaseException as exc:
         lock.unlink(missing_ok=True)
         # A clean error (bad input under --strict, nothing encodable) leaves nothing behind; an interruption
