@@ -78,7 +78,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise ArtifactError(f"cannot read checkpoint {path} ({type(exc).__name__}: {str(exc).splitlines()[0]})",
-                            fix="checkpoints are loaded with weights_only=True; use a checkpoint written by audiogen")
+                            fix="checkpoints are loaded with weights_only=True; use a checkpoint written by audiogen") from None
     meta = ckpt.get("audiogen") if isinstance(ckpt, dict) else None
     if not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT:
         raise ArtifactError(f"{path} is not an audiogen checkpoint (no 'audiogen' metadata)")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from conftest import run_cli, write_tone
 
 from audiogen.audio.dataset import AudioDataset
@@ -35,24 +34,32 @@ def test_manifest_rows_are_trusted_without_touching_the_files(tmp_path):
     infos = index_inputs([write_tone(tmp_path / "real.wav", seconds=0.2)])
     fake = [type(infos[0])(path=tmp_path / "corpus" / f"f{i:05d}.flac", sample_rate=16000, frames=16000 + i,
                            channels=1, subtype="PCM_16") for i in range(2000)]
-    manifest = write_manifest(tmp_path / "m.csv", fake + infos)
+    manifest = write_manifest(tmp_path / "m.csv", infos + fake)  # only the first row is checked to exist
     ds = AudioDataset(index_inputs(manifest), 8000)  # 2000 files that do not exist: nothing is opened
-    assert len(ds) == 2001 and ds.file_frames[1] == 8000 and ds.infos[-1] == infos[0]
-    assert ds[2000]["audio"].shape[-1] == 1600
+    assert len(ds) == 2001 and ds.file_frames[1] == 8000 and ds.infos[0] == infos[0]
+    assert ds[0]["audio"].shape[-1] == 1600
     with pytest.raises(AudioFileError, match="f00000.flac"):  # reading one is the first time it is touched
-        ds[0]
+        ds[1]
 
 
-def test_librispeech_manifest_columns(shared):
-    manifest = shared / "data" / "librispeech-100-mini" / "manifest.csv"
-    infos = index_inputs(manifest)
-    assert len(infos) == 251
+def test_librispeech_style_columns(shared, tmp_path):
+    """relpath/sr/ch columns are read; its paths are relative to audio/, so a copy beside the audio is used."""
+    src = shared / "data" / "librispeech-100-mini"
+    lines = (src / "manifest.csv").read_text().splitlines()
+    audio = src / "audio"
+    copy = tmp_path / "manifest.csv"
+    copy.write_text("\n".join([lines[0]] + [f"{audio}/{ln}" for ln in lines[1:]]) + "\n")
+    infos = index_inputs(copy)
+    assert len(infos) == len(lines) - 1 == 251
     for info in infos[:3]:
         assert info == probe(info.path)
+    with pytest.raises(AudioFileError, match="relative to the manifest's folder"):
+        index_inputs(src / "manifest.csv")  # as shipped: its first file is not beside it
 
 
 @pytest.mark.parametrize("row, words", [
     ("a.wav,ten,16000,1,PCM_16", ["line 2", "integers"]),
+    ("missing.wav,10,16000,1,PCM_16", ["missing.wav", "does not exist"]),
     ("a.wav,0,16000,1,PCM_16", ["line 2", "positive"]),
     ("a.wav,100", ["line 2", "columns"]),
     ('"a.wav,100,16000,1,PCM_16', ["line"]),

@@ -69,6 +69,10 @@ def parse_rows(manifest: Path, rows: Iterable[tuple[list[str], int]], cols: dict
         p = Path(entry).expanduser() if entry.startswith("~") else Path(entry)
         infos.append(AudioInfo(path=p if p.is_absolute() else base / p, sample_rate=sr, frames=frames,
                                channels=channels, subtype=row[isub].strip() if isub is not None else "unknown"))
+    if infos and not infos[0].path.exists():  # one stat catches a manifest moved away from its files
+        raise AudioFileError(f"manifest {manifest}: its first file {infos[0].path} does not exist", path=manifest,
+                             fix="paths in a manifest are relative to the manifest's folder (or absolute); move it "
+                                 "beside the audio or rewrite it with `audiogen index`")
     return infos
 
 
