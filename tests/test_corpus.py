@@ -60,7 +60,7 @@ def test_librispeech_style_columns(shared, tmp_path):
 @pytest.mark.parametrize("row, words", [
     ("a.wav,ten,16000,1,PCM_16", ["line 2", "integers"]),
     ("missing.wav,10,16000,1,PCM_16", ["missing.wav", "does not exist"]),
-    ("a.wav,0,16000,1,PCM_16", ["line 2", "positive"]),
+    ("a.wav,0,16000,1,PCM_16", ["line 2", "must be positive"]),
     ("a.wav,100", ["line 2", "columns"]),
     ('"a.wav,100,16000,1,PCM_16', ["line"]),
 ])

@@ -30,8 +30,9 @@ Linear PCM (``LinearPCM``), with ``h = 2**(b-1)``::
 
 ``encode(x) = to_model(quantize(x))`` and ``decode(y) = dequantize(from_model(y))``.
 Any ``bits`` in 2..16 is accepted; 8 and 16 are the tested settings. Inputs may be torch
-tensors or numpy arrays; shapes are preserved. Values outside [-1, 1] are clipped and NaN
-maps to 0 so indices are always valid.
+tensors or numpy arrays (or Python floats); shapes are preserved. Values outside [-1, 1] (and +-inf) are
+clipped and NaN maps to 0, so indices are always valid. Waveform and model values must be floating point:
+integer, complex or non-numeric data raise TypeError (int16 PCM would otherwise clip to +-1 silently).
 """
 
 from __future__ import annotations
@@ -48,7 +49,24 @@ MIN_BITS, MAX_BITS = 2, 16
 
 
 def _as_tensor(x) -> Tensor:
-    return x if isinstance(x, Tensor) else torch.as_tensor(np.asarray(x))
+    if isinstance(x, Tensor):
+        return x
+    a = np.asarray(x)
+    if a.dtype.kind not in "biuf":  # strings, objects, complex, dates: torch's own error would not say why
+        raise TypeError(f"input coding needs real numbers, got an array of dtype {a.dtype}")
+    return torch.as_tensor(a)
+
+
+def _values(x) -> Tensor:
+    """Waveform or model values as float64. Only floating data is accepted: int16 PCM passed by mistake would clip
+    to +-1 silently, and complex data would lose its imaginary part."""
+    if isinstance(x, (int, float)) and not isinstance(x, bool):
+        return torch.tensor(float(x), dtype=torch.float64)
+    t = _as_tensor(x)
+    if not t.is_floating_point():
+        raise TypeError(f"input coding needs floating-point values in [-1, 1], got dtype {t.dtype} "
+                        f"(for int16 PCM use x / 32768)")
+    return t.to(torch.float64)
 
 
 class InputCoding:
@@ -79,8 +97,7 @@ class InputCoding:
 
     def quantize(self, x) -> Tensor:
         """Waveform in [-1, 1] -> long bin index in [0, 2**bits)."""
-        x = _as_tensor(x).to(torch.float64)
-        x = torch.nan_to_num(x, nan=0.0).clamp(-1.0, 1.0)
+        x = torch.nan_to_num(_values(x), nan=0.0).clamp(-1.0, 1.0)
         return self._quantize64(x).clamp(0, self.num_bins - 1).long()
 
     def dequantize(self, idx, dtype: torch.dtype = torch.float32) -> Tensor:
@@ -96,7 +113,7 @@ class InputCoding:
 
     def from_model(self, y) -> Tensor:
         """Model value in [-1, 1] -> index of the nearest grid point."""
-        y = torch.nan_to_num(_as_tensor(y).to(torch.float64), nan=0.0).clamp(-1.0, 1.0)
+        y = torch.nan_to_num(_values(y), nan=0.0).clamp(-1.0, 1.0)
         return torch.round((y + 1.0) / 2.0 * (self.num_bins - 1)).clamp(0, self.num_bins - 1).long()
 
     def grid(self, dtype: torch.dtype = torch.float32) -> Tensor:

@@ -31,6 +31,8 @@ _SF_ERRORS = (sf.SoundFileError, RuntimeError, ValueError, TypeError)
 # Format chosen by save_audio from the file extension.
 _FORMATS = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG", ".mp3": "MP3", ".aif": "AIFF", ".aiff": "AIFF"}
 
+# Plausible audio sample rates; others are damaged headers (see probe).
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1000, 1_536_000
 # Extra source samples read on each side of a crop so the resampling filter sees real context
 # instead of the chunk edges.
 _RESAMPLE_CONTEXT = 256
@@ -85,6 +87,11 @@ def probe(path: str | os.PathLike) -> AudioInfo:
         raise AudioFileError(f"cannot read {path}: {err}", path=path, fix="check the file permissions") from err
     if info.frames <= 0:
         raise AudioFileError(f"{path} contains no samples", path=path, fix="remove the file from the inputs")
+    if not MIN_SAMPLE_RATE <= info.samplerate <= MAX_SAMPLE_RATE:
+        # a damaged header: 1 Hz resampled to 16 kHz would turn a 1 MB file into 16 GB of samples
+        raise AudioFileError(f"{path} claims a sample rate of {info.samplerate} Hz, outside the "
+                             f"{MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz audiogen reads (damaged header?)", path=path,
+                             fix="re-export the file at an audio sample rate")
     return AudioInfo(path=path, sample_rate=int(info.samplerate), frames=int(info.frames),
                      channels=int(info.channels), subtype=str(info.subtype))
 
@@ -129,6 +136,9 @@ def check_policy(info: AudioInfo, sample_rate: int | None, *, channels: str = "d
             f"{path} has sample rate {info.sample_rate} Hz but {sample_rate} Hz is expected and resampling is off",
             path=path,
             fix=f"enable resampling (--bind \"audio.resample=True\") or resample the files to {sample_rate} Hz")
+    if sample_rate is not None and frames_at_rate(info.frames, info.sample_rate, sample_rate) == 0:
+        raise AudioFileError(f"{path} has {info.frames} samples at {info.sample_rate} Hz, less than one sample at "
+                             f"{sample_rate} Hz", path=path, fix="remove the file from the inputs")
 
 
 def _read_span(info: AudioInfo, start: int, count: int) -> np.ndarray:
@@ -175,8 +185,9 @@ def load_audio(
         count = info.frames - offset if frames is None else frames
         data = _read_span(info, offset, max(count, 0)) if offset < info.frames else np.zeros((0, info.channels), np.float32)
         skip, want = 0, frames
+        src0 = offset
     elif frames is None and offset == 0:
-        data, skip, want = _read_span(info, 0, info.frames), 0, None
+        data, skip, want, src0 = _read_span(info, 0, info.frames), 0, None, 0
     else:
         # Map the target span to the source, widened by filter context and aligned so the
         # target position of the first source sample is an integer.
@@ -191,11 +202,14 @@ def load_audio(
         tgt_start = round(src_start / ratio)
         data = _read_span(info, src_start, src_end - src_start) if src_start < info.frames \
             else np.zeros((0, info.channels), np.float32)
-        skip = offset - tgt_start
+        skip, src0 = offset - tgt_start, src_start
 
-    if not np.all(np.isfinite(data)):
-        raise AudioFileError(f"{path} contains NaN or infinite samples", path=path,
-                             fix="re-export the file (the float data is corrupt)")
+    bad = ~np.isfinite(data)
+    if bad.any():
+        first = src0 + int(np.argmax(bad.any(axis=1)))
+        raise AudioFileError(f"{path} contains NaN or infinite samples (or values beyond float32): {int(bad.sum())} "
+                             f"in frames {src0}..{src0 + len(data)}, the first at frame {first}", path=path,
+                             fix="re-export the file (the float data is corrupt) or remove it from the inputs")
     mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
     if sr_in != sr_out:
         n_out = frames_at_rate(len(mono), sr_in, sr_out)

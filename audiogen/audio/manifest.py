@@ -43,7 +43,7 @@ def manifest_columns(header: Sequence[str]) -> dict[str, int] | None:
 def parse_rows(manifest: Path, rows: Iterable[tuple[list[str], int]], cols: dict[str, int]) -> list:
     """AudioInfo of each (row, line number) of a manifest. Paths are joined to the manifest's folder without
     touching the file system (no stat, no resolve): opening stays O(rows) with small constants."""
-    from audiogen.audio.io import AudioInfo
+    from audiogen.audio.io import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, AudioInfo
 
     base = Path(os.path.abspath(manifest.parent))
     ip, iframes, isr = cols["path"], cols["frames"], cols["sample_rate"]
@@ -61,9 +61,10 @@ def parse_rows(manifest: Path, rows: Iterable[tuple[list[str], int]], cols: dict
             raise AudioFileError(f"manifest {manifest}, line {line}: frames, sample_rate and channels must be "
                                  f"integers, got {[row[i] for i in (iframes, isr, ich) if i is not None]}",
                                  path=manifest, fix="rewrite it with `audiogen index`") from None
-        if frames <= 0 or sr <= 0 or channels <= 0:
+        if frames <= 0 or channels <= 0 or not MIN_SAMPLE_RATE <= sr <= MAX_SAMPLE_RATE:
             raise AudioFileError(f"manifest {manifest}, line {line}: frames={frames}, sample_rate={sr}, "
-                                 f"channels={channels}; all must be positive", path=manifest,
+                                 f"channels={channels}; frames and channels must be positive and the sample rate "
+                                 f"in {MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE}", path=manifest,
                                  fix="drop empty files from the manifest, or rewrite it with `audiogen index`")
         entry = row[ip].strip()
         p = Path(entry).expanduser() if entry.startswith("~") else Path(entry)

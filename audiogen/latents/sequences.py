@@ -33,11 +33,14 @@ class NpySequences(LatentDataset):
         for i, p in enumerate(paths):
             try:
                 a = np.load(p, mmap_mode="r", allow_pickle=False)
-            except (OSError, ValueError) as exc:
-                raise ArtifactError(f"cannot read {p} ({exc})", fix="save sequences with numpy.save") from None
-            if a.ndim != 2 or not np.issubdtype(a.dtype, np.number):
-                raise ArtifactError(f"{p} holds an array of shape {a.shape} and dtype {a.dtype}; a sequence must be "
-                                    f"a numeric (T, D) array", fix="save each sequence as time x dimensions")
+            except Exception as exc:  # truncated or damaged: numpy raises OSError, ValueError, EOFError...
+                raise ArtifactError(f"cannot read {p} ({type(exc).__name__}: {exc})",
+                                    fix="save sequences with numpy.save") from None
+            # real numbers only: complex would lose its imaginary part, bool/object/str are not sequences of values
+            if not isinstance(a, np.ndarray) or a.ndim != 2 or a.shape[1] == 0 or a.dtype.kind not in "iuf":
+                raise ArtifactError(f"{p} holds {getattr(a, 'dtype', type(a).__name__)} data of shape "
+                                    f"{getattr(a, 'shape', '?')}; a sequence must be a real-valued (T, D) array with "
+                                    f"D >= 1", fix="save each sequence as a float array of time x dimensions")
             if dim is None:
                 dim, stats = a.shape[1], RunningStats.empty(a.shape[1])
             elif a.shape[1] != dim:
