@@ -29,17 +29,27 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 def writable_folder(folder: Path, what: str) -> Path:
-    """Create ``folder`` if needed and check that a file can be written in it (root ignores permission bits, so
-    the check writes a real file). Raises ArtifactError naming the folder and the reason."""
+    """Check, before any work, that ``folder`` can be written: by writing a file in it when it exists (root ignores
+    permission bits), else by checking its nearest existing parent. Nothing is created, so a run that then fails on
+    its configuration leaves no empty folder. Raises ArtifactError naming the folder and the reason."""
     folder = Path(folder)
-    probe = folder / f".write-test-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise ArtifactError(f"cannot write the {what} {folder} ({exc.strerror or exc})",
-                            fix="choose a writable location for -o") from None
+    parent = folder
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    reason = None
+    if not parent.is_dir():
+        reason = f"{parent} is not a folder"
+    elif parent == folder:
+        probe = folder / f".write-test-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        try:
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+    elif not os.access(parent, os.W_OK | os.X_OK):
+        reason = f"Permission denied in {parent}"
+    if reason:
+        raise ArtifactError(f"cannot write the {what} {folder} ({reason})", fix="choose a writable location for -o")
     return folder
 
 

@@ -279,17 +279,19 @@ def _list_entries(list_file: Path) -> list[tuple[str, int]] | list[AudioInfo]:
     from audiogen.audio.manifest import manifest_columns, parse_rows
 
     reader = csv.reader(io.StringIO(text))
+    nonblank = ((row, reader.line_num) for row in reader if row and (len(row) > 1 or row[0].strip()))
     try:
-        rows = [(row, reader.line_num) for row in reader if any(cell.strip() for cell in row)]
+        first_row = next(nonblank, None)
+        if first_row is None:
+            return []
+        header = [cell.strip().lower() for cell in first_row[0]]
+        cols = manifest_columns(header)
+        if cols is not None:  # a manifest: the header facts are in it, nothing is probed; rows are streamed
+            return parse_rows(list_file, nonblank, cols)
+        rows = [first_row, *nonblank]
     except csv.Error as err:
         raise AudioFileError(f"list file {list_file} is not valid CSV (line {reader.line_num}: {err})",
                              path=list_file, fix="check the quoting, or write a manifest with `audiogen index`") from None
-    if not rows:
-        return []
-    header = [cell.strip().lower() for cell in rows[0][0]]
-    cols = manifest_columns(header)
-    if cols is not None:  # a manifest: the header facts are in it, nothing is probed
-        return parse_rows(list_file, rows[1:], cols)
     if "path" in header:
         column, rows = header.index("path"), rows[1:]
     else:
@@ -326,9 +328,8 @@ def _expand(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> dict[Pat
             if key in active:
                 raise AudioFileError(f"list file {p} includes itself", path=p, fix="remove the cycle")
             for entry in _list_entries(p):
-                if isinstance(entry, AudioInfo):
-                    if entry.path not in found:  # trusted as written: no stat, no resolve
-                        found[entry.path] = entry
+                if isinstance(entry, AudioInfo):  # a manifest row, trusted as written: no stat, no resolve
+                    found.setdefault(entry.path, entry)
                     continue
                 text, number = entry
                 q = Path(text).expanduser()
