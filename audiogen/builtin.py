@@ -8,12 +8,14 @@ from audiogen.hookspecs import hookimpl
 @hookimpl
 def register_encoders(register):
     from audiogen.encoders.conv1d import Conv1dEncoder
+    from audiogen.encoders.cpc import CPCEncoder
     from audiogen.encoders.rave import RaveEncoder
     from audiogen.encoders.stack import StackEncoder
 
     register("conv1d", Conv1dEncoder)
     register("stack", StackEncoder)
     register("rave", RaveEncoder)
+    register("cpc", CPCEncoder)
 
 
 @hookimpl

@@ -7,7 +7,8 @@ the importance-weighted bound with K samples.
 
 Long files are scored in segments with the latent model's state carried across. The encoder sees real audio
 margins around each segment and the decoder runs with a lag of its receptive field, so segmenting changes
-nothing but memory (tested against whole-file scoring).
+nothing but memory (tested against whole-file scoring). Encoders without a finite receptive field
+(``receptive_field = None``, e.g. CPC's GRU context) are run on whole files.
 """
 
 from __future__ import annotations
@@ -160,6 +161,9 @@ def evaluate(pipe, files: list[Path], sample_rate: int, segment_seconds: float =
                           fix="evaluate a temporal VAE checkpoint (e.g. trained with pipelines/cwvae_l2_speech.gin)")
     torch.manual_seed(seed)
     segment = int(segment_seconds * sample_rate) if segment_seconds else None
+    if segment and getattr(pipe.encoder, "receptive_field", 0) is None:
+        segment = None  # an encoder that reads the whole past (CPC's GRU): segments would change the score
+        segment_seconds = 0
     margins = probe_margins(pipe) if segment else None
     sizes = pipe.latent_model.latent_sizes
     n_levels = len(sizes)
