@@ -17,7 +17,7 @@ TINY = {
     "autoencoder": ["STRIDES=[4, 4]", "CHANNELS=[8, 8]", "LATENT_SIZE=4"],
     "temporal_vae": ["DZ=4", "HIDDEN=8", "ENCODER_CHANNELS=8", "DECODER_CHANNELS=8", "COMPONENTS=2",
                      "DMOL_PARAMS=6", "CONTEXT=8", "DECODER_HIDDEN=[8]", "CHANNELS=8", "priors.wavenet.layers=3",
-                     "priors.wavenet.blocks=1"],
+                     "priors.wavenet.blocks=1", "CPC_CHANNELS=8", "CPC_CONTEXT=8"],
     "prior": ["DZ=4", "HIDDEN=8", "MIXTURE=2", "train_prior.crop_frames=32", "LATENT_SIZE=3",
               "priors.diffwave.residual_layers=2", "priors.diffwave.residual_channels=4",
               "priors.diffwave.dilation_cycle=2", "priors.diffwave.sample_steps=4"],
@@ -44,7 +44,8 @@ def test_every_pipeline_is_covered():
             "pipelines/cwvae_l3_speech.gin", "pipelines/vrnn_speech.gin", "pipelines/srnn_speech.gin",
             "pipelines/lstm_speech.gin", "pipelines/wavenet_speech.gin", "pipelines/vrnn_strokes.gin",
             "pipelines/diffwave_latents.gin", "pipelines/vrnn_latents.gin", "pipelines/srnn_latents.gin",
-            "pipelines/cwvae_latents.gin", "pipelines/rave_bridge.gin"} <= set(PIPELINES)
+            "pipelines/cwvae_latents.gin", "pipelines/rave_bridge.gin",
+            "pipelines/cwvae_cpc_speech.gin"} <= set(PIPELINES)
 
 
 @pytest.fixture(scope="module")
