@@ -59,9 +59,9 @@ def run_cli(*args, env=None, cwd=None, check=True, timeout=600) -> subprocess.Co
 def run_here(*args):
     """Run an `audiogen` command in this process (CliRunner): the same code path as the console script without
     an interpreter start-up (about 2.5 s each), for suites that run dozens of short commands."""
-    import gin
     from click.testing import CliRunner
 
+    import gin
     from audiogen.cli import cli
 
     gin.clear_config()
