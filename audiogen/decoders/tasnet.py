@@ -9,7 +9,12 @@ from torch import Tensor, nn
 
 from audiogen.contracts import Decoder
 from audiogen.layers import StridedConvTranspose, as_list
-from audiogen.tasnet_blocks import SeparableStack, block_dilations, check_kernel, make_norm
+from audiogen.tasnet_blocks import (
+    SeparableStack,
+    block_dilations,
+    check_kernel,
+    make_norm,
+)
 
 
 class TasNetDecoder(Decoder):

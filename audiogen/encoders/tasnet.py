@@ -6,7 +6,13 @@ from torch import nn
 
 from audiogen.encoders.ladder import LadderEncoder
 from audiogen.layers import StridedConv, as_list
-from audiogen.tasnet_blocks import Reach, SeparableStack, block_dilations, check_kernel, make_norm
+from audiogen.tasnet_blocks import (
+    Reach,
+    SeparableStack,
+    block_dilations,
+    check_kernel,
+    make_norm,
+)
 
 
 class TasNetEncoder(LadderEncoder):
