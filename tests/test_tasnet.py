@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from audiogen import config
 from audiogen.contracts import check_decoder, check_encoder
@@ -14,6 +15,7 @@ from audiogen.errors import ConfigError
 from audiogen.evaluate import probe_margins, score_file
 from audiogen.latents.encode import encode_array
 from audiogen.pipeline import build_pipeline
+from audiogen.tasnet_blocks import DepthwiseConv
 
 TINY = ["DZ=4", "HIDDEN=8", "ENCODER_CHANNELS=8", "DECODER_CHANNELS=8", "COMPONENTS=2", "DMOL_PARAMS=6"]
 
@@ -50,6 +52,16 @@ def test_ladder_levels_and_the_first_level_matches_forward():
     assert torch.equal(levels[0][..., :k], first[..., :k])
     # the paper's layout: stacked stages give hops 64 and 512 from one pass
     assert TasNetEncoder(strides=[4, 4, 4, 8], channels=4, latent_size=2, levels=2).level_hops == [64, 512]
+
+
+@pytest.mark.parametrize("kernel_size,dilation", [(3, 1), (3, 4), (5, 2), (1, 1)])
+def test_channel_last_depthwise_conv_equals_torch_conv1d(kernel_size, dilation):
+    torch.manual_seed(0)
+    dw = DepthwiseConv(6, kernel_size, dilation)
+    x = torch.randn(2, 50, 6)  # (B, T, C)
+    ref = F.conv1d(x.transpose(1, 2), dw.weight.T[:, None, :], dw.bias, padding=dw.padding, dilation=dilation,
+                   groups=6).transpose(1, 2)
+    torch.testing.assert_close(dw(x), ref)
 
 
 def test_blocks_per_stage_and_dilations():
