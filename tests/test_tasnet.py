@@ -163,7 +163,7 @@ def test_segmented_scoring_equals_whole_file_with_cln():
     for a, b in zip(whole["kl"], seg["kl"]):
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-4)
     gln = tiny_pipeline(["TASNET_NORM='gln'"]).eval()
-    with pytest.raises(RuntimeError, match="evaluate whole files"):
+    with pytest.raises(ConfigError, match="(?s)'gln'.*--segment-seconds 0"):
         probe_margins(gln)
 
 

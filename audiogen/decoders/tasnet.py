@@ -18,8 +18,10 @@ from audiogen.tasnet_blocks import (
 
 
 class TasNetDecoder(Decoder):
-    """Upsampling stack: per stage PReLU, a strided transposed conv, then separable residual blocks (as in
-    ``encoders.tasnet``) whose skips are summed; output tanh audio, or ``out_channels`` distribution parameters.
+    """Conv-TasNet-style upsampling stack: per stage a strided transposed conv then separable residual blocks.
+
+    The blocks are those of ``encoders.tasnet`` (their skips summed); the output is tanh audio, or
+    ``out_channels`` distribution parameters.
 
     ``strides`` and ``channels`` are given in the encoder's order (the decoder runs them reversed), so one gin
     macro can serve both. ``norm='gln'`` makes every output sample depend on all latent frames (segmented

@@ -16,10 +16,11 @@ from audiogen.tasnet_blocks import (
 
 
 class TasNetEncoder(LadderEncoder):
-    """Per stage: Conv-TasNet separable residual blocks (1x1 conv to ``expansion`` x channels, PReLU, norm,
-    depthwise conv with dilation 1, 2, 4, ..., PReLU, norm, 1x1 convs to the residual and skip paths), the skips
-    summed, then a strided conv; hop = product of strides (stacked stages give the large downsampling a CW-VAE
-    needs, e.g. strides [4, 4, 4, 8] for hops 64 and 512).
+    """Conv-TasNet-style stack: per stage, separable residual blocks then a strided conv; hop = product of strides.
+
+    A block: 1x1 conv to ``expansion`` x channels, PReLU, norm, depthwise conv (dilations 1, 2, 4, ... across the
+    blocks of a stage, or ``dilations``), PReLU, norm, 1x1 convs to the residual and skip paths; a stage's output is
+    its summed skips. Stacked stages give the large downsampling a CW-VAE needs (strides [4, 4, 4, 8]: hops 64, 512).
 
     ``levels > 1`` makes a ladder as in ``encoders.conv1d``: level 1 is read after ``len(strides) - levels + 1``
     stages and each further level one stage later, each through its own head of ``latent_size`` channels.
