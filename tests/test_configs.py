@@ -44,7 +44,8 @@ def test_every_pipeline_is_covered():
             "pipelines/cwvae_l3_speech.gin", "pipelines/vrnn_speech.gin", "pipelines/srnn_speech.gin",
             "pipelines/lstm_speech.gin", "pipelines/wavenet_speech.gin", "pipelines/vrnn_strokes.gin",
             "pipelines/diffwave_latents.gin", "pipelines/vrnn_latents.gin", "pipelines/srnn_latents.gin",
-            "pipelines/cwvae_latents.gin", "pipelines/rave_bridge.gin"} <= set(PIPELINES)
+            "pipelines/cwvae_latents.gin", "pipelines/rave_bridge.gin",
+            "pipelines/cwvae_tasnet_speech.gin"} <= set(PIPELINES)
 
 
 @pytest.fixture(scope="module")
