@@ -22,6 +22,8 @@ from pathlib import Path
 
 import torch
 
+from audiogen.errors import ConfigError
+
 LN2 = math.log(2)
 
 
@@ -56,7 +58,9 @@ def probe_margins(pipe, probes: int = 2) -> Margins:
     lo, hi = int(changed[0]) // dec.hop, int(changed[-1]) // dec.hop
     decoder = max(frames // 2 - lo, hi - frames // 2) + 1
     if decoder >= frames // 2 - 1 or encoder >= n // 2:
-        raise RuntimeError("receptive field too large to probe; evaluate whole files (segment_seconds=0)")
+        raise ConfigError("the encoder's or decoder's receptive field is too large to probe (e.g. a global norm "
+                          "such as encoders.tasnet.norm = 'gln' makes every frame depend on the whole file), so "
+                          "files cannot be scored in segments", fix="evaluate whole files: --segment-seconds 0")
     return Margins(encoder, decoder)
 
 
@@ -155,8 +159,6 @@ def evaluate(pipe, files: list[Path], sample_rate: int, segment_seconds: float =
     from audiogen.audio.io import load_audio
 
     if pipe.latent_model is None or pipe.distribution is None:
-        from audiogen.errors import ConfigError
-
         raise ConfigError("evaluate scores likelihoods: the pipeline needs a latent model and a distribution",
                           fix="evaluate a temporal VAE checkpoint (e.g. trained with pipelines/cwvae_l2_speech.gin)")
     torch.manual_seed(seed)
