@@ -192,6 +192,8 @@ def encode(gin_files, bindings, ckpt, inputs, out, strict, overwrite, no_progres
                     overwrite=overwrite, progress=not no_progress)
     t0 = time.perf_counter()
     meta = run_encode(job)
+    if meta is None:  # another rank of a distributed encode: rank 0 reports
+        return
     secs = time.perf_counter() - t0
     click.echo(f"encoded {meta['num_files']} files ({meta['total_seconds']:.1f} s of audio, "
                f"{meta['total_frames']} frames of {meta['latent_size']} dims) into {out} in {secs:.1f} s")

@@ -90,3 +90,44 @@ def rank_share(batch: list[int], rank: int, world: int) -> list[int]:
     if len(batch) >= world:
         return batch[rank::world]
     return [batch[rank % len(batch)]]
+
+
+class Ranks:
+    """The processes of one job outside the Trainer (``audiogen encode``): this one's rank, their number, its
+    device, and object collectives over a gloo group (CPU objects, whatever backend the main group uses)."""
+
+    def __init__(self, rank: int = 0, world: int = 1, device=None, group=None):
+        import torch
+
+        self.rank, self.world, self.group = rank, world, group
+        self.device = device if device is not None else torch.device("cpu")
+
+    def all_gather(self, obj) -> list:
+        if self.world == 1:
+            return [obj]
+        import torch.distributed as dist
+
+        out = [None] * self.world
+        dist.all_gather_object(out, obj, group=self.group)
+        return out
+
+
+def launch(devices: int | None, num_nodes: int | None, accelerator: str, prefix: str) -> Ranks:
+    """Start (or join) the processes of a job: Lightning Fabric re-runs this command once per extra local device,
+    or joins the processes torchrun/SLURM started; a single CPU process needs none of it."""
+    devices, num_nodes = resolve_shape(devices, num_nodes, prefix)
+    if devices * num_nodes == 1 and accelerator == "cpu":
+        return Ranks()
+    import logging
+
+    import torch.distributed as dist
+    from lightning.fabric import Fabric
+
+    logging.getLogger("lightning.fabric").setLevel(logging.WARNING)  # its import sets INFO: rank banners
+    world = devices * num_nodes
+    fabric = Fabric(accelerator=accelerator, devices=devices, num_nodes=num_nodes,
+                    strategy="ddp" if world > 1 else "auto")
+    if world == 1:
+        return Ranks(device=fabric.device)
+    fabric.launch()
+    return Ranks(fabric.global_rank, fabric.world_size, fabric.device, dist.new_group(backend="gloo"))
