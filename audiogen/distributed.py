@@ -123,7 +123,8 @@ def launch(devices: int | None, num_nodes: int | None, accelerator: str, prefix:
     import torch.distributed as dist
     from lightning.fabric import Fabric
 
-    logging.getLogger("lightning.fabric").setLevel(logging.WARNING)  # its import sets INFO: rank banners
+    for noisy in ("lightning.fabric", "lightning.pytorch"):  # their import sets INFO: rank banners
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     world = devices * num_nodes
     fabric = Fabric(accelerator=accelerator, devices=devices, num_nodes=num_nodes,
                     strategy="ddp" if world > 1 else "auto")

@@ -18,9 +18,8 @@ from audiogen.errors import ConfigError
 # A deterministic model whose loss is a mean over items of equal length (0.1 s crops of longer files): the mean of the
 # two ranks' losses is the loss of the global batch, and DDP's averaged gradient is its gradient. (The spectral
 # convergence term, a norm ratio over the whole batch, is left out: it does not split into per-rank parts.)
-AE = ["STRIDES=[4, 4]", "CHANNELS=[8, 16]", "LATENT_SIZE=4", "train.max_steps=4", "train.batch_size=4",
-      "train.crop_seconds=0.1", "train.val_every=2", "train.log_every=1", "train.accelerator='cpu'",
-      "spectral_loss.scales=[]"]
+AE = ["STRIDES=[4, 4]", "CHANNELS=[8, 16]", "LATENT_SIZE=4", "train.batch_size=4", "train.crop_seconds=0.1",
+      "train.val_every=3", "train.log_every=1", "train.accelerator='cpu'", "spectral_loss.scales=[]"]
 # A deterministic prior (LSTM, no latent variables) on crops of equal length.
 PRIOR = ["priors.sequence.model=@priors.lstm()", "priors.lstm.input_size=16", "priors.lstm.hidden_size=16",
          "priors.lstm.context_size=16", "MIXTURE=2", "train_prior.crop_frames=32", "train.max_steps=4",
@@ -51,25 +50,31 @@ def _equal_length_copies(corpus: Path, out: Path) -> Path:
     return out
 
 
-def test_ddp_training_matches_one_process_with_the_same_global_batch(tmp_path, corpus):
+def test_ddp_training_matches_one_process_and_resumes_mid_epoch(tmp_path, corpus):
+    """6 files in global batches of 4: an epoch is a batch of 4 (2 per rank) and one of 2 (1 per rank). The
+    2-process run stops after step 3, in the middle of the second epoch, and resumes to step 4."""
     from audiogen.training import train
 
     valid = _equal_length_copies(corpus, tmp_path / "valid")
-    train([str(corpus / "train.txt")], tmp_path / "one", ["pipelines/conv_ae.gin"], AE, valid=[str(valid)],
-          progress=False)
-    run_cli("train", "--gin", "pipelines/conv_ae.gin", *_binds(AE + ["train.devices=2"]), "--data",
-            corpus / "train.txt", "--valid", valid, "-o", tmp_path / "two", "--no-progress")
-    one, two = _metrics(tmp_path / "one"), _metrics(tmp_path / "two")
-    assert len(one["train/loss"]) == 4 and one.keys() == two.keys()
+    train([str(corpus)], tmp_path / "one", ["pipelines/conv_ae.gin"], AE + ["train.max_steps=4"],
+          valid=[str(valid)], progress=False)
+    two = tmp_path / "two"
+    run_cli("train", "--gin", "pipelines/conv_ae.gin", *_binds(AE + ["train.devices=2", "train.max_steps=3"]),
+            "--data", corpus, "--valid", valid, "-o", two, "--no-progress")
+    proc = run_cli("train", "--bind", "train.max_steps=4", "--data", corpus, "--valid", valid, "-o", two,
+                   "--no-progress")  # resumed: train.devices=2 and the rest from the saved config
+    assert proc.stdout.count("wrote") == 1 and proc.stderr.count("resuming from") == 1  # rank 0 reports
+    one, first, rest = _metrics(tmp_path / "one"), _metrics(two, 0), _metrics(two, 1)
+    assert len(one["train/loss"]) == 4 and len(first["train/loss"]) == 3 and len(rest["train/loss"]) == 1
     for k in ("train/loss", "train/wave_l1", "train/grad_norm"):
-        np.testing.assert_allclose(two[k], one[k], rtol=RTOL, err_msg=k)
-    # validation: 2 files, one per rank, reduced over the ranks = the mean over both files
-    np.testing.assert_allclose(two["valid/loss"], one["valid/loss"], rtol=RTOL)
+        np.testing.assert_allclose(first[k] + rest[k], one[k], rtol=RTOL, err_msg=k)
+    # validation at step 3: 2 files, one per rank, reduced over the ranks = the mean over both files
+    np.testing.assert_allclose(first["valid/loss"], one["valid/loss"], rtol=RTOL)
     # rank 0 alone writes the run folder; the final weights are those of the single-process run
-    assert (tmp_path / "two" / "operative_config.gin").is_file()
-    assert sorted(p.name for p in (tmp_path / "two" / "logs").iterdir()) == ["tensorboard", "version_0"]
+    assert (two / "operative_config.gin").is_file()
+    assert sorted(p.name for p in (two / "logs").iterdir()) == ["tensorboard", "version_0", "version_1"]
     a = torch.load(tmp_path / "one" / "model.ckpt", weights_only=True)["state_dict"]
-    b = torch.load(tmp_path / "two" / "model.ckpt", weights_only=True)
+    b = torch.load(two / "model.ckpt", weights_only=True)
     assert b["audiogen"]["global_step"] == 4 and len(b["audiogen_rng"]["ranks"]) == 2
     for k in a:
         torch.testing.assert_close(b["state_dict"][k], a[k], rtol=1e-4, atol=1e-6)
