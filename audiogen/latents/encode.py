@@ -195,7 +195,7 @@ def run_encode(job: EncodeJob, ranks: Ranks | None = None) -> dict | None:
     try:
         plan, todo, failed = _agree(ranks, lambda: _plan(job, staging))
         _agree(ranks, lambda: _encode_shards(job, staging, plan, todo[ranks.rank::ranks.world], ranks), everyone=True)
-        meta = _agree(ranks, lambda: _finish(job, staging, plan, failed))
+        meta = _agree(ranks, lambda: _finish(job, staging, plan, failed), share=False)
     except BaseException as exc:
         if ranks.rank == 0:
             (staging / "lock").unlink(missing_ok=True)
@@ -207,9 +207,9 @@ def run_encode(job: EncodeJob, ranks: Ranks | None = None) -> dict | None:
     return meta if ranks.rank == 0 else None
 
 
-def _agree(ranks: Ranks, fn: Callable, everyone: bool = False):
-    """Run ``fn`` on rank 0 (or on every rank) and give every rank rank 0's result, or raise the first error on every
-    rank alike, so that no rank waits for one that has failed."""
+def _agree(ranks: Ranks, fn: Callable, everyone: bool = False, share: bool = True):
+    """Run ``fn`` on rank 0 (or on every rank) and give every rank rank 0's result (``share``; else rank 0 alone
+    keeps it), or raise the first error on every rank alike, so that no rank waits for one that has failed."""
     if ranks.world == 1:
         return fn()
     result, error = None, None
@@ -219,13 +219,13 @@ def _agree(ranks: Ranks, fn: Callable, everyone: bool = False):
         except AudiogenError as exc:
             error = exc
     outcomes = ranks.all_gather((None if error is None else (type(error).__name__, str(error)),
-                                 result if ranks.rank == 0 else None))
+                                 result if ranks.rank == 0 and share else None))
     if error is not None:
         raise error
     failed = next((e for e, _ in outcomes if e is not None), None)
     if failed is not None:
         raise getattr(errors, failed[0], AudiogenError)(failed[1])
-    return outcomes[0][1]
+    return outcomes[0][1] if share else result
 
 
 def _open_staging(job: EncodeJob, staging: Path) -> bool:
