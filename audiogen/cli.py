@@ -108,6 +108,14 @@ def configs() -> None:
         click.echo(f"{name:<36} {config.resolve(name)}")
 
 
+def _echo_once(text: str) -> None:
+    """Echo from rank 0 only: a distributed run is one command, whatever the number of processes."""
+    from audiogen.distributed import is_main_process
+
+    if is_main_process():
+        click.echo(text)
+
+
 # ------------------------------------------------------------------------------------------------------------ train
 @cli.command()
 @gin_options
@@ -122,7 +130,7 @@ def train(gin_files, bindings, data, valid, out, no_progress) -> None:
 
     final = run(list(data), out, list(gin_files), list(bindings), valid=list(valid) or None,
                 progress=not no_progress)
-    click.echo(f"wrote {final}")
+    _echo_once(f"wrote {final}")
 
 
 @cli.command("train-prior")
@@ -139,7 +147,7 @@ def train_prior(gin_files, bindings, data, valid, out, no_progress) -> None:
 
     final = run(str(data), out, list(gin_files), list(bindings), valid=str(valid) if valid else None,
                 progress=not no_progress)
-    click.echo(f"wrote {final}")
+    _echo_once(f"wrote {final}")
 
 
 # ----------------------------------------------------------------------------------------------------------- encode
@@ -184,6 +192,8 @@ def encode(gin_files, bindings, ckpt, inputs, out, strict, overwrite, no_progres
                     overwrite=overwrite, progress=not no_progress)
     t0 = time.perf_counter()
     meta = run_encode(job)
+    if meta is None:  # another rank of a distributed encode: rank 0 reports
+        return
     secs = time.perf_counter() - t0
     click.echo(f"encoded {meta['num_files']} files ({meta['total_seconds']:.1f} s of audio, "
                f"{meta['total_frames']} frames of {meta['latent_size']} dims) into {out} in {secs:.1f} s")
@@ -523,10 +533,18 @@ def quickstart(data, out, steps, bindings) -> None:
     run_quickstart(cli, data, out, steps, list(bindings), echo=click.echo)
 
 
+def _rank_zero_or_error(record: logging.LogRecord) -> bool:
+    from audiogen.distributed import is_main_process
+
+    return record.levelno >= logging.ERROR or is_main_process()
+
+
 def main(argv=None) -> None:
     # Our messages on stderr; gin logs its include search on the root logger, which we keep quiet.
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("audiogen: %(levelname)s: %(message)s"))
+    # the extra processes of a distributed run repeat rank 0's messages; their errors still show
+    handler.addFilter(_rank_zero_or_error)
     log.addHandler(handler)
     log.setLevel(logging.INFO)
     log.propagate = False
