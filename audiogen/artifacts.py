@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
 import json
 import os
@@ -101,3 +103,21 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
 
 def strip_prefix(state: dict, prefix: str) -> dict:
     return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+_RESTORING = contextvars.ContextVar("audiogen_restoring_weights", default=False)
+
+
+@contextlib.contextmanager
+def weights_from_checkpoint():
+    """While a pipeline is rebuilt to receive all its weights from a checkpoint: components that initialise from a
+    file (a pretrained CPC encoder) skip reading it, so the checkpoint does not depend on that file still existing."""
+    token = _RESTORING.set(True)
+    try:
+        yield
+    finally:
+        _RESTORING.reset(token)
+
+
+def restoring_weights() -> bool:
+    return _RESTORING.get()

@@ -8,12 +8,16 @@ from audiogen.hookspecs import hookimpl
 @hookimpl
 def register_encoders(register):
     from audiogen.encoders.conv1d import Conv1dEncoder
+    from audiogen.encoders.cpc import CPCEncoder
     from audiogen.encoders.rave import RaveEncoder
     from audiogen.encoders.stack import StackEncoder
+    from audiogen.encoders.tasnet import TasNetEncoder
 
     register("conv1d", Conv1dEncoder)
     register("stack", StackEncoder)
     register("rave", RaveEncoder)
+    register("cpc", CPCEncoder)
+    register("tasnet", TasNetEncoder)
 
 
 @hookimpl
@@ -21,10 +25,12 @@ def register_decoders(register):
     from audiogen.decoders.conv1d import Conv1dDecoder
     from audiogen.decoders.dense import DenseDecoder
     from audiogen.decoders.rave import RaveDecoder
+    from audiogen.decoders.tasnet import TasNetDecoder
 
     register("conv1d", Conv1dDecoder)
     register("dense", DenseDecoder)
     register("rave", RaveDecoder)
+    register("tasnet", TasNetDecoder)
 
 
 @hookimpl

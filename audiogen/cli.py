@@ -108,6 +108,14 @@ def configs() -> None:
         click.echo(f"{name:<36} {config.resolve(name)}")
 
 
+def _echo_once(text: str) -> None:
+    """Echo from rank 0 only: a distributed run is one command, whatever the number of processes."""
+    from audiogen.distributed import is_main_process
+
+    if is_main_process():
+        click.echo(text)
+
+
 # ------------------------------------------------------------------------------------------------------------ train
 @cli.command()
 @gin_options
@@ -122,7 +130,7 @@ def train(gin_files, bindings, data, valid, out, no_progress) -> None:
 
     final = run(list(data), out, list(gin_files), list(bindings), valid=list(valid) or None,
                 progress=not no_progress)
-    click.echo(f"wrote {final}")
+    _echo_once(f"wrote {final}")
 
 
 @cli.command("train-prior")
@@ -139,7 +147,7 @@ def train_prior(gin_files, bindings, data, valid, out, no_progress) -> None:
 
     final = run(str(data), out, list(gin_files), list(bindings), valid=str(valid) if valid else None,
                 progress=not no_progress)
-    click.echo(f"wrote {final}")
+    _echo_once(f"wrote {final}")
 
 
 # ----------------------------------------------------------------------------------------------------------- encode
@@ -184,6 +192,8 @@ def encode(gin_files, bindings, ckpt, inputs, out, strict, overwrite, no_progres
                     overwrite=overwrite, progress=not no_progress)
     t0 = time.perf_counter()
     meta = run_encode(job)
+    if meta is None:  # another rank of a distributed encode: rank 0 reports
+        return
     secs = time.perf_counter() - t0
     click.echo(f"encoded {meta['num_files']} files ({meta['total_seconds']:.1f} s of audio, "
                f"{meta['total_frames']} frames of {meta['latent_size']} dims) into {out} in {secs:.1f} s")
@@ -393,6 +403,66 @@ def evaluate(gin_files, bindings, ckpt, data, iw_samples, segment_seconds, out, 
         click.echo(f"wrote {out / 'evaluation.json'} and {out / 'evaluation.md'}")
 
 
+# ------------------------------------------------------------------------------------------------------------ probe
+@cli.command()
+@gin_options
+@click.argument("source", type=click.Path(path_type=Path, exists=True))
+@click.option("--labels", "labels_csv", type=click.Path(path_type=Path, exists=True), required=True,
+              help="CSV with a path column, label columns and optional start/end columns (seconds).")
+@click.option("--label", "label_cols", multiple=True,
+              help="Label column to probe (repeatable; default: every column but path/start/end and --where ones).")
+@click.option("--where", "where", multiple=True, metavar="COL=VALUE", help="Keep rows with COL == VALUE (repeatable).")
+@click.option("--k", "ks", type=click.IntRange(min=1), multiple=True, default=(1, 5, 10), show_default=True)
+@click.option("--lda-dims", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Dimensions of the cross-validated LDA subspace for the second kNN read-out.")
+@click.option("--folds", type=click.IntRange(min=2), default=10, show_default=True)
+@click.option("--no-mel", is_flag=True, help="Skip the log-mel baseline.")
+@click.option("--n-mels", type=click.IntRange(min=1), default=80, show_default=True)
+@click.option("--limit", type=click.IntRange(min=3), help="Use N rows, evenly spaced over the file (after --where).")
+@click.option("-o", "--out", type=click.Path(path_type=Path), required=True,
+              help="Folder for probe.json, probe.md and the LDA plots.")
+def probe(gin_files, bindings, source, labels_csv, label_cols, where, ks, lda_dims, folds, no_mel, n_mels, limit,
+          out) -> None:
+    """What the latents capture: leave-one-out kNN accuracy per label and 2-D LDA plots of time-averaged
+    representations, per level of a checkpoint (or of a latent dataset), against log-mel features."""
+    from audiogen import __version__
+    from audiogen.artifacts import atomic_write_json, atomic_write_text
+    from audiogen.errors import ConfigError
+    from audiogen.probe import (
+        dataset_representations,
+        markdown,
+        model_representations,
+        read_labels,
+    )
+    from audiogen.probe import probe as run
+
+    conditions = {}
+    for w in where:
+        if "=" not in w:
+            raise ConfigError(f"--where {w!r} is not COL=VALUE", fix="e.g. --where split=test")
+        col, val = w.split("=", 1)
+        conditions[col.strip()] = val
+    items, labels = read_labels(labels_csv, list(label_cols), conditions, limit)
+    if (source / "meta.json").is_file():
+        reps = dataset_representations(source, items, not no_mel, n_mels)
+        made_from = {"latent_dataset": str(source.resolve())}
+    else:
+        from audiogen.pipeline import load_pipeline
+        from audiogen.settings import audio_settings_for
+
+        pipe, ck = load_pipeline(source, gin_files, bindings)
+        reps = model_representations(pipe, items, audio_settings_for(pipe.encoder, "encoder"), not no_mel, n_mels)
+        made_from = {"checkpoint": ck["path"], "global_step": ck["audiogen"].get("global_step"),
+                     "kind": ck["audiogen"].get("kind")}
+    results = run(reps, items, labels, sorted(set(ks)), out, lda_dims, folds)
+    results.update(made_from, labels_csv=str(labels_csv.resolve()), where=conditions, audiogen=__version__)
+    table = markdown(results)
+    click.echo(table)
+    atomic_write_json(out / "probe.json", results)
+    atomic_write_text(out / "probe.md", table)
+    click.echo(f"wrote {out / 'probe.json'}, {out / 'probe.md'} and {len(list(out.glob('lda_*.png')))} LDA plots")
+
+
 # ----------------------------------------------------------------------------------------------- sample, reconstruct
 @cli.command()
 @gin_options
@@ -484,10 +554,18 @@ def quickstart(data, out, steps, bindings) -> None:
     run_quickstart(cli, data, out, steps, list(bindings), echo=click.echo)
 
 
+def _rank_zero_or_error(record: logging.LogRecord) -> bool:
+    from audiogen.distributed import is_main_process
+
+    return record.levelno >= logging.ERROR or is_main_process()
+
+
 def main(argv=None) -> None:
     # Our messages on stderr; gin logs its include search on the root logger, which we keep quiet.
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("audiogen: %(levelname)s: %(message)s"))
+    # the extra processes of a distributed run repeat rank 0's messages; their errors still show
+    handler.addFilter(_rank_zero_or_error)
     log.addHandler(handler)
     log.setLevel(logging.INFO)
     log.propagate = False

@@ -126,7 +126,8 @@ def _parameters_of(selector: str) -> list[str]:
         return []
 
 
-CORE_CONFIGURABLES = ("audiogen.settings", "audiogen.pipeline", "audiogen.objectives", "audiogen.annealing")
+CORE_CONFIGURABLES = ("audiogen.settings", "audiogen.pipeline", "audiogen.objectives", "audiogen.objectives_cpc",
+                      "audiogen.annealing")
 
 
 def _import_core() -> None:

@@ -7,7 +7,8 @@ the importance-weighted bound with K samples.
 
 Long files are scored in segments with the latent model's state carried across. The encoder sees real audio
 margins around each segment and the decoder runs with a lag of its receptive field, so segmenting changes
-nothing but memory (tested against whole-file scoring).
+nothing but memory (tested against whole-file scoring). Encoders without a finite receptive field
+(``receptive_field = None``, e.g. CPC's GRU context) are run on whole files.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+
+from audiogen.errors import ConfigError
 
 LN2 = math.log(2)
 
@@ -55,7 +58,9 @@ def probe_margins(pipe, probes: int = 2) -> Margins:
     lo, hi = int(changed[0]) // dec.hop, int(changed[-1]) // dec.hop
     decoder = max(frames // 2 - lo, hi - frames // 2) + 1
     if decoder >= frames // 2 - 1 or encoder >= n // 2:
-        raise RuntimeError("receptive field too large to probe; evaluate whole files (segment_seconds=0)")
+        raise ConfigError("the encoder's or decoder's receptive field is too large to probe (e.g. a global norm "
+                          "such as encoders.tasnet.norm = 'gln' makes every frame depend on the whole file), so "
+                          "files cannot be scored in segments", fix="evaluate whole files: --segment-seconds 0")
     return Margins(encoder, decoder)
 
 
@@ -154,12 +159,13 @@ def evaluate(pipe, files: list[Path], sample_rate: int, segment_seconds: float =
     from audiogen.audio.io import load_audio
 
     if pipe.latent_model is None or pipe.distribution is None:
-        from audiogen.errors import ConfigError
-
         raise ConfigError("evaluate scores likelihoods: the pipeline needs a latent model and a distribution",
                           fix="evaluate a temporal VAE checkpoint (e.g. trained with pipelines/cwvae_l2_speech.gin)")
     torch.manual_seed(seed)
     segment = int(segment_seconds * sample_rate) if segment_seconds else None
+    if segment and getattr(pipe.encoder, "receptive_field", 0) is None:
+        segment = None  # an encoder that reads the whole past (CPC's GRU): segments would change the score
+        segment_seconds = 0
     margins = probe_margins(pipe) if segment else None
     sizes = pipe.latent_model.latent_sizes
     n_levels = len(sizes)

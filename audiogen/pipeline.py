@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -18,7 +20,9 @@ class Pipeline(nn.Module):
     - autoencoder: ``encoder`` -> ``decoder`` (audio out), trained with ``objective`` (e.g. ``spectral_loss``);
     - temporal VAE: coded audio -> ``encoder`` (one representation per level) -> ``latent_model`` (e.g. the Clockwork
       VAE) -> ``decoder`` (distribution parameters) -> ``distribution`` over the ``coding``'s grid, trained with
-      ``objective = @elbo()``.
+      ``objective = @elbo()``;
+    - encoder pretraining: coded audio (if ``coding`` is set) -> ``encoder``, no decoder, trained with a contrastive
+      ``objective`` (one with ``contrastive = True``, e.g. ``@infonce()`` for CPC).
     ``prior`` is a model of latent sequences for two-stage pipelines. Any part may be None.
     """
 
@@ -33,6 +37,8 @@ class Pipeline(nn.Module):
             self._check_temporal_vae()
         elif encoder is not None and decoder is not None:
             self._check_equal("encoder", encoder, "decoder", decoder, ("hop", "latent_size"))
+        elif getattr(objective, "contrastive", False):
+            objective.check_encoder(encoder)  # sizes of its predictors against the encoder's (a ConfigError)
         if prior is not None and encoder is not None and prior.latent_size != encoder.latent_size:
             raise ConfigError(f"prior latent_size {prior.latent_size} != encoder latent_size {encoder.latent_size}")
 
@@ -121,8 +127,20 @@ class Pipeline(nn.Module):
         recon = self.decoder(self.encoder(x))
         return self.objective(recon, x, m)
 
+    def contrastive_loss(self, audio: Tensor, mask: Tensor | None = None) -> dict[str, Tensor]:
+        """Self-supervised encoder pretraining (e.g. CPC's InfoNCE; no decoder): the objective reads the encoder on
+        the coded audio, the domain a temporal VAE feeds its encoder, with a frame mask that is False on every frame
+        holding a padded sample."""
+        pad = (-audio.shape[-1]) % self.hop
+        x = F.pad(audio, (0, pad))
+        m = F.pad(mask, (0, pad)) if mask is not None else torch.ones_like(x[:, 0], dtype=torch.bool)
+        y = self.coding.encode(x).to(x.dtype) if self.coding is not None else x
+        return self.objective(self.encoder, y, m.view(m.shape[0], -1, self.hop).all(-1))
+
     def training_loss(self, audio: Tensor, mask: Tensor, step: int) -> dict[str, Tensor]:
         if self.latent_model is None:
+            if self.decoder is None and getattr(self.objective, "contrastive", False):
+                return self.contrastive_loss(audio, mask)
             return self.autoencoder_loss(audio, mask)
         out = self.score(audio, mask)
         logs = self.objective(out, step)
@@ -204,8 +222,12 @@ def describe_pipeline(pipe: Pipeline, audio) -> dict:
 
     reg = get_registry()
     parts = {k: reg.describe(getattr(pipe, k)) for k in ("encoder", "decoder", "prior") if getattr(pipe, k) is not None}
-    return {"components": parts, "sample_rate": audio.sample_rate, "hop": pipe.hop, "latent_size": pipe.latent_size,
-            "audio": audio.as_dict()}
+    out = {"components": parts, "sample_rate": audio.sample_rate, "hop": pipe.hop, "latent_size": pipe.latent_size,
+           "audio": audio.as_dict(), "coding": pipe.coding.name if pipe.coding is not None else None}
+    describe = getattr(pipe.encoder, "describe", None)
+    if callable(describe):  # e.g. which pretrained file (path, sha256) a CPC encoder was initialised from
+        out["encoder_info"] = describe()
+    return out
 
 
 def build_pipeline() -> Pipeline:
@@ -224,7 +246,11 @@ def load_pipeline(ckpt_path=None, gin_files=(), bindings=(), base: str | None = 
     ``load_checkpoint``; its operative config is parsed first, then ``gin_files`` and ``bindings``, then its weights
     are loaded). Returns (pipeline, checkpoint or None)."""
     from audiogen import config
-    from audiogen.artifacts import load_checkpoint, strip_prefix
+    from audiogen.artifacts import (
+        load_checkpoint,
+        strip_prefix,
+        weights_from_checkpoint,
+    )
 
     ckpt = ckpt_path if isinstance(ckpt_path, dict) else load_checkpoint(ckpt_path) if ckpt_path else None
     if ckpt is not None:
@@ -232,7 +258,8 @@ def load_pipeline(ckpt_path=None, gin_files=(), bindings=(), base: str | None = 
     if base is None and not gin_files and not bindings:
         raise ConfigError("nothing to build the pipeline from", fix="pass --ckpt RUN/model.ckpt or --gin CONFIG")
     config.parse(list(gin_files), list(bindings), base=base)
-    pipe = build_pipeline()
+    with weights_from_checkpoint() if ckpt is not None else contextlib.nullcontext():
+        pipe = build_pipeline()
     if ckpt is not None:
         state = strip_prefix(ckpt["state_dict"], "pipeline.")
         missing, unexpected = pipe.load_state_dict(state, strict=False)

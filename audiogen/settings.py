@@ -61,6 +61,9 @@ class TrainSettings:
     accelerator: str
     threads: int | None
     max_minutes: float | None
+    devices: int | None
+    num_nodes: int | None
+    strategy: str
 
 
 @gin.configurable("train")
@@ -68,9 +71,14 @@ def train_settings(max_steps: int = 2000, batch_size: int = 8, crop_seconds: flo
                    val_every: int = 200, log_every: int = 10, num_workers: int = 0, seed: int = 0,
                    grad_clip: float | None = 10.0, grad_clip_value: float | None = None,
                    accelerator: str = "auto", threads: int | None = None,
-                   max_minutes: float | None = None) -> TrainSettings:
+                   max_minutes: float | None = None, devices: int | None = None, num_nodes: int | None = None,
+                   strategy: str = "auto") -> TrainSettings:
     """Training loop settings (steps, batch, crops, optimiser, clipping by norm and by value, validation and
-    checkpoint interval, CPU threads, and an optional wall-clock budget ``max_minutes``)."""
+    checkpoint interval, CPU threads, and an optional wall-clock budget ``max_minutes``).
+
+    Distributed: ``devices`` processes per node (one per GPU) on ``num_nodes`` nodes; None is 1, or what torchrun or
+    SLURM launched. ``batch_size`` is the global batch, shared evenly by all processes. ``strategy`` 'auto' is
+    Lightning's 'ddp' when there is more than one process (gloo on CPU, NCCL on GPUs)."""
     for name, value in (("max_steps", max_steps), ("batch_size", batch_size), ("val_every", val_every),
                         ("log_every", log_every)):
         if int(value) < 1:
@@ -79,7 +87,7 @@ def train_settings(max_steps: int = 2000, batch_size: int = 8, crop_seconds: flo
         raise ConfigError(f"train.crop_seconds and train.lr must be positive, got {crop_seconds!r} and {lr!r}")
     return TrainSettings(int(max_steps), int(batch_size), float(crop_seconds), float(lr), int(val_every),
                          int(log_every), int(num_workers), int(seed), grad_clip, grad_clip_value, accelerator,
-                         threads, max_minutes)
+                         threads, max_minutes, devices, num_nodes, str(strategy))
 
 
 @dataclass(frozen=True)
@@ -87,15 +95,22 @@ class EncodeSettings:
     shard_mb: float
     chunk_seconds: float
     dtype: str
+    devices: int | None = None
+    num_nodes: int | None = None
+    accelerator: str = "cpu"
 
 
 @gin.configurable("encode")
-def encode_settings(shard_mb: float = 64.0, chunk_seconds: float = 30.0, dtype: str = "float32") -> EncodeSettings:
-    """Latent dataset writing: shard size bound, chunk length for long files, storage dtype."""
+def encode_settings(shard_mb: float = 64.0, chunk_seconds: float = 30.0, dtype: str = "float32",
+                    devices: int | None = None, num_nodes: int | None = None,
+                    accelerator: str = "cpu") -> EncodeSettings:
+    """Latent dataset writing: shard size bound, chunk length for long files, storage dtype. ``devices`` x
+    ``num_nodes`` processes (None: 1, or what torchrun or SLURM launched) share the shards; ``accelerator`` is
+    where each runs the encoder ('cpu', 'gpu', ...)."""
     if dtype not in ("float32", "float16"):
         raise ConfigError(f"encode.dtype must be 'float32' or 'float16', got {dtype!r}",
                           fix="--bind \"encode.dtype='float32'\"")
-    return EncodeSettings(float(shard_mb), float(chunk_seconds), dtype)
+    return EncodeSettings(float(shard_mb), float(chunk_seconds), dtype, devices, num_nodes, str(accelerator))
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,9 @@ A run folder holds ``checkpoints/`` (``last.ckpt`` for resuming, rewritten every
 ``model.ckpt`` (the final weights and metadata), ``operative_config.gin``, CSV logs
 ``logs/version_N/metrics.csv`` (one per start) and TensorBoard logs ``logs/tensorboard/``.
 Re-running the same command on the same folder resumes from ``checkpoints/last.ckpt`` with its saved config.
+
+With several processes (``train.devices``, ``train.num_nodes``, torchrun or SLURM) each rank trains on its share of
+every global batch under Lightning's DDP; rank 0 writes the run folder.
 """
 
 from __future__ import annotations
@@ -28,10 +31,12 @@ from audiogen.artifacts import (
 from audiogen.audio.dataset import (
     AudioDataset,
     LengthGroupedBatchSampler,
+    _seed_from,
     collate_audio,
 )
 from audiogen.audio.manifest import run_index
 from audiogen.checkpoint_io import AtomicCheckpointIO, writable_folder, write_failure
+from audiogen.distributed import rank_share, resolve_shape, split_batch
 from audiogen.errors import ConfigError, TrainingDiverged
 from audiogen.pipeline import Pipeline, build_pipeline, describe_pipeline
 from audiogen.settings import (
@@ -57,13 +62,16 @@ class AudiogenModule(L.LightningModule):
 
     def _log_all(self, out: dict, stage: str, bs: int) -> None:
         for k, v in out.items():
+            # sync_dist: the mean over ranks, i.e. over the global batch (a no-op in a single process)
             self.log(f"{stage}/{k}", v.detach().float(), prog_bar=k in ("loss", "elbo"), batch_size=bs,
-                     on_step=stage == "train", on_epoch=stage != "train")
+                     on_step=stage == "train", on_epoch=stage != "train", sync_dist=True)
 
     def training_step(self, batch, batch_idx):
         loss = self._step(batch, "train")
-        if not torch.isfinite(loss):
-            self._diverged(f"loss became {loss.item()}")
+        # every rank decides on the global loss, so that all of them stop at the same step (none left waiting)
+        total = self.trainer.strategy.reduce(loss.detach(), reduce_op="mean") if self.trainer.world_size > 1 else loss
+        if not torch.isfinite(total):
+            self._diverged(f"loss became {total.item()}")
         return loss
 
     def _diverged(self, what: str):
@@ -86,10 +94,23 @@ class AudiogenModule(L.LightningModule):
     def validation_step(self, batch, batch_idx):
         self._step(batch, "valid")
 
+    def setup(self, stage: str) -> None:
+        if self.trainer.world_size > 1:  # ranks draw different noise for their different items
+            torch.manual_seed(_seed_from(self.settings.seed, self.trainer.global_rank))
+
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         rng = checkpoint.get("audiogen_rng")
-        if rng is not None:  # the posterior noise continues as if the run had never stopped
+        if rng is None:
+            return
+        # the posterior noise continues as if the run had never stopped (each rank its own stream; resumed with
+        # another number of processes, rank r > 0 starts a fresh stream)
+        ranks, rank = rng.get("ranks") or [rng["torch"]], self.trainer.global_rank
+        if rank < len(ranks) and len(ranks) == self.trainer.world_size:
+            torch.set_rng_state(ranks[rank])
+        elif rank == 0:
             torch.set_rng_state(rng["torch"])
+        else:
+            torch.manual_seed(_seed_from(self.settings.seed, rank, int(checkpoint.get("global_step", 0))))
 
     def configure_optimizers(self):
         return torch.optim.Adam(self.parameters(), lr=self.settings.lr)
@@ -100,7 +121,15 @@ class AudiogenModule(L.LightningModule):
             "operative_config": config.operative_config(), "created_by": versions(),
             "global_step": int(self.global_step), **self.provenance,
         }
-        checkpoint["audiogen_rng"] = {"torch": torch.get_rng_state()}
+        state = torch.get_rng_state()
+        checkpoint["audiogen_rng"] = {"torch": state}
+        if self.trainer.world_size > 1:  # called on every rank; rank 0 writes what it gathered
+            import torch.distributed as dist
+
+            mine = state.to(self.device)  # NCCL gathers device tensors
+            gathered = [torch.empty_like(mine) for _ in range(self.trainer.world_size)]
+            dist.all_gather(gathered, mine)
+            checkpoint["audiogen_rng"]["ranks"] = [g.cpu() for g in gathered]
 
 
 class PipelineModule(AudiogenModule):
@@ -128,9 +157,15 @@ class PipelineModule(AudiogenModule):
 
 
 class ResumableBatches(LengthGroupedBatchSampler):
-    """Length-grouped batches that can start ``skip`` batches into an epoch (mid-epoch resume)."""
+    """Length-grouped batches that can start ``skip`` batches into an epoch (mid-epoch resume).
+
+    ``batch_size`` is the global batch. Under DDP every rank draws the same global batches (same seed and epoch)
+    and yields its share of each (:func:`audiogen.distributed.rank_share`), so the ranks together train on exactly
+    the batches of a single-process run. Lightning must not swap in its DistributedSampler
+    (``use_distributed_sampler=False``)."""
 
     skip = 0  # kept for the whole resumed epoch: Lightning may create (and prefetch) its iterator twice
+    ranks: tuple[int, int] | None = None  # (rank, world); None: from the process group when iterated
 
     def set_epoch(self, epoch: int) -> None:
         if epoch != self.epoch:
@@ -138,9 +173,12 @@ class ResumableBatches(LengthGroupedBatchSampler):
         super().set_epoch(epoch)
 
     def __iter__(self):
+        from audiogen.distributed import current_rank
+
+        rank, world = self.ranks or current_rank()
         for k, batch in enumerate(super().__iter__()):
             if k >= self.skip:
-                yield batch
+                yield rank_share(batch, rank, world)
 
 
 class ResumableLoader(DataLoader):
@@ -228,12 +266,18 @@ def train(data: list[str], out: Path, gin_files: list[str], bindings: list[str],
 def fit(module: AudiogenModule, out: Path, s: TrainSettings, train_loader, valid_loader, last: Path,
         progress: bool) -> Path:
     """Run (or resume) Lightning on ``module``; write operative_config.gin and model.ckpt in ``out``."""
+    devices, num_nodes = resolve_shape(s.devices, s.num_nodes, "train")
+    world = devices * num_nodes
+    split_batch(s.batch_size, world)  # the samplers share each global batch; refuse a batch that does not split
+    strategy = "ddp" if s.strategy == "auto" and world > 1 else s.strategy  # never Lightning's spawn on CPU
     out.mkdir(parents=True, exist_ok=True)
     ckpt_cb = ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, every_n_train_steps=s.val_every,
                               save_top_k=0, enable_version_counter=False)
     trainer = L.Trainer(
         default_root_dir=out, max_steps=s.max_steps,
-        max_time={"seconds": s.max_minutes * 60} if s.max_minutes else None, accelerator=s.accelerator, devices=1,
+        max_time={"seconds": s.max_minutes * 60} if s.max_minutes else None, accelerator=s.accelerator,
+        devices=devices, num_nodes=num_nodes, strategy=strategy,
+        use_distributed_sampler=False,  # our batch samplers give each rank its share (ResumableBatches)
         # one CSV per (re)start, so a resumed run never overwrites the metrics of the earlier part
         logger=[CSVLogger(out, name="logs"), TensorBoardLogger(out, name="logs", version="tensorboard")],
         callbacks=[ckpt_cb, EpochCallback()], log_every_n_steps=s.log_every, plugins=[AtomicCheckpointIO()],
@@ -249,8 +293,10 @@ def fit(module: AudiogenModule, out: Path, s: TrainSettings, train_loader, valid
     try:
         trainer.fit(module, train_loader, valid_loader, ckpt_path=str(last) if last.exists() else None,
                     weights_only=True)
-        atomic_write_text(out / "operative_config.gin", config.operative_config())
+        if trainer.is_global_zero:
+            atomic_write_text(out / "operative_config.gin", config.operative_config())
         final = out / "model.ckpt"
+        # on every rank (it gathers and synchronises); Lightning writes it from rank 0
         trainer.save_checkpoint(final, weights_only=True)  # weights + metadata; resuming uses checkpoints/last.ckpt
     except OSError as exc:  # disk full, file too large, folder made read-only: every file is atomic, none is torn
         raise write_failure(out, exc) from None

@@ -6,7 +6,7 @@ import csv
 import json
 
 import pytest
-from conftest import run_cli
+from conftest import run_cli, run_here
 
 from audiogen import config
 
@@ -17,7 +17,7 @@ TINY = {
     "autoencoder": ["STRIDES=[4, 4]", "CHANNELS=[8, 8]", "LATENT_SIZE=4"],
     "temporal_vae": ["DZ=4", "HIDDEN=8", "ENCODER_CHANNELS=8", "DECODER_CHANNELS=8", "COMPONENTS=2",
                      "DMOL_PARAMS=6", "CONTEXT=8", "DECODER_HIDDEN=[8]", "CHANNELS=8", "priors.wavenet.layers=3",
-                     "priors.wavenet.blocks=1"],
+                     "priors.wavenet.blocks=1", "CPC_CHANNELS=8", "CPC_CONTEXT=8"],
     "prior": ["DZ=4", "HIDDEN=8", "MIXTURE=2", "train_prior.crop_frames=32", "LATENT_SIZE=3",
               "priors.diffwave.residual_layers=2", "priors.diffwave.residual_channels=4",
               "priors.diffwave.dilation_cycle=2", "priors.diffwave.sample_steps=4"],
@@ -44,7 +44,8 @@ def test_every_pipeline_is_covered():
             "pipelines/cwvae_l3_speech.gin", "pipelines/vrnn_speech.gin", "pipelines/srnn_speech.gin",
             "pipelines/lstm_speech.gin", "pipelines/wavenet_speech.gin", "pipelines/vrnn_strokes.gin",
             "pipelines/diffwave_latents.gin", "pipelines/vrnn_latents.gin", "pipelines/srnn_latents.gin",
-            "pipelines/cwvae_latents.gin", "pipelines/rave_bridge.gin"} <= set(PIPELINES)
+            "pipelines/cwvae_latents.gin", "pipelines/rave_bridge.gin",
+            "pipelines/cwvae_tasnet_speech.gin", "pipelines/cwvae_cpc_speech.gin"} <= set(PIPELINES)
 
 
 @pytest.fixture(scope="module")
@@ -65,9 +66,9 @@ def test_pipeline_end_to_end(pipeline, speech, shared, tmp_path):
     if pipeline in PRETRAINED:
         macro, pattern = PRETRAINED[pipeline]
         model = min(shared.glob(pattern))
-        run_cli("encode", "--gin", pipeline, *_binds([f"{macro}='{model}'"]), speech, "-o", tmp_path / "lat",
+        run_here("encode", "--gin", pipeline, *_binds([f"{macro}='{model}'"]), speech, "-o", tmp_path / "lat",
                 "--no-progress")
-        run_cli("decode", tmp_path / "lat", "-o", tmp_path / "dec")
+        run_here("decode", tmp_path / "lat", "-o", tmp_path / "dec")
         assert len(list((tmp_path / "dec").glob("*.wav"))) == 3
         return
     kind = _kind(pipeline)
@@ -78,18 +79,18 @@ def test_pipeline_end_to_end(pipeline, speech, shared, tmp_path):
         write_stroke_corpus(tmp_path / "seq", n=6)
         run_cli("train-prior", "--gin", pipeline, *_binds(TINY[kind] + STEPS), tmp_path / "seq", "-o", run,
                 "--no-progress")
-        run_cli("sample", run, "-n", "1", "--frames", "10", "-o", tmp_path / "s")
+        run_here("sample", run, "-n", "1", "--frames", "10", "-o", tmp_path / "s")
         assert (tmp_path / "s" / "sample_000.npy").exists()
         return
     run_cli("train", "--gin", pipeline, *_binds(TINY[kind] + STEPS), "--data", speech, "-o", run, "--no-progress")
     if kind == "autoencoder":
-        run_cli("encode", "--ckpt", run, speech, "-o", tmp_path / "lat", "--no-progress")
-        run_cli("decode", tmp_path / "lat", "-o", tmp_path / "dec")
+        run_here("encode", "--ckpt", run, speech, "-o", tmp_path / "lat", "--no-progress")
+        run_here("decode", tmp_path / "lat", "-o", tmp_path / "dec")
         assert len(list((tmp_path / "dec").glob("*.wav"))) == 3
     else:
-        run_cli("evaluate", run, "--data", speech, "-o", tmp_path / "ev", "--no-progress")
+        run_here("evaluate", run, "--data", speech, "-o", tmp_path / "ev", "--no-progress")
         res = json.loads((tmp_path / "ev" / "evaluation.json").read_text())
         assert res["files"] == 3 and 10 < res["bits_per_frame"] < 20
         assert res["flac_bits_per_sample"] is not None  # from the manifest beside the data, or flac itself
-        run_cli("sample", run, "-n", "1", "--seconds", "0.5", "-o", tmp_path / "s")
+        run_here("sample", run, "-n", "1", "--seconds", "0.5", "-o", tmp_path / "s")
         assert (tmp_path / "s" / "sample_000.wav").exists()

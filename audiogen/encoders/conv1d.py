@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import math
+from torch import nn
 
-import torch.nn.functional as F
-from torch import Tensor, nn
-
-from audiogen.contracts import Encoder
+from audiogen.encoders.ladder import LadderEncoder
 from audiogen.layers import ResidualUnit, StridedConv, as_list
 
 
-class Conv1dEncoder(Encoder):
+class Conv1dEncoder(LadderEncoder):
     """Strided Conv1d stack: per stage, residual units then a strided conv; hop = product of strides.
 
     ``levels > 1`` makes it a ladder encoder for hierarchical models: level 1 is read after the first
@@ -23,17 +20,9 @@ class Conv1dEncoder(Encoder):
     def __init__(self, strides=(4, 4, 4), channels=(32, 64, 128), latent_size: int = 16,
                  kernel_overlap: int = 2, dilations=(1, 3), stem_kernel: int = 7, levels: int = 1):
         super().__init__()
-        strides = [int(s) for s in strides]
-        if not strides or any(s < 1 for s in strides):
-            raise ValueError(f"strides must be positive integers, got {strides}")
-        if not 1 <= levels <= len(strides):
-            raise ValueError(f"levels={levels} needs at least as many strides, got {strides}")
+        base = self._init_levels(strides, levels, "encoders.conv1d")  # stages before the first level's output
+        strides = self.strides
         channels = as_list(channels, len(strides), "channels")
-        base = len(strides) - levels + 1  # stages before the first level's output
-        self.strides = strides
-        self.num_levels = int(levels)
-        self._level_hops = [math.prod(strides[: base + i]) for i in range(levels)]
-        self.hop = self._level_hops[0]
         self.latent_size = int(latent_size)
         self.stem = nn.Conv1d(1, channels[0], stem_kernel, padding=stem_kernel // 2)
         self.stages = nn.ModuleList()
@@ -52,32 +41,3 @@ class Conv1dEncoder(Encoder):
             if i >= base - 1:
                 self.heads.append(nn.Sequential(nn.LeakyReLU(0.2), nn.Conv1d(c_out, self.latent_size, 3, padding=1)))
         self.receptive_field = rf + 2 * jump  # of level 1, i.e. of forward()
-
-    @property
-    def level_hops(self) -> list[int]:
-        return list(self._level_hops)
-
-    @property
-    def level_sizes(self) -> list[int]:
-        return [self.latent_size] * self.num_levels
-
-    def _run(self, audio: Tensor, all_levels: bool) -> list[Tensor]:
-        n = audio.shape[-1]
-        top = self._level_hops[-1] if all_levels else self.hop
-        pad = (-n) % top
-        h = self.stem(F.pad(audio, (0, pad)) if pad else audio)
-        outs, base = [], len(self.strides) - self.num_levels + 1
-        for i, stage in enumerate(self.stages):
-            h = stage(h)
-            if i >= base - 1:
-                level = i - (base - 1)
-                outs.append(self.heads[level](h)[..., : math.ceil(n / self._level_hops[level])])
-                if not all_levels:
-                    break
-        return outs
-
-    def forward(self, audio: Tensor) -> Tensor:
-        return self._run(audio, all_levels=False)[0]
-
-    def encode_levels(self, audio: Tensor) -> list[Tensor]:
-        return self._run(audio, all_levels=True)

@@ -2,8 +2,9 @@
 
 Work happens in ``OUT.partial/`` (locked against a second writer). Every shard is written to a temporary name
 and renamed, then its sidecar ``shard-NNNNN.json`` (files, failures, statistics) marks it finished. A re-run of
-the same command skips finished shards; shard boundaries depend only on file order and sizes, so a resumed
-encode produces the same bytes. ``meta.json`` is written last and the folder renamed to ``OUT``.
+the same command skips finished shards; shard boundaries are planned from the file headers (order and sizes)
+before encoding, so a resumed encode produces the same bytes, and several processes can share the shards of one
+plan (rank 0 plans, merges and renames). ``meta.json`` is written last and the folder renamed to ``OUT``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import json
 import math
 import os
 import shutil
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -23,8 +25,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from audiogen import errors
 from audiogen.artifacts import atomic_write_bytes, atomic_write_json, versions
 from audiogen.audio.io import AudioInfo, check_policy, frames_at_rate, load_audio, probe
+from audiogen.distributed import Ranks, launch
 from audiogen.errors import ArtifactError, AudioFileError, AudiogenError
 from audiogen.latents.dataset import FORMAT, VERSION, RunningStats
 from audiogen.settings import AudioSettings, EncodeSettings
@@ -60,20 +64,29 @@ _LIBC = None
 
 
 def _lock(staging: Path) -> Path:
+    """Take ``staging/lock`` ("PID HOST"). One per job: the other ranks of a distributed encode work under rank 0's
+    lock. A lock from a dead process on this host is taken over; one from another host (a shared file system)
+    cannot be checked, so it is refused with the way out."""
     lock = staging / "lock"
+    host = socket.gethostname()
     try:
         fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
     except FileExistsError:
         try:
-            pid = int(lock.read_text().strip() or 0)
+            pid_text, _, owner = lock.read_text().strip().partition(" ")
+            pid = int(pid_text or 0)
         except (OSError, ValueError):
-            pid = 0
+            pid, owner = 0, ""
+        if pid and owner and owner != host:
+            raise ArtifactError(f"another encode (pid {pid} on {owner}) is writing {staging}",
+                                fix=f"wait for it to finish, or if no encode runs there any more, delete {lock}") \
+                from None
         if pid and _alive(pid):
             raise ArtifactError(f"another encode (pid {pid}) is writing {staging}",
                                 fix="wait for it to finish, or choose another output folder") from None
         lock.unlink(missing_ok=True)  # stale lock from a killed run
         fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-    os.write(fd, str(os.getpid()).encode())
+    os.write(fd, f"{os.getpid()} {host}".encode())
     os.close(fd)
     return lock
 
@@ -95,11 +108,13 @@ def _fingerprint(job: EncodeJob) -> dict:
     return {"files_sha256": h.hexdigest(), "num_files": len(job.files),
             "operative_config_sha256": hashlib.sha256(job.provenance.get("operative_config", "").encode()).hexdigest(),
             "checkpoint_sha256": (job.provenance.get("checkpoint") or {}).get("sha256"),
-            "audio": job.audio.as_dict(), "settings": job.settings.__dict__}
+            "audio": job.audio.as_dict(),
+            # not devices/num_nodes/accelerator: a resume may run on another number of processes
+            "settings": {k: getattr(job.settings, k) for k in ("shard_mb", "chunk_seconds", "dtype")}}
 
 
 def encode_array(encoder: torch.nn.Module, read: Callable[[int, int], np.ndarray], num_samples: int,
-                 chunk: int) -> np.ndarray:
+                 chunk: int, device: torch.device | str = "cpu") -> np.ndarray:
     """Latents (frames, C) of a signal of ``num_samples``, read in spans ``read(start, stop)``.
 
     Long signals are encoded in hop-aligned chunks with ``receptive_field`` samples of real context on both
@@ -118,13 +133,13 @@ def encode_array(encoder: torch.nn.Module, read: Callable[[int, int], np.ndarray
     out = []
     with torch.inference_mode():
         for s, e, a, b in spans:
-            x = torch.from_numpy(np.ascontiguousarray(read(s, e), dtype=np.float32))[None, None]
+            x = torch.from_numpy(np.ascontiguousarray(read(s, e), dtype=np.float32))[None, None].to(device)
             z = encoder(x)[0]  # (C, frames of span)
             first = (a - s) // hop
             out.append(z[:, first: first + math.ceil((b - a) / hop)])
     z = out[0] if len(out) == 1 else torch.cat(out, dim=1)
     assert z.shape[1] == frames, (z.shape, frames)
-    return z.T.float().numpy()
+    return z.T.float().cpu().numpy()
 
 
 def _encoder_info(encoder: torch.nn.Module) -> dict:
@@ -152,59 +167,108 @@ class _ShardBuffer:
         self.arrays.append(z.astype(self.dtype))
         self.frames += len(z)
 
-    def flush(self) -> dict | None:
-        if not self.entries:
-            return None
-        name = f"shard-{self.index:05d}.npy"
-        data = np.concatenate(self.arrays)
-        buf = io.BytesIO()
-        np.save(buf, data)
-        atomic_write_bytes(self.staging / "shards" / name, buf.getvalue())
-        side = {"name": name, "frames": int(len(data)), "files": self.entries, "failed": self.failed,
-                "stats": RunningStats.of(data).to_json()}
+    def flush(self) -> dict:
+        """Write the shard (if any file made it) and then its sidecar, which marks the shard finished."""
+        side = {"name": None, "frames": 0, "files": [], "failed": self.failed, "stats": None}
+        if self.entries:
+            name = f"shard-{self.index:05d}.npy"
+            data = np.concatenate(self.arrays)
+            buf = io.BytesIO()
+            np.save(buf, data)
+            atomic_write_bytes(self.staging / "shards" / name, buf.getvalue())
+            side.update(name=name, frames=int(len(data)), files=self.entries, stats=RunningStats.of(data).to_json())
         atomic_write_json(self.staging / "shards" / f"shard-{self.index:05d}.json", side)
         return side
 
 
-def run_encode(job: EncodeJob) -> dict:
+def run_encode(job: EncodeJob, ranks: Ranks | None = None) -> dict | None:
+    """Encode ``job.files`` into ``job.out``; returns the meta (None on ranks other than 0).
+
+    With several processes (``encode.devices``/``encode.num_nodes``, torchrun or SLURM) rank 0 prepares the staging
+    folder and the shard plan, every rank encodes its share of the unfinished shards, and rank 0 merges the
+    sidecars into ``meta.json`` and renames. An error on any rank is raised on all of them."""
+    ranks = ranks or launch(job.settings.devices, job.settings.num_nodes, job.settings.accelerator, "encode")
+    if ranks.device.type != "cpu":
+        job.encoder.to(ranks.device)
+    staging = job.out.with_name(job.out.name + ".partial")
+    created = _agree(ranks, lambda: _open_staging(job, staging))
+    try:
+        plan, todo, failed = _agree(ranks, _writing(staging, lambda: _plan(job, staging)))
+        _agree(ranks, _writing(staging, lambda: _encode_shards(job, staging, plan, todo[ranks.rank::ranks.world],
+                                                               ranks)), everyone=True)
+        meta = _agree(ranks, _writing(staging, lambda: _finish(job, staging, plan, failed)), share=False)
+    except BaseException as exc:
+        if ranks.rank == 0:
+            (staging / "lock").unlink(missing_ok=True)
+            # A clean error (bad input under --strict, nothing encodable) leaves nothing behind; an interruption
+            # keeps finished shards so that re-running resumes.
+            if isinstance(exc, AudiogenError) and created:
+                shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return meta if ranks.rank == 0 else None
+
+
+def _writing(staging: Path, fn: Callable) -> Callable:
+    """``fn`` with a failed write (disk full, file too large, folder made read-only) as an ArtifactError, so that it
+    is one clean message, reaches every rank, and the staging folder this run created is removed. Reading audio
+    raises AudioFileError, so an OSError here is a write."""
+    def run():
+        try:
+            return fn()
+        except OSError as exc:
+            raise ArtifactError(f"writing the latent dataset in {staging} failed ({exc.strerror or exc})",
+                                fix="free disk space (or fix the permissions) and re-run the same command") from None
+    return run
+
+
+def _agree(ranks: Ranks, fn: Callable, everyone: bool = False, share: bool = True):
+    """Run ``fn`` on rank 0 (or on every rank) and give every rank rank 0's result (``share``; else rank 0 alone
+    keeps it), or raise the first error on every rank alike, so that no rank waits for one that has failed."""
+    if ranks.world == 1:
+        return fn()
+    result, error = None, None
+    if everyone or ranks.rank == 0:
+        try:
+            result = fn()
+        except AudiogenError as exc:
+            error = exc
+    outcomes = ranks.all_gather((None if error is None else (type(error).__name__, str(error)),
+                                 result if ranks.rank == 0 and share else None))
+    if error is not None:
+        raise error
+    failed = next((e for e, _ in outcomes if e is not None), None)
+    if failed is not None:
+        raise getattr(errors, failed[0], AudiogenError)(failed[1])
+    return outcomes[0][1] if share else result
+
+
+def _open_staging(job: EncodeJob, staging: Path) -> bool:
+    """Check the output, create and lock ``OUT.partial``; returns whether this run created it."""
     out = job.out
     if (out / "meta.json").exists() and not job.overwrite:
         raise ArtifactError(f"{out} already holds a latent dataset", fix="pass --overwrite, or choose another -o")
     if out.exists() and not (out / "meta.json").exists() and (not out.is_dir() or any(out.iterdir())):
         raise ArtifactError(f"output folder {out} exists and is not a latent dataset", fix="choose another -o")
-    staging = out.with_name(out.name + ".partial")
     created = not staging.exists()
     try:
         (staging / "shards").mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ArtifactError(f"cannot create output folder {staging} ({exc.strerror})",
                             fix="choose a writable location for -o") from None
-    lock = _lock(staging)
-    try:
-        try:
-            meta = _encode_into(job, staging)
-        except OSError as exc:  # disk full, file too large, folder made read-only (reading audio raises AudioFileError)
-            raise ArtifactError(f"writing the latent dataset in {staging} failed ({exc.strerror or exc})",
-                                fix="free disk space (or fix the permissions) and re-run the same command") from None
-    except BaseException as exc:
-        lock.unlink(missing_ok=True)
-        # A clean error (bad input under --strict, nothing encodable) leaves nothing behind; an interruption
-        # keeps finished shards so that re-running resumes.
-        if isinstance(exc, AudiogenError) and created:
-            shutil.rmtree(staging, ignore_errors=True)
-        raise
-    lock.unlink(missing_ok=True)
-    if out.exists():
-        trash = out.with_name(f".{out.name}.old-{os.getpid()}")
-        os.replace(out, trash)
-        os.replace(staging, out)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        os.replace(staging, out)
-    return meta
+    _lock(staging)  # rank 0 holds it for all the ranks of this job
+    return created
 
 
-def _encode_into(job: EncodeJob, staging: Path) -> dict:
+def _side(staging: Path, k: int) -> Path:
+    return staging / "shards" / f"shard-{k:05d}.json"
+
+
+def _plan(job: EncodeJob, staging: Path) -> tuple[list[list[tuple[str, AudioInfo]]], list[int], list[dict]]:
+    """(shards: the files of each shard in input order, the shards not finished yet, header failures).
+
+    Shard boundaries come from the headers alone (a file's latent length is ceil(samples / hop)), before anything
+    is encoded: whatever the number of processes, and however often the encode was interrupted, shard k holds
+    the same files and the same bytes."""
     fp = _fingerprint(job)
     job_file = staging / "job.json"
     if job_file.exists():
@@ -216,71 +280,78 @@ def _encode_into(job: EncodeJob, staging: Path) -> dict:
         atomic_write_json(job_file, fp)
 
     sr, hop = job.audio.sample_rate, job.encoder.hop
-    infos: dict[Path, AudioInfo] = {}
     failed: list[dict] = []
-    for f in job.files:  # header pass: catches unreadable files early and sizes the progress bar
+    plan: list[list[tuple[str, AudioInfo]]] = [[]]
+    limit = int(job.settings.shard_mb * 2**20)
+    row = job.encoder.latent_size * np.dtype(job.settings.dtype).itemsize
+    size = 0
+    for f in job.files:  # header pass: catches unreadable files early and sizes the shards
         try:
             info = probe(f)
             check_policy(info, sr, channels=job.audio.channels, resample=job.audio.resample)
-            infos[f] = info
         except AudioFileError as exc:
             if job.strict:
                 raise
             failed.append({"source": str(f), "reason": str(exc)})
-
-    # finished shards
-    sides = []
-    while (staging / "shards" / f"shard-{len(sides):05d}.json").exists():
-        p = staging / "shards" / f"shard-{len(sides):05d}.json"
-        sides.append(json.loads(p.read_text()))
-    done = {e["source"] for s in sides for e in s["files"]} | {e["source"] for s in sides for e in s["failed"]}
-    todo = [f for f in job.files if f in infos and str(f) not in done]
-
-    limit = int(job.settings.shard_mb * 2**20)
-    chunk = int(job.settings.chunk_seconds * sr)
-    buf = _ShardBuffer(staging, len(sides), job.settings.dtype)
-    total = sum(infos[f].duration for f in todo)
-    bar = tqdm(total=round(total, 1), unit="s", desc="encode", disable=not job.progress, leave=False)
-    for f in todo:
-        info = infos[f]
-        samples = frames_at_rate(info.frames, info.sample_rate, sr)
-
-        def read(start: int, stop: int, _f=f, _info=info) -> np.ndarray:
-            return load_audio(_f, sr, channels=job.audio.channels, resample=job.audio.resample,
-                              offset=start, frames=stop - start, info=_info)
-
-        try:
-            z = encode_array(job.encoder, read, samples, chunk)
-            if not np.isfinite(z).all():
-                raise AudioFileError("the encoder produced non-finite latents", path=f,
-                                     fix="check the file for NaN/inf samples and the checkpoint for NaN weights")
-        except AudioFileError as exc:
-            if job.strict:
-                raise
-            buf.failed.append({"source": str(f), "reason": str(exc)})
-            bar.update(round(info.duration, 1))
             continue
-        buf.add(str(f), info, info.duration, samples, z)
-        _release_freed_memory()
-        bar.update(round(info.duration, 1))
-        if buf.nbytes >= limit:
-            sides.append(buf.flush())
-            buf = _ShardBuffer(staging, len(sides), job.settings.dtype)
-    side = buf.flush()
-    if side:
-        sides.append(side)
-    else:
-        failed += buf.failed  # failures after the last shard: recomputed on a resume anyway
+        plan[-1].append((str(f), info))
+        size += math.ceil(frames_at_rate(info.frames, info.sample_rate, sr) / hop) * row
+        if size >= limit:
+            plan.append([])
+            size = 0
+    if not plan[-1]:
+        plan.pop()
+    todo = [k for k in range(len(plan)) if not _side(staging, k).exists()]
+    return plan, todo, failed
+
+
+def _encode_shards(job: EncodeJob, staging: Path, plan: list, mine: list[int], ranks: Ranks) -> None:
+    """Encode shards ``mine`` of the plan, each finished by its sidecar."""
+    sr = job.audio.sample_rate
+    chunk = int(job.settings.chunk_seconds * sr)
+    total = sum(info.duration for k in mine for _, info in plan[k])
+    bar = tqdm(total=round(total, 1), unit="s", desc="encode", disable=not job.progress or ranks.rank != 0,
+               leave=False)
+    for k in mine:
+        buf = _ShardBuffer(staging, k, job.settings.dtype)
+        for f, info in plan[k]:
+            samples = frames_at_rate(info.frames, info.sample_rate, sr)
+
+            def read(start: int, stop: int, _f=f, _info=info) -> np.ndarray:
+                return load_audio(_f, sr, channels=job.audio.channels, resample=job.audio.resample,
+                                  offset=start, frames=stop - start, info=_info)
+
+            try:
+                z = encode_array(job.encoder, read, samples, chunk, device=ranks.device)
+                if not np.isfinite(z).all():
+                    raise AudioFileError("the encoder produced non-finite latents", path=f,
+                                         fix="check the file for NaN/inf samples and the checkpoint for NaN weights")
+            except AudioFileError as exc:
+                if job.strict:
+                    raise
+                buf.failed.append({"source": f, "reason": str(exc)})
+            else:
+                buf.add(f, info, info.duration, samples, z)
+                _release_freed_memory()
+            bar.update(round(info.duration, 1))
+        buf.flush()
     bar.close()
 
-    files = [e for s in sides for e in s["files"]]
-    failed += [e for s in sides for e in s["failed"]]
+
+def _finish(job: EncodeJob, staging: Path, plan: list, failed: list[dict]) -> dict:
+    """Merge the sidecars of every shard in plan order into ``meta.json``, unlock, rename to ``OUT``."""
+    sides = [json.loads(_side(staging, k).read_text()) for k in range(len(plan))]
+    kept = [s for s in sides if s["frames"]]
+    # a file's "shard" is its shard's position in meta["shards"] (planned shards that only failed have none)
+    files = [dict(e, shard=i) for i, s in enumerate(kept) for e in s["files"]]
+    failed = failed + [e for s in sides for e in s["failed"]]
     if not files:
         reasons = "\n  ".join(e["reason"] for e in failed[:5])
         raise AudioFileError(f"no input file could be encoded:\n  {reasons}")
     stats = RunningStats.empty(job.encoder.latent_size)
-    for s in sides:
+    for s in kept:
         stats = stats.merge(RunningStats.from_json(s["stats"]))
+    sr, hop = job.audio.sample_rate, job.encoder.hop
     meta = {
         "format": FORMAT, "version": VERSION, "created_by": versions(),
         **{k: v for k, v in job.provenance.items()},
@@ -291,9 +362,18 @@ def _encode_into(job: EncodeJob, staging: Path) -> dict:
         "stats": stats.to_json(),
         "num_files": len(files), "total_frames": int(sum(e["length"] for e in files)),
         "total_seconds": float(sum(e["duration"] for e in files)),
-        "shards": [{"name": s["name"], "frames": s["frames"]} for s in sides],
+        "shards": [{"name": s["name"], "frames": s["frames"]} for s in kept],
         "files": files, "failed": failed,
     }
     (staging / "job.json").unlink(missing_ok=True)
     atomic_write_json(staging / "meta.json", meta)
+    (staging / "lock").unlink(missing_ok=True)
+    out = job.out
+    if out.exists():
+        trash = out.with_name(f".{out.name}.old-{os.getpid()}")
+        os.replace(out, trash)
+        os.replace(staging, out)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        os.replace(staging, out)
     return meta
