@@ -241,6 +241,8 @@ def start_run(out: Path, gin_files: list[str], bindings: list[str], example: str
         raise ConfigError("no configuration given", fix=f"pass --gin {example}")
     config.parse(gin_files, bindings, base=base)
     s = train_settings()
+    devices, num_nodes = resolve_shape(s.devices, s.num_nodes, "train")  # fit checks again; here it fails before
+    split_batch(s.batch_size, devices * num_nodes)  # the run's file index is written
     if s.threads:
         torch.set_num_threads(s.threads)
     L.seed_everything(s.seed, workers=True, verbose=False)
