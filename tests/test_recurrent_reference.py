@@ -13,6 +13,7 @@ import torch
 
 from audiogen import config
 from audiogen.pipeline import build_pipeline
+from audiogen.priors.steps import StepLinear
 
 SMALL = ["DZ=4", "HIDDEN=12", "CONTEXT=12", "STACK=8", "DECODER_HIDDEN=[16]", "COMPONENTS=2", "DMOL_PARAMS=6"]
 CW = ["DZ=4", "HIDDEN=8", "ENCODER_CHANNELS=8", "DECODER_CHANNELS=8", "COMPONENTS=2", "DMOL_PARAMS=6"]
@@ -21,6 +22,7 @@ CASES = {
     "vrnn_plain": ("pipelines/vrnn_speech.gin", SMALL + ["priors.vrnn.residual_posterior=False"]),
     "srnn": ("pipelines/srnn_speech.gin", SMALL),
     "srnn_filtering": ("pipelines/srnn_speech.gin", SMALL + ["priors.srnn.inference='filtering'"]),
+    "srnn_plain": ("pipelines/srnn_speech.gin", SMALL + ["priors.srnn.residual_posterior=False"]),
     "cwvae": ("pipelines/cwvae_l2_speech.gin", CW),
     "cwvae_pw": ("pipelines/cwvae_l2_speech.gin", CW + ["priors.cwvae.precision_weighted=True"]),
 }
@@ -31,6 +33,7 @@ FROZEN = {
     "vrnn_plain": [-42384.78553337704, 151.38118950409884, 3916.116126344924, -0.2979537357534241],
     "srnn": [-42387.21865665994, 58.79199436963595, 1497.0810746459845, -111.43367449063462],
     "srnn_filtering": [-42390.08270877169, 113.2485203390117, 2080.786889056878, -858.6782563985728],
+    "srnn_plain": [-42389.59697754993, 291.8453807218205, 5936.281756500836, -817.533871794378],
     "cwvae": [-42517.39942133587, 37.1699216206484, 564.4950116224095, -27.868909536014836],
     "cwvae_pw": [-42517.43025217994, 39.047112228246874, 250.44578420568496, -21.774463332932697],
 }
@@ -92,4 +95,30 @@ def figures(name: str) -> tuple[list[float], list[str]]:
 def test_elbo_terms_and_gradients_match_the_step_by_step_implementation(name):
     got, keys = figures(name)
     torch.testing.assert_close(torch.tensor(got), torch.tensor(FROZEN[name]), rtol=1e-6, atol=1e-6)
-    assert keys == KEYS[{"vrnn_plain": "vrnn", "cwvae_pw": "cwvae"}.get(name, name)]
+    assert keys == KEYS[{"vrnn_plain": "vrnn", "srnn_plain": "srnn", "cwvae_pw": "cwvae"}.get(name, name)]
+
+
+def test_step_linear_gives_autograds_gradients_for_a_recurrence():
+    torch.manual_seed(0)
+    w, b = torch.randn(6, 6, dtype=torch.float64, requires_grad=True), torch.randn(3, dtype=torch.float64,
+                                                                                  requires_grad=True)
+    h0 = torch.randn(2, 3, dtype=torch.float64, requires_grad=True)
+
+    def run(step):
+        h, hs = h0, []
+        for _ in range(7):
+            h = torch.tanh(step(h))
+            hs.append(h)
+        return (torch.stack(hs) ** 2).sum()
+
+    weight = w[:3, 1:4]  # a view of a parameter: its gradient reaches w through autograd as usual
+    run(lambda h: torch.nn.functional.linear(h, weight, b)).backward()
+    ref = [t.grad.clone() for t in (w, b, h0)]
+    for t in (w, b, h0):
+        t.grad = None
+    run(StepLinear(weight, b)).backward()
+    for r, t in zip(ref, (w, b, h0)):
+        torch.testing.assert_close(t.grad, r)
+    with torch.no_grad():  # plain F.linear: no token, no graph
+        step = StepLinear(weight, b)
+        assert step.token is None and not step(h0).requires_grad
