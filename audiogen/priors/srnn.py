@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from audiogen.contracts import AutoregressiveModel, LatentOutput
 from audiogen.layers import gaussian_head, mlp
 from audiogen.priors.cwvae import gaussian_kl, log_normal
-from audiogen.priors.steps import StepLinear
+from audiogen.priors.steps import StepLinear, gru_sequence
 
 INFERENCE = ("smoothing", "filtering")
 
@@ -55,9 +55,9 @@ class SRNN(AutoregressiveModel):
         h0, z = self._init(B, x, state)
         fx = self.phi_x(x.transpose(1, 2))
         first = self.phi_x(self.previous(x[..., :1], state).transpose(1, 2))  # phi_x is frame-local: shift fx
-        d, h = self.forward_rnn(torch.cat([first, fx[:, :-1]], 1), h0)  # (B, L, H)
+        d, h = gru_sequence(self.forward_rnn, torch.cat([first, fx[:, :-1]], 1), h0)  # (B, L, H)
         if self.inference == "smoothing":
-            a = self.backward_rnn(torch.cat([d, fx], -1).flip(1))[0].flip(1)
+            a = gru_sequence(self.backward_rnn, torch.cat([d, fx], -1), reverse=True)[0]
             post_in = a
         else:
             post_in = torch.cat([d, fx], -1)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
 
@@ -89,3 +89,21 @@ def gru_update(gi: Tensor, gh: Tensor, h: Tensor) -> Tensor:
     z = torch.sigmoid(iz + hz)
     n = torch.tanh(i_n + r * hn)
     return (h - n) * z + n  # (1 - z) n + z h, in the order of torch's own cell
+
+
+def gru_sequence(gru: nn.GRU, inputs: Tensor, h0: Tensor | None = None, reverse: bool = False) -> tuple[Tensor, Tensor]:
+    """A one-layer batch-first ``nn.GRU`` over (B, L, in) (``reverse``: from the last step to the first) ->
+    outputs (B, L, H) in input order and the final state (1, B, H). The input gates for all steps are one matmul
+    and the hidden-gate weights get their gradient once (:class:`StepLinear`); torch's CPU GRU pays a weight
+    gradient per step."""
+    if gru.num_layers != 1 or gru.bidirectional or not gru.batch_first:
+        raise ValueError("gru_sequence runs one-layer, one-direction, batch-first GRUs")
+    gate_x = F.linear(inputs, gru.weight_ih_l0, gru.bias_ih_l0)
+    from_h = StepLinear(gru.weight_hh_l0, gru.bias_hh_l0)
+    h = inputs.new_zeros(inputs.shape[0], gru.hidden_size) if h0 is None else h0[0]
+    steps = gate_x.unbind(1)
+    hs = []
+    for gate_x_t in reversed(steps) if reverse else steps:
+        h = gru_update(gate_x_t, from_h(h), h)
+        hs.append(h)
+    return torch.stack(hs[::-1] if reverse else hs, 1), h[None]
