@@ -84,11 +84,12 @@ def run(script: Path, out: Path, shared: Path, timeout: float) -> dict:
 def table(rows: list[dict]) -> str:
     lines = ["| benchmark | headline figure | value | unit | conditions | status | wall s |",
              "|---|---|---|---|---|---|---|"]
+    cell = lambda v: str(v).replace("|", "\\|")  # noqa: E731 - a '|' inside a cell would end it
     for r in rows:
         value = r.get("value")
         value = "" if value is None else (f"{value:,.4g}" if isinstance(value, (int, float)) else str(value))
-        lines.append(f"| {r['benchmark']} | {r.get('figure', '')} | {value} | {r.get('unit', '')} | "
-                     f"{r.get('conditions', '')} | {r['status']} | {r['wall_s']:.0f} |")
+        lines.append(f"| {r['benchmark']} | {cell(r.get('figure', ''))} | {value} | {cell(r.get('unit', ''))} | "
+                     f"{cell(r.get('conditions', ''))} | {r['status']} | {r['wall_s']:.0f} |")
     return "\n".join(lines)
 
 
