@@ -97,6 +97,11 @@ def main() -> None:
     (args.out / "bridge.md").write_text(md)
     (args.out / "bridge.json").write_text(json.dumps(rows, indent=1))
     print(md)
+    on = rows[0]  # normalisation on, no clamp
+    print("HEADLINE " + json.dumps({  # the last line, for scripts/benchmark_all.py
+        "figure": "decoded RMS gap, normalised DiffWave prior vs dataset latents", "value": round(on["rms_gap_db"], 2),
+        "unit": "dB", "conditions": f"{args.minutes:g} min of training, {on['steps']} steps, {args.clips} clips of "
+                                    f"{args.seconds:g} s; max |std ratio - 1| {on['max_std_error']:.3f}"}))
 
 
 if __name__ == "__main__":

@@ -156,6 +156,10 @@ def main() -> None:
         print("| " + " | ".join(r) + " |")
     print(f"\nsteps {result.get('steps')}, parameters {params}, active units {res['active_units']}")
     print(f"wrote {out / 'result.json'}")
+    print("HEADLINE " + json.dumps({  # the last line, for scripts/benchmark_all.py
+        "figure": "CW-VAE L=2 training throughput", "value": round(result.get("audio_s_per_s", float("nan")), 3),
+        "unit": "audio s/s", "conditions": f"{args.threads} thread(s), {args.minutes:g} min through the CLI; "
+                                           f"test {result['test_bits_per_frame']:.3f} bits/frame"}))
 
 
 if __name__ == "__main__":

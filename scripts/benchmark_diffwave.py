@@ -255,6 +255,12 @@ def main(argv=None) -> None:
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)
+    head = next(iter(results["training"].values()))
+    ref = f", {head['ratio_steps_per_s']:.2f}x lmnt-com/diffwave" if args.reference_python else ""
+    print("HEADLINE " + json.dumps({  # the last line, for scripts/benchmark_all.py
+        "figure": "DiffWave prior training steps", "value": round(head["ours_steps_per_s"], 3), "unit": "steps/s",
+        "conditions": f"batch {args.batch} x {args.channels} x {args.frames} latents, {args.threads} thread(s), "
+                      f"best of {args.rounds} x {args.seconds:g} s{ref}"}))
 
 
 if __name__ == "__main__":

@@ -213,6 +213,10 @@ def main(argv=None) -> int:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(res, indent=1))
+    print("HEADLINE " + json.dumps({  # the last line, for scripts/benchmark_all.py
+        "figure": "audiogen encode throughput", "value": round(enc_rate, 1), "unit": "audio s/s",
+        "conditions": f"{len(files)} files, {threads} thread(s), {ratio:.0%} of the I/O floor, "
+                      f"peak RSS {mb(enc['peak_rss_bytes'])}"}))
     return 0
 
 

@@ -122,6 +122,11 @@ def main() -> None:
     (args.out / "likelihood.md").write_text(md)
     (args.out / "likelihood.json").write_text(json.dumps(rows, indent=1))
     print(md)
+    best = min(rows, key=lambda r: r["test_bpf"])
+    print("HEADLINE " + json.dumps({  # the last line, for scripts/benchmark_all.py
+        "figure": f"best test bits/frame ({best['model']})", "value": round(best["test_bpf"], 3), "unit": "bits/frame",
+        "conditions": f"{args.minutes:g} min per model ({', '.join(names)}), {args.threads} thread(s), "
+                      f"FLAC {best['flac']:.3f}"}))
 
 
 if __name__ == "__main__":

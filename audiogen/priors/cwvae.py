@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from audiogen.contracts import LatentModel, LatentOutput
 from audiogen.layers import as_list
+from audiogen.priors.steps import StepLinear, gru_update
 
 
 def gaussian_kl(mq: Tensor, sq: Tensor, mp: Tensor, sp: Tensor) -> Tensor:
@@ -63,15 +64,35 @@ class RSSMCell(nn.Module):
         ctx = self.in_ctx(context) if self.in_ctx is not None and context is not None else None
         emb = self.post_e(embed) if use_posterior else None
         eps = torch.randn(T, B, self.latent, device=h.device, dtype=h.dtype) if sample else None
+        # Everything that reads h_t in one matmul per step: next step's hidden gates, the posterior's h half and,
+        # where z_t needs it, the prior's first layer (otherwise the prior runs over all steps after the loop).
+        prior_in_loop = self.precision_weighted or not use_posterior
+        reads_h = [(self.gru.weight_hh, self.gru.bias_hh)]
+        if use_posterior:
+            reads_h.append((self.post_h.weight, self.post_h.weight.new_zeros(self.hidden)))
+        if prior_in_loop:
+            reads_h.append((self.prior[0].weight, self.prior[0].bias))
+        from_h = StepLinear(torch.cat([w for w, _ in reads_h]), torch.cat([b for _, b in reads_h]))
+        sizes = [w.shape[0] for w, _ in reads_h]
+        in_z, gate_x = StepLinear(self.in_z.weight, self.in_z.bias), StepLinear(self.gru.weight_ih, self.gru.bias_ih)
+        post_out, prior_out = (StepLinear(m.weight, m.bias) for m in (self.post_out[1], self.prior[2]))
+        gh = from_h(h)[:, : 3 * self.hidden]
+        # unbind, not [:, t]: the backward of T slices would write T zero-filled full-size gradients (O(T^2))
+        ctx_steps = ctx.unbind(1) if ctx is not None else [None] * T
+        emb_steps = emb.unbind(1) if use_posterior else [None] * T
         hs, zs, mps, sps, mqs, sqs = [], [], [], [], [], []
-        for t in range(T):
-            x = self.in_z(z)
-            if ctx is not None:
-                x = x + ctx[:, t]
-            h = self.gru(F.elu(x), h)
-            mp, sp = self._gauss(self.prior(h))
+        for t, (ctx_t, emb_t) in enumerate(zip(ctx_steps, emb_steps)):
+            x = in_z(z)
+            if ctx_t is not None:
+                x = x + ctx_t
+            h = gru_update(gate_x(F.elu(x)), gh, h)
+            gh, *reads = from_h(h).split(sizes, -1)
+            if prior_in_loop:
+                mp, sp = self._gauss(prior_out(F.elu(reads[-1])))
+                mps.append(mp)
+                sps.append(sp)
             if use_posterior:
-                mq, sq = self._gauss(self.post_out(self.post_h(h) + emb[:, t]))
+                mq, sq = self._gauss(post_out(F.elu(reads[0] + emb_t)))
                 if self.precision_weighted:
                     wp, wq = sp.pow(-2), sq.pow(-2)
                     var = 1 / (wp + wq)
@@ -84,10 +105,9 @@ class RSSMCell(nn.Module):
             z = m + s * eps[t] if sample else m
             hs.append(h)
             zs.append(z)
-            mps.append(mp)
-            sps.append(sp)
-        out = {"h": torch.stack(hs, 1), "z": torch.stack(zs, 1), "prior_mean": torch.stack(mps, 1),
-               "prior_std": torch.stack(sps, 1)}
+        hs = torch.stack(hs, 1)
+        mp, sp = (torch.stack(mps, 1), torch.stack(sps, 1)) if prior_in_loop else self._gauss(self.prior(hs))
+        out = {"h": hs, "z": torch.stack(zs, 1), "prior_mean": mp, "prior_std": sp}
         if use_posterior:
             out["post_mean"], out["post_std"] = torch.stack(mqs, 1), torch.stack(sqs, 1)
         return out, (h, z)

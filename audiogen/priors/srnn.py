@@ -12,11 +12,13 @@ the backward GRU sees one segment only; any posterior gives a valid bound, so sc
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from audiogen.contracts import AutoregressiveModel, LatentOutput
 from audiogen.layers import gaussian_head, mlp
 from audiogen.priors.cwvae import gaussian_kl, log_normal
+from audiogen.priors.steps import StepLinear, gru_sequence
 
 INFERENCE = ("smoothing", "filtering")
 
@@ -52,24 +54,43 @@ class SRNN(AutoregressiveModel):
         B, _, L = x.shape
         h0, z = self._init(B, x, state)
         fx = self.phi_x(x.transpose(1, 2))
-        d, h = self.forward_rnn(self.phi_x(self.previous(x, state).transpose(1, 2)), h0)  # (B, L, H)
+        first = self.phi_x(self.previous(x[..., :1], state).transpose(1, 2))  # phi_x is frame-local: shift fx
+        d, h = gru_sequence(self.forward_rnn, torch.cat([first, fx[:, :-1]], 1), h0)  # (B, L, H)
         if self.inference == "smoothing":
-            a = self.backward_rnn(torch.cat([d, fx], -1).flip(1))[0].flip(1)
+            a = gru_sequence(self.backward_rnn, torch.cat([d, fx], -1), reverse=True)[0]
             post_in = a
         else:
             post_in = torch.cat([d, fx], -1)
         eps = torch.randn(L, B, self.latent_sizes[0], dtype=x.dtype, device=x.device) if sample else None
-        zs, stats = [], []
-        for t in range(L):
-            mp, sp = gaussian_head(self.prior(torch.cat([z, d[:, t]], -1)), self.min_std)
-            mq, sq = gaussian_head(self.posterior(torch.cat([z, post_in[:, t]], -1)), self.min_std)
+        D = self.latent_sizes[0]
+        # The first layers read [z_{t-1}, d_t] and [z_{t-1}, a_t]: the halves that read d_t and a_t for all steps
+        # at once, the halves that read z_{t-1} in one matmul per step. The prior runs after the loop unless the
+        # residual posterior needs its mean.
+        prior0, post0 = self.prior[0], self.posterior[0]
+        post_a = F.linear(post_in, post0.weight[:, D:], post0.bias)
+        reads_z = [post0.weight[:, :D]] + ([prior0.weight[:, :D]] if self.residual else [])
+        from_z = StepLinear(torch.cat(reads_z))
+        post_out = StepLinear(self.posterior[2].weight, self.posterior[2].bias)
+        prior_d = F.linear(d, prior0.weight[:, D:], prior0.bias) if self.residual else None
+        prior_out = StepLinear(self.prior[2].weight, self.prior[2].bias)
+        zs, prior_raw, mqs, sqs = [z], [], [], []
+        # unbind, not [:, t]: the backward of L slices would write L zero-filled full-size gradients (O(L^2))
+        prior_steps = prior_d.unbind(1) if self.residual else [None] * L
+        for t, (post_a_t, prior_d_t) in enumerate(zip(post_a.unbind(1), prior_steps)):
+            zq, *zp = from_z(z).split(self.hidden, -1)
+            mq, sq = gaussian_head(post_out(F.elu(zq + post_a_t)), self.min_std)
             if self.residual:
-                mq = mq + mp
+                raw = prior_out(F.elu(zp[0] + prior_d_t))
+                prior_raw.append(raw)
+                mq = mq + raw[:, :D]
             z = mq + sq * eps[t] if sample else mq
             zs.append(z)
-            stats.append((mp, sp, mq, sq))
-        zs = torch.stack(zs, 1)
-        mp, sp, mq, sq = (torch.stack(s, 1) for s in zip(*stats))
+            mqs.append(mq)
+            sqs.append(sq)
+        z_prev, zs = torch.stack(zs[:-1], 1), torch.stack(zs[1:], 1)
+        mq, sq = torch.stack(mqs, 1), torch.stack(sqs, 1)
+        raw = torch.stack(prior_raw, 1) if self.residual else self.prior(torch.cat([z_prev, d], -1))
+        mp, sp = gaussian_head(raw, self.min_std)
         context = self.out(torch.cat([d, zs], -1)).transpose(1, 2)
         kl = gaussian_kl(mq, sq, mp, sp).transpose(1, 2)
         log_ratio = (log_normal(zs, mq, sq) - log_normal(zs, mp, sp)).transpose(1, 2)

@@ -10,11 +10,13 @@ x_t are the frames of a frame-local encoder (stacked samples: the paper's s = 1,
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from audiogen.contracts import AutoregressiveModel, LatentOutput
 from audiogen.layers import gaussian_head, mlp
 from audiogen.priors.cwvae import gaussian_kl, log_normal
+from audiogen.priors.steps import StepLinear, gru_update
 
 
 class VRNN(AutoregressiveModel):
@@ -44,22 +46,47 @@ class VRNN(AutoregressiveModel):
     def forward(self, encodings: list[Tensor], state=None, sample: bool = True) -> LatentOutput:
         x = encodings[0]
         B, _, L = x.shape
+        H, F_ = self.hidden, self.phi_x[0].out_features
         fx = self.phi_x(x.transpose(1, 2))  # (B, L, F) features of x_t, computed for all steps at once
-        fx_prev = self.phi_x(self.previous(x, state).transpose(1, 2))
+        first = self.phi_x(self.previous(x[..., :1], state).transpose(1, 2))
+        fx_prev = torch.cat([first, fx[:, :-1]], 1)  # features of x_{t-1}: phi_x is frame-local
         d, z = self._init(B, x, state)
         eps = torch.randn(L, B, self.latent_sizes[0], dtype=x.dtype, device=x.device) if sample else None
-        ds, zs, stats = [], [], []
-        for t in range(L):
-            d, (mp, sp) = self._cell(fx_prev[:, t], z, d)
-            mq, sq = gaussian_head(self.posterior(torch.cat([fx[:, t], d], -1)), self.min_std)
+        # The halves of the GRU input and of the posterior's first layer that read x, for all steps at once.
+        w_ih, post0 = self.rnn.weight_ih, self.posterior[0]
+        gate_x = F.linear(fx_prev, w_ih[:, :F_], self.rnn.bias_ih)
+        post_x = F.linear(fx, post0.weight[:, :F_])
+        # Everything that reads d_t in one matmul per step: next step's hidden gates, the prior's and the posterior's
+        # first layers (the prior runs after the loop unless the residual posterior needs its mean).
+        reads_d = [(self.rnn.weight_hh, self.rnn.bias_hh), (post0.weight[:, F_:], post0.bias)]
+        if self.residual:
+            reads_d.append((self.prior[0].weight, self.prior[0].bias))
+        from_d = StepLinear(torch.cat([w for w, _ in reads_d]), torch.cat([b for _, b in reads_d]))
+        sizes = [w.shape[0] for w, _ in reads_d]
+        phi_z = [StepLinear(self.phi_z[i].weight, self.phi_z[i].bias) for i in (0, 2)]
+        gate_z = StepLinear(w_ih[:, F_:])
+        post_out = StepLinear(self.posterior[2].weight, self.posterior[2].bias)
+        prior_out = StepLinear(self.prior[2].weight, self.prior[2].bias)
+        gh = from_d(d)[:, : 3 * H]
+        ds, zs, prior_raw, mqs, sqs = [], [], [], [], []
+        # unbind, not [:, t]: the backward of L slices would write L zero-filled full-size gradients (O(L^2))
+        for t, (gate_x_t, post_x_t) in enumerate(zip(gate_x.unbind(1), post_x.unbind(1))):
+            fz = F.elu(phi_z[1](F.elu(phi_z[0](z))))
+            d = gru_update(gate_x_t + gate_z(fz), gh, d)
+            gh, hq, *hp = from_d(d).split(sizes, -1)
+            mq, sq = gaussian_head(post_out(F.elu(hq + post_x_t)), self.min_std)
             if self.residual:
-                mq = mq + mp
+                raw = prior_out(F.elu(hp[0]))
+                prior_raw.append(raw)
+                mq = mq + raw[:, : self.latent_sizes[0]]
             z = mq + sq * eps[t] if sample else mq
             ds.append(d)
             zs.append(z)
-            stats.append((mp, sp, mq, sq))
+            mqs.append(mq)
+            sqs.append(sq)
         dz = torch.stack(ds, 1), torch.stack(zs, 1)
-        mp, sp, mq, sq = (torch.stack(s, 1) for s in zip(*stats))
+        mq, sq = torch.stack(mqs, 1), torch.stack(sqs, 1)
+        mp, sp = gaussian_head(torch.stack(prior_raw, 1) if self.residual else self.prior(dz[0]), self.min_std)
         context = self.out(torch.cat([dz[0], self.phi_z(dz[1])], -1)).transpose(1, 2)
         kl = gaussian_kl(mq, sq, mp, sp).transpose(1, 2)
         log_ratio = (log_normal(dz[1], mq, sq) - log_normal(dz[1], mp, sp)).transpose(1, 2)
