@@ -40,6 +40,7 @@ QUICK: dict[str, list[str]] = {
     "benchmark_bridge": ["--minutes", "0.3", "--clips", "2", "--seconds", "1", "--threads", "1",
                          "--shared", "{shared}", "--out", "{out}"],
     "benchmark_perf": ["--quick", "--shared", "{shared}"],
+    "benchmark_probe": ["--minutes", "0.3", "--split", "test", "--shared", "{shared}", "--work", "{out}"],
 }
 
 

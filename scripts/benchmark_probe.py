@@ -175,9 +175,12 @@ def main() -> None:
     print("\n" + verdict(flat))
     summary = {"training": training, "probe": flat}
     (args.work / "summary.json").write_text(json.dumps(summary, indent=1))
-    print("HEADLINE " + json.dumps({"cpc_valid_accuracy": training["cpc"]["valid_accuracy"],
-                                    "cwvae_z1_digit_knn5": flat["z1@cwvae/digit/knn/k5"],
-                                    "mel_digit_knn5": flat["mel@cwvae/digit/knn/k5"]}))
+    z1, mel = flat["z1@cwvae/digit/knn/k5"], flat["mel@cwvae/digit/knn/k5"]
+    print("HEADLINE " + json.dumps({"figure": "FSDD digit kNN (k=5, leave-one-out) from CW-VAE z1", "value": z1,
+                                    "unit": "accuracy",
+                                    "conditions": f"{args.minutes} min training; mel {mel:.3f}; CPC context "
+                                                  f"{flat['enc1@cpc/digit/knn/k5']:.3f}; CPC valid accuracy "
+                                                  f"{training['cpc']['valid_accuracy']}"}))
 
 
 if __name__ == "__main__":

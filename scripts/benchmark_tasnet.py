@@ -51,10 +51,18 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--bind", action="append", default=[], help="extra gin bindings (both pipelines)")
+    ap.add_argument("--quick", action="store_true", help="1 step each (benchmark_all's headline mode).")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    steps = 1 if args.quick else args.steps
+    res = []
     for gin_file in PIPELINES:
-        print(json.dumps(measure(gin_file, args.bind, args.steps)))
+        res.append(measure(gin_file, args.bind, steps))
+        print(json.dumps(res[-1]))
+    ratio = res[-1]["cpu_s_per_step"] / res[0]["cpu_s_per_step"]
+    print("HEADLINE " + json.dumps({"figure": f"CPU time per training step, {res[-1]['pipeline']} / {res[0]['pipeline']}",
+                                    "value": round(ratio, 2), "unit": "x",
+                                    "conditions": f"batch 4 x 2 s, {args.threads} thread(s), {steps} step(s)"}))
 
 
 if __name__ == "__main__":
