@@ -39,7 +39,9 @@ class MultiScaleSpectralLoss(nn.Module):
             X = torch.stft(x, s, hop, window=win, return_complex=True).abs()
             Y = torch.stft(y, s, hop, window=win, return_complex=True).abs()
             log_l1 = (torch.log(X + self.eps) - torch.log(Y + self.eps)).abs().mean()
-            conv = torch.linalg.norm(Y - X) / (torch.linalg.norm(Y) + self.eps)
+            # spectral convergence per item, then averaged: a batch-wide ratio would change with how the batch is
+            # split (data-parallel ranks, gradient accumulation)
+            conv = (torch.linalg.norm(Y - X, dim=(-2, -1)) / (torch.linalg.norm(Y, dim=(-2, -1)) + self.eps)).mean()
             spectral = spectral + log_l1 + conv
         wave = (recon - target).abs().mean()
         return {"loss": spectral + self.wave_weight * wave, "spectral": spectral, "wave_l1": wave}
