@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from audiogen.layers import as_list
+
 NORMS = ("cln", "gln")
 
 
@@ -114,6 +116,17 @@ def block_dilations(blocks_per_stage: int | None, dilations) -> list[int]:
         raise ValueError(f"blocks_per_stage={blocks_per_stage} but dilations has {len(dilations)} entries "
                          f"({dilations}); bind only one of them")
     return dilations
+
+
+def stage_options(name: str, n_stages: int, channels, blocks_per_stage, dilations, kernel_size: int,
+                  end_kernel: int, expansion: int, norm: str) -> tuple[list[int], list[int], int, int, int]:
+    """The checked options shared by the TasNet encoder and decoder: (channels per stage, dilations per stage,
+    kernel size, stem/output kernel size, expansion). Bad values fail here, before anything is built."""
+    if int(expansion) < 1:
+        raise ValueError(f"{name}.expansion must be >= 1, got {expansion}")
+    make_norm(norm, 1)
+    return (as_list(channels, n_stages, "channels"), block_dilations(blocks_per_stage, dilations),
+            check_kernel(kernel_size), check_kernel(end_kernel), int(expansion))
 
 
 def check_kernel(kernel_size: int) -> int:

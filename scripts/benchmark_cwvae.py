@@ -47,31 +47,13 @@ def matmul_gflops(threads: int, n: int = 1024, seconds: float = 3.0) -> float:
 
 def flops_per_step(binds: list[str], threads: int) -> tuple[float, float, int]:
     """(training FLOPs per step, seconds per in-process step, parameters) on random audio of the benchmark shape."""
+    # the same in-process step as the coder benchmark (scripts/ is on sys.path when a script runs)
     import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
-    from audiogen import config
-    from audiogen.pipeline import build_pipeline
+    from benchmark_tasnet import measure
 
     torch.set_num_threads(threads)
-    config.parse(["pipelines/cwvae_l2_speech.gin"], binds)
-    torch.manual_seed(0)
-    pipe = build_pipeline()
-    opt = torch.optim.Adam(pipe.parameters(), 3e-4)
-    x = torch.rand(4, 1, 32000) * 0.2 - 0.1
-    m = torch.ones(4, 32000, dtype=torch.bool)
-
-    def step():
-        opt.zero_grad()
-        pipe.training_loss(x, m, 0)["loss"].backward()
-        opt.step()
-
-    with FlopCounterMode(display=False) as counter:
-        step()
-    t0 = time.perf_counter()
-    for _ in range(3):
-        step()
-    return counter.get_total_flops(), (time.perf_counter() - t0) / 3, sum(p.numel() for p in pipe.parameters())
+    r = measure("pipelines/cwvae_l2_speech.gin", binds, 3)
+    return r["train_gflop_per_step"] * 1e9, r["s_per_step"], r["parameters"]
 
 
 def run(cmd: list[str], env: dict) -> tuple[float, float]:

@@ -8,13 +8,8 @@ import torch
 from torch import Tensor, nn
 
 from audiogen.contracts import Decoder
-from audiogen.layers import StridedConvTranspose, as_list
-from audiogen.tasnet_blocks import (
-    SeparableStack,
-    block_dilations,
-    check_kernel,
-    make_norm,
-)
+from audiogen.layers import StridedConvTranspose
+from audiogen.tasnet_blocks import SeparableStack, stage_options
 
 
 class TasNetDecoder(Decoder):
@@ -35,12 +30,9 @@ class TasNetDecoder(Decoder):
         strides = [int(s) for s in strides]
         if not strides or any(s < 1 for s in strides):
             raise ValueError(f"decoders.tasnet.strides must be positive integers, got {strides}")
-        if int(expansion) < 1:
-            raise ValueError(f"decoders.tasnet.expansion must be >= 1, got {expansion}")
-        channels = as_list(channels, len(strides), "channels")
-        dilations = block_dilations(blocks_per_stage, dilations)
-        kernel_size, output_kernel = check_kernel(kernel_size), check_kernel(output_kernel)
-        make_norm(norm, 1)  # a bad name fails here, before anything is built
+        channels, dilations, kernel_size, output_kernel, expansion = stage_options(
+            "decoders.tasnet", len(strides), channels, blocks_per_stage, dilations, kernel_size, output_kernel,
+            expansion, norm)
         self.hop = math.prod(strides)
         self.strides, self.norm = strides, norm
         self.latent_size = int(latent_size)
@@ -51,7 +43,7 @@ class TasNetDecoder(Decoder):
         for i, (s, c_in) in enumerate(rev):
             c_out = rev[i + 1][1] if i + 1 < len(rev) else channels[0]
             layers += [nn.PReLU(), StridedConvTranspose(c_in, c_out, s, kernel_overlap),
-                       SeparableStack(c_out, int(expansion) * c_out, kernel_size, dilations, norm)]
+                       SeparableStack(c_out, expansion * c_out, kernel_size, dilations, norm)]
         self.stages = nn.Sequential(*layers)
         self.head = nn.Conv1d(channels[0], self.out_channels, output_kernel, padding=output_kernel // 2)
 

@@ -5,14 +5,8 @@ from __future__ import annotations
 from torch import nn
 
 from audiogen.encoders.ladder import LadderEncoder
-from audiogen.layers import StridedConv, as_list
-from audiogen.tasnet_blocks import (
-    Reach,
-    SeparableStack,
-    block_dilations,
-    check_kernel,
-    make_norm,
-)
+from audiogen.layers import StridedConv
+from audiogen.tasnet_blocks import Reach, SeparableStack, stage_options
 
 
 class TasNetEncoder(LadderEncoder):
@@ -37,12 +31,9 @@ class TasNetEncoder(LadderEncoder):
         super().__init__()
         base = self._init_levels(strides, levels, "encoders.tasnet")  # stages before the first level's output
         strides = self.strides
-        if int(expansion) < 1:
-            raise ValueError(f"encoders.tasnet.expansion must be >= 1, got {expansion}")
-        channels = as_list(channels, len(strides), "channels")
-        dilations = block_dilations(blocks_per_stage, dilations)
-        kernel_size, stem_kernel = check_kernel(kernel_size), check_kernel(stem_kernel)
-        make_norm(norm, 1)  # a bad name fails here, before anything is built
+        channels, dilations, kernel_size, stem_kernel, expansion = stage_options(
+            "encoders.tasnet", len(strides), channels, blocks_per_stage, dilations, kernel_size, stem_kernel,
+            expansion, norm)
         self.norm = norm
         self.latent_size = int(latent_size)
         self.stem = nn.Conv1d(1, channels[0], stem_kernel, padding=stem_kernel // 2)
@@ -51,7 +42,7 @@ class TasNetEncoder(LadderEncoder):
         reach.conv(stem_kernel, left_pad=stem_kernel // 2)
         c_in = channels[0]
         for i, (s, c_out) in enumerate(zip(strides, channels)):
-            blocks = SeparableStack(c_in, int(expansion) * c_in, kernel_size, dilations, norm)
+            blocks = SeparableStack(c_in, expansion * c_in, kernel_size, dilations, norm)
             down = StridedConv(c_in, c_out, s, kernel_overlap)
             if i < base:
                 reach.stack(blocks)
