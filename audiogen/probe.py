@@ -136,7 +136,9 @@ def _standardise(x: np.ndarray, ref: np.ndarray | None = None) -> np.ndarray:
 
 
 def _vote(neighbour_labels: torch.Tensor, k: int, num_classes: int) -> torch.Tensor:
-    """Majority vote among the first k neighbours (sorted nearest first); ties go to the class seen first."""
+    """Majority vote among the first k neighbours (sorted nearest first); ties go to the class seen first.
+    A cross-validation training set smaller than k votes with all its items."""
+    k = min(k, neighbour_labels.shape[1])
     nb = neighbour_labels[:, :k]
     counts = torch.nn.functional.one_hot(nb, num_classes).sum(1)
     ranks = torch.arange(k).expand_as(nb)
@@ -150,7 +152,7 @@ def knn_leave_one_out(x: np.ndarray, y: np.ndarray, ks: list[int]) -> dict[int, 
     xt = torch.from_numpy(_standardise(x))
     d = torch.cdist(xt, xt)
     d.fill_diagonal_(float("inf"))
-    order = d.argsort(1)[:, : max(ks)]
+    order = d.argsort(1)[:, : min(max(ks), len(y) - 1)]  # never the item itself (last, at distance inf)
     yt = torch.from_numpy(y)
     return {k: float((_vote(yt[order], k, int(y.max()) + 1) == yt).double().mean()) for k in ks}
 
@@ -286,6 +288,9 @@ def plot_lda(path: Path, x: np.ndarray, y: np.ndarray, names: list[str], title: 
 def probe(reps: list[Representation], items: list[Item], labels: list[str], ks: list[int], out: Path,
           lda_dims: int = 5, folds: int = 10, plots: bool = True) -> dict:
     """kNN accuracies for every (representation, label), LDA plots; returns the results dict."""
+    if max(ks) >= len(items):
+        raise ConfigError(f"k={max(ks)} needs more than {max(ks)} items, but there are {len(items)}",
+                          fix=f"pass smaller --k values (at most {len(items) - 1}), or label more items")
     out.mkdir(parents=True, exist_ok=True)
     results: dict = {"items": len(items), "k": list(ks), "lda_dims": lda_dims, "folds": folds,
                      "representations": {r.name: {"hop": r.hop, "sample_rate": r.sample_rate,

@@ -152,3 +152,18 @@ def test_probe_cli_on_fsdd_checkpoint_and_dataset_agree(shared, tmp_path, tiny_r
     with pytest.raises(ConfigError, match="not in the latent dataset"):
         dataset_representations(tmp_path / "lat", read_labels(fsdd / "labels.csv", ["digit"], limit=40)[0][-5:],
                                 False, 80)
+
+
+def test_k_larger_than_the_items_is_a_clear_error_and_small_folds_still_vote(tmp_path):
+    from audiogen.probe import Representation, probe
+
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(0, 0.1, (3, 2)), rng.normal(5, 0.1, (3, 2))])
+    y = np.repeat([0, 1], 3)
+    # 3 folds of 6 items train on 4: k=5 votes with all 4 (used to crash in the vote)
+    assert set(knn_lda_cv(x, y, [1, 5], dims=1, folds=3)) == {1, 5}
+    assert knn_leave_one_out(x, y, [5])[5] == 0.0  # 5 others: 2 of its class, 3 of the other; never itself
+    items = [Item(tmp_path / f"{i}.wav", {"c": str(c)}) for i, c in enumerate(y)]
+    rep = Representation("r", 1, 8000, list(x))
+    with pytest.raises(ConfigError, match="k=10 needs more than 10 items, but there are 6"):
+        probe([rep], items, ["c"], [1, 10], tmp_path / "out", plots=False)
