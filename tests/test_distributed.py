@@ -209,3 +209,43 @@ def test_spectral_loss_of_a_batch_is_the_mean_of_its_shares():
     halves = [loss(recon[i::2], target[i::2]) for i in range(2)]
     for k in whole:
         torch.testing.assert_close(whole[k], (halves[0][k] + halves[1][k]) / 2, rtol=1e-5, atol=1e-6)
+
+
+def _agree_on_two_ranks(rank: int, store: str, queue) -> None:
+    import torch.distributed as dist
+
+    from audiogen.distributed import Ranks
+    from audiogen.latents.encode import _agree
+
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+    ranks = Ranks(rank, 2, group=dist.new_group(backend="gloo"))
+
+    def work():
+        if rank == 1:
+            raise RuntimeError("kernel size can't be greater than actual input size")
+        return "done"
+
+    try:
+        _agree(ranks, work, everyone=True)
+        queue.put((rank, "no error"))
+    except Exception as exc:
+        queue.put((rank, f"{type(exc).__name__}: {exc}"))
+    dist.destroy_process_group()
+
+
+def test_an_encoder_error_on_one_rank_is_raised_on_every_rank(tmp_path):
+    """Not only AudiogenErrors: a RuntimeError on rank 1 reaches rank 0 with its message (rank 0 used to be left in
+    the all-gather, then fail on the lost connection) and is not a clean error (finished shards are kept)."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_agree_on_two_ranks, args=(r, str(tmp_path / "store"), queue)) for r in (0, 1)]
+    for p in procs:
+        p.start()
+    got = dict(queue.get(timeout=60) for _ in procs)
+    for p in procs:
+        p.join(timeout=30)
+    assert got[1] == "RuntimeError: kernel size can't be greater than actual input size"
+    assert got[0] == "RuntimeError: rank 1 of the encode failed: RuntimeError: kernel size can't be greater than " \
+                     "actual input size"

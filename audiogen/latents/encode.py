@@ -223,22 +223,27 @@ def _writing(staging: Path, fn: Callable) -> Callable:
 
 def _agree(ranks: Ranks, fn: Callable, everyone: bool = False, share: bool = True):
     """Run ``fn`` on rank 0 (or on every rank) and give every rank rank 0's result (``share``; else rank 0 alone
-    keeps it), or raise the first error on every rank alike, so that no rank waits for one that has failed."""
+    keeps it), or raise the first error on every rank alike, so that no rank waits for one that has failed.
+    Any exception counts (an encoder that fails on a file raises RuntimeError); the other ranks raise it as an
+    AudiogenError when it was one (a clean error), else as a RuntimeError naming the rank (finished shards are kept)."""
     if ranks.world == 1:
         return fn()
     result, error = None, None
     if everyone or ranks.rank == 0:
         try:
             result = fn()
-        except AudiogenError as exc:
+        except Exception as exc:
             error = exc
     outcomes = ranks.all_gather((None if error is None else (type(error).__name__, str(error)),
                                  result if ranks.rank == 0 and share else None))
     if error is not None:
         raise error
-    failed = next((e for e, _ in outcomes if e is not None), None)
+    rank, failed = next(((r, e) for r, (e, _) in enumerate(outcomes) if e is not None), (None, None))
     if failed is not None:
-        raise getattr(errors, failed[0], AudiogenError)(failed[1])
+        cls = getattr(errors, failed[0], None)
+        if isinstance(cls, type) and issubclass(cls, AudiogenError):
+            raise cls(failed[1])
+        raise RuntimeError(f"rank {rank} of the encode failed: {failed[0]}: {failed[1]}")
     return outcomes[0][1] if share else result
 
 
