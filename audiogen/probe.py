@@ -121,9 +121,12 @@ def log_mel(audio: np.ndarray, sample_rate: int, hop: int, n_mels: int = 80) -> 
 
 
 def time_average(z: np.ndarray, hop: int, sample_rate: int, num_samples: int, start: float | None,
-                 end: float | None) -> np.ndarray:
+                 end: float | None, path: Path | None = None) -> np.ndarray:
     """Mean over the frames (C, L) whose span overlaps [start, end) (default: the whole file, padding excluded)."""
     a = 0 if start is None else int(start * sample_rate)
+    if a >= num_samples:  # no frame to average (the mean would be NaN, reported as a fault of the model)
+        raise ConfigError(f"segment start {start} s is not inside the audio ({num_samples / sample_rate:.3f} s long)",
+                          path=path, fix="check the start/end columns of the labels file")
     b = num_samples if end is None else min(int(math.ceil(end * sample_rate)), num_samples)
     lo, hi = a // hop, max(a // hop + 1, math.ceil(b / hop))
     return z[:, lo: min(hi, z.shape[1])].mean(1)
@@ -230,10 +233,12 @@ def model_representations(pipe, items: list[Item], audio, mel: bool, n_mels: int
                 xt = pipe.coding.encode(xt).to(xt.dtype)
             levels = [z[0] for z in enc.encode_levels(xt)]
         for rep, z in zip(reps, levels):
-            rep.vectors.append(time_average(z.double().numpy(), rep.hop, audio.sample_rate, len(x), it.start, it.end))
+            rep.vectors.append(time_average(z.double().numpy(), rep.hop, audio.sample_rate, len(x), it.start, it.end,
+                                            path=it.path))
         if mel_rep is not None:
             m = log_mel(x, audio.sample_rate, enc.hop, n_mels)
-            mel_rep.vectors.append(time_average(m, enc.hop, audio.sample_rate, len(x), it.start, it.end))
+            mel_rep.vectors.append(time_average(m, enc.hop, audio.sample_rate, len(x), it.start, it.end,
+                                                path=it.path))
     return reps + ([mel_rep] if mel_rep else [])
 
 
@@ -255,10 +260,11 @@ def dataset_representations(path: Path, items: list[Item], mel: bool, n_mels: in
         f = ds.files[index[it.path]]
         z = np.asarray(ds.sequence(index[it.path]), np.float64).T
         n = int(f["samples"])
-        rep.vectors.append(time_average(z, hop, sr, n, it.start, it.end))
+        rep.vectors.append(time_average(z, hop, sr, n, it.start, it.end, path=it.path))
         if mel_rep is not None:
             (_, x), = _audio_items([it], sr, audio.get("channels", "downmix"), audio.get("resample", True))
-            mel_rep.vectors.append(time_average(log_mel(x, sr, hop, n_mels), hop, sr, len(x), it.start, it.end))
+            mel_rep.vectors.append(time_average(log_mel(x, sr, hop, n_mels), hop, sr, len(x), it.start, it.end,
+                                                path=it.path))
     return [rep] + ([mel_rep] if mel_rep else [])
 
 

@@ -167,3 +167,10 @@ def test_k_larger_than_the_items_is_a_clear_error_and_small_folds_still_vote(tmp
     rep = Representation("r", 1, 8000, list(x))
     with pytest.raises(ConfigError, match="k=10 needs more than 10 items, but there are 6"):
         probe([rep], items, ["c"], [1, 10], tmp_path / "out", plots=False)
+
+
+def test_segment_past_the_end_of_the_file_names_the_file():
+    z = np.arange(10, dtype=np.float64)[None]
+    # used to average no frame (NaN), then blamed the model ("non-finite values, check the model")
+    with pytest.raises(ConfigError, match=r"a\.wav: segment start 1\.5 s is not inside the audio \(1\.000 s long\)"):
+        time_average(z, 100, 1000, 1000, 1.5, 2.0, path="a.wav")
