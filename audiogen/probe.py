@@ -244,6 +244,7 @@ def model_representations(pipe, items: list[Item], audio, mel: bool, n_mels: int
 
 def dataset_representations(path: Path, items: list[Item], mel: bool, n_mels: int) -> list[Representation]:
     """The stored latents of a latent dataset, matched to the labels by source path."""
+    from audiogen.audio.io import load_audio
     from audiogen.latents.dataset import LatentDataset
 
     ds = LatentDataset(path)
@@ -262,7 +263,7 @@ def dataset_representations(path: Path, items: list[Item], mel: bool, n_mels: in
         n = int(f["samples"])
         rep.vectors.append(time_average(z, hop, sr, n, it.start, it.end, path=it.path))
         if mel_rep is not None:
-            (_, x), = _audio_items([it], sr, audio.get("channels", "downmix"), audio.get("resample", True))
+            x = load_audio(it.path, sr, channels=audio.get("channels", "downmix"), resample=audio.get("resample", True))
             mel_rep.vectors.append(time_average(log_mel(x, sr, hop, n_mels), hop, sr, len(x), it.start, it.end,
                                                 path=it.path))
     return [rep] + ([mel_rep] if mel_rep else [])
@@ -302,6 +303,11 @@ def probe(reps: list[Representation], items: list[Item], labels: list[str], ks: 
                      "representations": {r.name: {"hop": r.hop, "sample_rate": r.sample_rate,
                                                   "dims": int(r.vectors[0].shape[0])} for r in reps},
                      "labels": {}}
+    matrices = {}
+    for rep in reps:
+        matrices[rep.name] = rep.matrix()
+        if not np.isfinite(matrices[rep.name]).all():
+            raise AudiogenError(f"representation {rep.name} has non-finite values", fix="check the model")
     for label in labels:
         names = sorted({it.labels[label] for it in items}, key=lambda s: (len(s), s))
         if len(names) < 2:
@@ -310,9 +316,7 @@ def probe(reps: list[Representation], items: list[Item], labels: list[str], ks: 
         counts = np.bincount(y)
         entry = {"classes": len(names), "chance": float(counts.max() / len(y)), "per_representation": {}}
         for rep in reps:
-            x = rep.matrix()
-            if not np.isfinite(x).all():
-                raise AudiogenError(f"representation {rep.name} has non-finite values", fix="check the model")
+            x = matrices[rep.name]
             entry["per_representation"][rep.name] = {
                 "knn": knn_leave_one_out(x, y, ks),
                 "lda_knn": knn_lda_cv(x, y, ks, lda_dims, folds) if counts.min() >= 2 else None,
