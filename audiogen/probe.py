@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from audiogen.audio.io import load_audio
 from audiogen.errors import AudiogenError, ConfigError
 
 RESERVED = ("path", "start", "end")
@@ -202,13 +203,6 @@ def knn_lda_cv(x: np.ndarray, y: np.ndarray, ks: list[int], dims: int = 5, folds
 
 
 # --------------------------------------------------------------------------------------------- representations
-def _audio_items(items: list[Item], sample_rate: int, channels: str, resample: bool):
-    from audiogen.audio.io import load_audio
-
-    for it in items:
-        yield it, load_audio(it.path, sample_rate, channels=channels, resample=resample)
-
-
 @torch.no_grad()
 def model_representations(pipe, items: list[Item], audio, mel: bool, n_mels: int) -> list[Representation]:
     """Per level: posterior means of a temporal VAE (z1, z2, ...: deterministic, means all the way down), or the
@@ -222,21 +216,25 @@ def model_representations(pipe, items: list[Item], audio, mel: bool, n_mels: int
     prefix = "z" if vae else "enc"
     reps = [Representation(f"{prefix}{i + 1}", h, audio.sample_rate) for i, h in enumerate(enc.level_hops)]
     mel_rep = Representation("mel", enc.hop, audio.sample_rate) if mel else None
-    for it, x in _audio_items(items, audio.sample_rate, audio.channels, audio.resample):
-        xt = torch.from_numpy(x)[None, None]
-        if vae:
-            levels = [m[0] for m in pipe.score(xt, sample=False)["posterior_mean"]]
-        else:
-            top = enc.level_hops[-1]
-            xt = torch.nn.functional.pad(xt, (0, (-xt.shape[-1]) % top))
-            if pipe.coding is not None:
-                xt = pipe.coding.encode(xt).to(xt.dtype)
-            levels = [z[0] for z in enc.encode_levels(xt)]
+    path = None
+    for it in items:
+        if it.path != path:  # segments of one file (consecutive rows) share its encoding
+            path = it.path
+            x = load_audio(path, audio.sample_rate, channels=audio.channels, resample=audio.resample)
+            xt = torch.from_numpy(x)[None, None]
+            if vae:
+                levels = [m[0] for m in pipe.score(xt, sample=False)["posterior_mean"]]
+            else:
+                top = enc.level_hops[-1]
+                xt = torch.nn.functional.pad(xt, (0, (-xt.shape[-1]) % top))
+                if pipe.coding is not None:
+                    xt = pipe.coding.encode(xt).to(xt.dtype)
+                levels = [z[0] for z in enc.encode_levels(xt)]
+            levels = [z.double().numpy() for z in levels]
+            m = log_mel(x, audio.sample_rate, enc.hop, n_mels) if mel_rep is not None else None
         for rep, z in zip(reps, levels):
-            rep.vectors.append(time_average(z.double().numpy(), rep.hop, audio.sample_rate, len(x), it.start, it.end,
-                                            path=it.path))
+            rep.vectors.append(time_average(z, rep.hop, audio.sample_rate, len(x), it.start, it.end, path=it.path))
         if mel_rep is not None:
-            m = log_mel(x, audio.sample_rate, enc.hop, n_mels)
             mel_rep.vectors.append(time_average(m, enc.hop, audio.sample_rate, len(x), it.start, it.end,
                                                 path=it.path))
     return reps + ([mel_rep] if mel_rep else [])
@@ -244,7 +242,6 @@ def model_representations(pipe, items: list[Item], audio, mel: bool, n_mels: int
 
 def dataset_representations(path: Path, items: list[Item], mel: bool, n_mels: int) -> list[Representation]:
     """The stored latents of a latent dataset, matched to the labels by source path."""
-    from audiogen.audio.io import load_audio
     from audiogen.latents.dataset import LatentDataset
 
     ds = LatentDataset(path)
@@ -256,16 +253,19 @@ def dataset_representations(path: Path, items: list[Item], mel: bool, n_mels: in
     sr, hop = int(ds.meta["sample_rate"]), int(ds.meta["hop"])
     rep = Representation("latents", hop, sr)
     mel_rep = Representation("mel", hop, sr) if mel else None
-    audio = ds.meta.get("audio", {})
+    audio, mel_path = ds.meta.get("audio", {}), None
     for it in items:
         f = ds.files[index[it.path]]
         z = np.asarray(ds.sequence(index[it.path]), np.float64).T
         n = int(f["samples"])
         rep.vectors.append(time_average(z, hop, sr, n, it.start, it.end, path=it.path))
         if mel_rep is not None:
-            x = load_audio(it.path, sr, channels=audio.get("channels", "downmix"), resample=audio.get("resample", True))
-            mel_rep.vectors.append(time_average(log_mel(x, sr, hop, n_mels), hop, sr, len(x), it.start, it.end,
-                                                path=it.path))
+            if it.path != mel_path:  # segments of one file (consecutive rows) share its spectrogram
+                mel_path = it.path
+                x = load_audio(it.path, sr, channels=audio.get("channels", "downmix"),
+                               resample=audio.get("resample", True))
+                m = log_mel(x, sr, hop, n_mels)
+            mel_rep.vectors.append(time_average(m, hop, sr, len(x), it.start, it.end, path=it.path))
     return [rep] + ([mel_rep] if mel_rep else [])
 
 
