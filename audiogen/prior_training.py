@@ -11,21 +11,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import torch
-from torch.utils.data import DataLoader
-
 from audiogen.errors import ConfigError
 from audiogen.latents.dataset import collate_latents
 from audiogen.latents.sequences import open_sequences, set_fixed_dims
 from audiogen.pipeline import build_pipeline
 from audiogen.settings import prior_settings
-from audiogen.training import (
-    AudiogenModule,
-    ResumableBatches,
-    ResumableLoader,
-    fit,
-    start_run,
-)
+from audiogen.training import AudiogenModule, batch_loader, fit, start_run
 
 log = logging.getLogger("audiogen")
 
@@ -59,13 +50,6 @@ def dataset_summary(ds, normalize: bool) -> dict:
             "normalization": {"mean": ds.mean.tolist(), "std": ds.std.tolist()} if normalize else None}
 
 
-def _loader(ds, batch_size: int, seed: int, workers: int, train: bool):
-    sampler = ResumableBatches(ds.lengths, batch_size, shuffle=train, seed=seed)
-    return (ResumableLoader if train else DataLoader)(ds, batch_sampler=sampler, num_workers=workers,
-                                                      collate_fn=collate_latents, persistent_workers=False,
-                                                      generator=torch.Generator().manual_seed(seed))
-
-
 def train_prior(data: str, out: Path, gin_files: list[str], bindings: list[str], valid: str | None = None,
                 progress: bool = True) -> Path:
     out = Path(out)
@@ -93,6 +77,7 @@ def train_prior(data: str, out: Path, gin_files: list[str], bindings: list[str],
     provenance = {"components": {"prior": get_registry().describe(prior)},
                   "latent_size": prior.latent_size, "dataset": dataset_summary(ds, ps.normalize)}
     module = PriorModule(pipe, s, provenance)
-    train_loader = _loader(ds, s.batch_size, s.seed, s.num_workers, train=True)
-    valid_loader = _loader(valid_ds, s.batch_size, s.seed, s.num_workers, train=False) if valid_ds else None
+    train_loader = batch_loader(ds, s.batch_size, s.seed, s.num_workers, collate_latents, train=True)
+    valid_loader = batch_loader(valid_ds, s.batch_size, s.seed, s.num_workers, collate_latents,
+                                train=False) if valid_ds else None
     return fit(module, out, s, train_loader, valid_loader, last, progress)

@@ -375,8 +375,6 @@ def strokes(rng: np.random.Generator, letters: int = 4, points: int = 24) -> np.
 
 def write_stroke_corpus(folder, n: int = 64, seed: int = 0) -> list:
     """``n`` stroke sequences as ``strokes_NNN.npy`` (T, 3) arrays (lengths vary with the number of letters)."""
-    from pathlib import Path
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)

@@ -216,12 +216,18 @@ def _loader(files, audio: AudioSettings, s: TrainSettings, hop: int, train: bool
     crop = crop if crop is None else max(hop, crop // hop * hop)
     ds = AudioDataset(files, audio.sample_rate, crop=crop, channels=audio.channels, resample=audio.resample,
                       seed=s.seed)
-    sampler = ResumableBatches(ds.lengths, s.batch_size, shuffle=train, seed=s.seed)
-    return (ResumableLoader if train else DataLoader)(ds, batch_sampler=sampler, num_workers=s.num_workers,
-                      collate_fn=functools.partial(collate_audio, multiple_of=hop),
+    return batch_loader(ds, s.batch_size, s.seed, s.num_workers, functools.partial(collate_audio, multiple_of=hop),
+                        train)
+
+
+def batch_loader(ds, batch_size: int, seed: int, workers: int, collate_fn, train: bool) -> DataLoader:
+    """Length-grouped batches of ``ds``; for training, resumable mid-epoch (``ResumableLoader``)."""
+    sampler = ResumableBatches(ds.lengths, batch_size, shuffle=train, seed=seed)
+    return (ResumableLoader if train else DataLoader)(ds, batch_sampler=sampler, num_workers=workers,
+                      collate_fn=collate_fn,
                       persistent_workers=False,  # fresh workers see each epoch's set_epoch
                       # its own generator: starting an epoch must not draw from the global RNG (exact resume)
-                      generator=torch.Generator().manual_seed(s.seed))
+                      generator=torch.Generator().manual_seed(seed))
 
 
 def start_run(out: Path, gin_files: list[str], bindings: list[str], example: str) -> tuple[Path, TrainSettings]:

@@ -173,7 +173,11 @@ class LatentDataset(Dataset):
     def __init__(self, path: str | Path, crop: int | None = None, normalize: bool = False, seed: int = 0,
                  min_length: int = 1):
         self.path = Path(path)
-        self.meta = read_meta(self.path)
+        self._init_from_meta(read_meta(self.path), crop, normalize, seed, min_length)
+
+    def _init_from_meta(self, meta: dict, crop: int | None, normalize: bool, seed: int, min_length: int) -> None:
+        """Everything but reading the meta (other sequence sources build theirs and share the rest)."""
+        self.meta = meta
         self.crop, self.normalize_items, self.seed = crop, normalize, seed
         self.latent_size = int(self.meta["latent_size"])
         stats = self.meta["stats"]
@@ -181,6 +185,7 @@ class LatentDataset(Dataset):
         self.std = np.maximum(np.asarray(stats["std"], dtype=np.float32), STD_FLOOR)
         self.files = [f for f in self.meta["files"] if f["length"] >= min_length]
         self._shards: dict[int, np.ndarray] = {}
+        self._finite: set[int] = set()  # items whose whole sequence was checked for NaN/inf
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -232,9 +237,10 @@ class LatentDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         seq = self.sequence(i)
-        if not np.isfinite(seq).all():  # encode refuses these, so the data was damaged after it was written
+        if i not in self._finite and not np.isfinite(seq).all():  # encode refuses these: damaged after writing
             raise ArtifactError(f"latents of {self.files[i].get('source', f'item {i}')} in {self.path} contain NaN "
                                 f"or inf", fix="re-encode the dataset (or drop that file)")
+        self._finite.add(i)  # checked once: the whole sequence is scanned, not just this epoch's crop
         length = len(seq)
         if self.crop and length > self.crop:
             g = np.random.default_rng([self.seed, self.epoch, i])

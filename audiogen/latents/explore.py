@@ -11,7 +11,6 @@ import math
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from audiogen.artifacts import atomic_write_json, versions
 from audiogen.errors import ConfigError
@@ -31,14 +30,14 @@ def interpolate(a: np.ndarray, b: np.ndarray, steps: int, spherical: bool = Fals
         raise ConfigError(f"interpolation needs at least 2 steps, got {steps}")
     a, b = crop_common([a, b])
     out = []
+    if spherical:  # slerp per frame over the channel vector; falls back to linear for parallel vectors
+        na, nb = np.linalg.norm(a, axis=0, keepdims=True), np.linalg.norm(b, axis=0, keepdims=True)
+        omega = np.arccos(np.clip((a * b).sum(0, keepdims=True) / np.maximum(na * nb, 1e-12), -1, 1))
+        so = np.sin(omega)
+        safe = so > 1e-6
     for k in range(steps):
         t = k / (steps - 1)
-        if spherical:  # slerp per frame over the channel vector; falls back to linear for parallel vectors
-            na, nb = np.linalg.norm(a, axis=0, keepdims=True), np.linalg.norm(b, axis=0, keepdims=True)
-            cos = np.clip((a * b).sum(0, keepdims=True) / np.maximum(na * nb, 1e-12), -1, 1)
-            omega = np.arccos(cos)
-            so = np.sin(omega)
-            safe = so > 1e-6
+        if spherical:
             wa = np.where(safe, np.sin((1 - t) * omega) / np.where(safe, so, 1), 1 - t)
             wb = np.where(safe, np.sin(t * omega) / np.where(safe, so, 1), t)
             z = wa * a + wb * b
@@ -90,15 +89,12 @@ def trajectory(shape: str, base: np.ndarray, dims: list[int], radius: float, sca
 
 def write_latents(items: list[tuple[str, np.ndarray]], out: Path, decoder, sample_rate: int,
                   record: dict) -> list[Path]:
-    from audiogen.audio.io import save_audio
+    from audiogen.latents.decode import decode_to_files
 
     out.mkdir(parents=True, exist_ok=True)
-    written = []
     for name, z in items:
         np.save(out / f"{name}.npy", z)
-        if decoder is not None:
-            with torch.no_grad():
-                y = decoder(torch.from_numpy(z)[None])[0, 0].numpy()
-            written.append(save_audio(out / f"{name}.wav", y, sample_rate))
+    written = decode_to_files(decoder, [(f"{n}.wav", z, None) for n, z in items], out, sample_rate) \
+        if decoder is not None else []
     atomic_write_json(out / "explore.json", {**record, "outputs": [n for n, _ in items], "created_by": versions()})
     return written

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from audiogen.errors import ArtifactError
-from audiogen.latents.dataset import STD_FLOOR, LatentDataset, RunningStats
+from audiogen.latents.dataset import LatentDataset, RunningStats
 
 
 class NpySequences(LatentDataset):
@@ -51,13 +51,9 @@ class NpySequences(LatentDataset):
             stats = stats.merge(RunningStats.of(a))
             self._arrays.append(a)
             files.append({"source": str(p), "length": int(a.shape[0]), "index": i})
-        self.meta = {"format": "npy-sequences", "path": str(self.path), "latent_size": dim,
-                     "stats": stats.to_json(), "files": files, "sample_rate": None, "hop": None}
-        self.crop, self.normalize_items, self.seed, self.epoch = crop, normalize, seed, 0
-        self.latent_size = int(dim)
-        self.mean = stats.mean.astype(np.float32)
-        self.std = np.maximum(stats.std, STD_FLOOR).astype(np.float32)
-        self.files = [f for f in files if f["length"] >= min_length]
+        meta = {"format": "npy-sequences", "path": str(self.path), "latent_size": dim,
+                "stats": stats.to_json(), "files": files, "sample_rate": None, "hop": None}
+        self._init_from_meta(meta, crop, normalize, seed, min_length)
 
     def sequence(self, i: int) -> np.ndarray:
         return self._arrays[self.files[i]["index"]]

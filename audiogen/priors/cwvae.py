@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from audiogen.contracts import LatentModel, LatentOutput
-from audiogen.layers import as_list
+from audiogen.layers import as_list, gaussian_head
 from audiogen.priors.steps import StepLinear, gru_update
 
 
@@ -46,10 +46,6 @@ class RSSMCell(nn.Module):
         self.post_h = nn.Linear(hidden, hidden, bias=False)
         self.post_e = nn.Linear(embed, hidden)
         self.post_out = nn.Sequential(nn.ELU(), nn.Linear(hidden, 2 * latent))
-
-    def _gauss(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        mean, raw = x.chunk(2, dim=-1)
-        return mean, F.softplus(raw) + self.min_std
 
     def run(self, embed: Tensor, context: Tensor | None, state, sample: bool = True, use_posterior: bool = True):
         """Unroll over T steps. embed (B, T, E) or None (generation); context (B, T, C) or None.
@@ -88,11 +84,11 @@ class RSSMCell(nn.Module):
             h = gru_update(gate_x(F.elu(x)), gh, h)
             gh, *reads = from_h(h).split(sizes, -1)
             if prior_in_loop:
-                mp, sp = self._gauss(prior_out(F.elu(reads[-1])))
+                mp, sp = gaussian_head(prior_out(F.elu(reads[-1])), self.min_std)
                 mps.append(mp)
                 sps.append(sp)
             if use_posterior:
-                mq, sq = self._gauss(post_out(F.elu(reads[0] + emb_t)))
+                mq, sq = gaussian_head(post_out(F.elu(reads[0] + emb_t)), self.min_std)
                 if self.precision_weighted:
                     wp, wq = sp.pow(-2), sq.pow(-2)
                     var = 1 / (wp + wq)
@@ -106,7 +102,7 @@ class RSSMCell(nn.Module):
             hs.append(h)
             zs.append(z)
         hs = torch.stack(hs, 1)
-        mp, sp = (torch.stack(mps, 1), torch.stack(sps, 1)) if prior_in_loop else self._gauss(self.prior(hs))
+        mp, sp = (torch.stack(mps, 1), torch.stack(sps, 1)) if prior_in_loop else gaussian_head(self.prior(hs), self.min_std)
         out = {"h": hs, "z": torch.stack(zs, 1), "prior_mean": mp, "prior_std": sp}
         if use_posterior:
             out["post_mean"], out["post_std"] = torch.stack(mqs, 1), torch.stack(sqs, 1)
