@@ -131,9 +131,7 @@ class Pipeline(nn.Module):
         """Self-supervised encoder pretraining (e.g. CPC's InfoNCE; no decoder): the objective reads the encoder on
         the coded audio, the domain a temporal VAE feeds its encoder, with a frame mask that is False on every frame
         holding a padded sample."""
-        pad = (-audio.shape[-1]) % self.hop
-        x = F.pad(audio, (0, pad))
-        m = F.pad(mask, (0, pad)) if mask is not None else torch.ones_like(x[:, 0], dtype=torch.bool)
+        x, m = self.pad(audio, mask)  # frame_hop == hop without a latent model
         y = self.coding.encode(x).to(x.dtype) if self.coding is not None else x
         return self.objective(self.encoder, y, m.view(m.shape[0], -1, self.hop).all(-1))
 
@@ -224,10 +222,14 @@ def describe_pipeline(pipe: Pipeline, audio) -> dict:
     parts = {k: reg.describe(getattr(pipe, k)) for k in ("encoder", "decoder", "prior") if getattr(pipe, k) is not None}
     out = {"components": parts, "sample_rate": audio.sample_rate, "hop": pipe.hop, "latent_size": pipe.latent_size,
            "audio": audio.as_dict(), "coding": pipe.coding.name if pipe.coding is not None else None}
-    describe = getattr(pipe.encoder, "describe", None)
-    if callable(describe):  # e.g. which pretrained file (path, sha256) a CPC encoder was initialised from
-        out["encoder_info"] = describe()
-    return out
+    return {**out, **encoder_info(pipe.encoder)}
+
+
+def encoder_info(encoder) -> dict:
+    """``{"encoder_info": encoder.describe()}`` for encoders that describe themselves (which pretrained file, path
+    and sha256, a CPC encoder was initialised from; which encoding mode a RAVE model ran in), else nothing."""
+    describe = getattr(encoder, "describe", None)
+    return {"encoder_info": describe()} if callable(describe) else {}
 
 
 def build_pipeline() -> Pipeline:

@@ -20,7 +20,12 @@ def load_body(path, body: nn.Module, architecture: dict) -> dict:
     fine-tuned one). Returns what the provenance records: resolved path, sha256, the run's step, rate and coding.
     While a pipeline is rebuilt from its own checkpoint (which holds these weights), the file is not read.
     """
-    from audiogen.artifacts import load_checkpoint, restoring_weights, sha256_file
+    from audiogen.artifacts import (
+        load_checkpoint,
+        restoring_weights,
+        sha256_file,
+        strip_prefix,
+    )
 
     if restoring_weights():
         return {"path": str(path), "note": "weights restored from the pipeline checkpoint; this file was not re-read"}
@@ -34,7 +39,7 @@ def load_body(path, body: nn.Module, architecture: dict) -> dict:
         raise ConfigError(f"encoders.cpc.pretrained: {exc}", fix=PRETRAIN_FIX) from None
     meta, file = ckpt["audiogen"], ckpt["path"]
     encoder = (meta.get("components") or {}).get("encoder", {}).get("name")
-    state = {k[len(PREFIX):]: v for k, v in ckpt["state_dict"].items() if k.startswith(PREFIX)}
+    state = strip_prefix(ckpt["state_dict"], PREFIX)
     if encoder != "encoders.cpc" or not state:
         raise ConfigError(f"{file} is not a CPC checkpoint (its encoder is {encoder or 'missing'}, not encoders.cpc)",
                           fix=PRETRAIN_FIX)

@@ -31,6 +31,7 @@ from audiogen.audio.io import AudioInfo, check_policy, frames_at_rate, load_audi
 from audiogen.distributed import Ranks, launch
 from audiogen.errors import ArtifactError, AudioFileError, AudiogenError
 from audiogen.latents.dataset import FORMAT, VERSION, RunningStats
+from audiogen.pipeline import encoder_info
 from audiogen.settings import AudioSettings, EncodeSettings
 
 
@@ -140,13 +141,6 @@ def encode_array(encoder: torch.nn.Module, read: Callable[[int, int], np.ndarray
     z = out[0] if len(out) == 1 else torch.cat(out, dim=1)
     assert z.shape[1] == frames, (z.shape, frames)
     return z.T.float().cpu().numpy()
-
-
-def _encoder_info(encoder: torch.nn.Module) -> dict:
-    """``{"encoder_info": encoder.describe()}`` for encoders that describe themselves (e.g. which encoding mode a
-    pretrained model file ran in), else nothing."""
-    describe = getattr(encoder, "describe", None)
-    return {"encoder_info": describe()} if callable(describe) else {}
 
 
 class _ShardBuffer:
@@ -360,7 +354,7 @@ def _finish(job: EncodeJob, staging: Path, plan: list, failed: list[dict]) -> di
     meta = {
         "format": FORMAT, "version": VERSION, "created_by": versions(),
         **{k: v for k, v in job.provenance.items()},
-        **_encoder_info(job.encoder),
+        **encoder_info(job.encoder),
         "sample_rate": sr, "hop": hop, "latent_size": job.encoder.latent_size,
         "frame_rate": sr / hop, "dtype": job.settings.dtype, "layout": "shards of (frames, latent_size)",
         "audio": job.audio.as_dict(),

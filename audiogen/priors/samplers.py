@@ -34,9 +34,10 @@ def ddpm(denoise: Denoiser, shape, betas: Tensor, steps: Tensor, generator=None,
     betas = betas.double().cpu()
     abar = alpha_bars(betas)
     x = _noise(shape, generator, device, dtype)
+    steps = steps.to(device)  # once, not a host-to-device copy per network call
     for n in range(len(betas) - 1, -1, -1):
         beta, ab = float(betas[n]), float(abar[n])
-        eps = denoise(x, steps[n:n + 1].to(device))
+        eps = denoise(x, steps[n:n + 1])
         x = (x - beta / math.sqrt(1 - ab) * eps) / math.sqrt(1 - beta)
         if n > 0:
             sigma = math.sqrt((1 - float(abar[n - 1])) / (1 - ab) * beta)
@@ -71,10 +72,11 @@ def ddim(denoise: Denoiser, shape, betas: Tensor, steps: int, eta: float = 0.0, 
     abar = alpha_bars(betas.double().cpu())
     ts = ddim_steps(len(betas), steps).tolist()
     x = _noise(shape, generator, device, dtype)
+    ts_dev = torch.tensor(ts, device=device)
     for i in range(len(ts) - 1, -1, -1):
         t = ts[i]
         a, a_prev = float(abar[t]), (float(abar[ts[i - 1]]) if i > 0 else 1.0)
-        eps = denoise(x, torch.tensor([t], device=device))
+        eps = denoise(x, ts_dev[i:i + 1])
         x0 = (x - math.sqrt(1 - a) * eps) / math.sqrt(a)
         sigma = eta * math.sqrt((1 - a_prev) / (1 - a) * (1 - a / a_prev))
         x = math.sqrt(a_prev) * x0 + math.sqrt(max(1 - a_prev - sigma**2, 0.0)) * eps
