@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmark_cwvae import shared_dir  # scripts/ is on sys.path when a script runs
+
 SCRIPTS = Path(__file__).resolve().parent
 # script stem: its headline-mode arguments (scripts missing here get --quick)
 QUICK: dict[str, list[str]] = {
@@ -42,10 +44,6 @@ QUICK: dict[str, list[str]] = {
     "benchmark_perf": ["--quick", "--shared", "{shared}"],
     "benchmark_probe": ["--minutes", "0.3", "--split", "test", "--shared", "{shared}", "--work", "{out}"],
 }
-
-
-def shared_dir(arg: str | None) -> Path:
-    return Path(arg or os.environ.get("AUDIOGEN_SHARED", SCRIPTS.parents[1] / "shared")).resolve()
 
 
 def headline(stdout: str) -> dict | None:

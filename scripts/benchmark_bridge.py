@@ -16,16 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
+from benchmark_cwvae import shared_dir  # scripts/ is on sys.path when a script runs
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def shared_dir(arg: str | None) -> Path:
-    return Path(arg or os.environ.get("AUDIOGEN_SHARED", ROOT.parent / "shared")).resolve()
 
 
 def cli(*args) -> None:
@@ -72,9 +69,7 @@ def main() -> None:
             *(["--bind", "priors.diffwave.clip=1.0"] if clamp else []))
         rec = json.loads((s / "samples.json").read_text())
         d = rec["diagnostics"]
-        import torch
-
-        steps = torch.load(run / "model.ckpt", map_location="cpu", weights_only=True)["audiogen"]["global_step"]
+        steps = rec["global_step"]  # samples.json records the checkpoint's step
         lat_d = d["latents"]
         gap = d["audio"]["rms_dbfs"] - d["reference_audio"]["rms_dbfs"]
         rows.append({"normalize": normalize, "clamp": clamp, "steps": steps,

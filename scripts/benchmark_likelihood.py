@@ -20,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+from benchmark_cwvae import shared_dir  # scripts/ is on sys.path when a script runs
+
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = {  # name: (config, paper figure on TIMIT at s = 64)
     "LSTM": ("pipelines/lstm_speech.gin", "13.34"),
@@ -28,10 +30,6 @@ MODELS = {  # name: (config, paper figure on TIMIT at s = 64)
     "CW-VAE L=1": ("pipelines/cwvae_l1_speech.gin", "<= 12.44"),
     "CW-VAE L=2": ("pipelines/cwvae_l2_speech.gin", "<= 12.17"),
 }
-
-
-def shared_dir(arg: str | None) -> Path:
-    return Path(arg or os.environ.get("AUDIOGEN_SHARED", ROOT.parent / "shared")).resolve()
 
 
 def cli(*args) -> list[str]:

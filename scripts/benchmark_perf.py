@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmark_cwvae import shared_dir  # scripts/ is on sys.path when a script runs
+
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = {"vrnn": "pipelines/vrnn_speech.gin", "srnn": "pipelines/srnn_speech.gin",
           "cwvae_l2": "pipelines/cwvae_l2_speech.gin"}
@@ -38,10 +40,6 @@ FIGURES = {
     "dmol": ("DMoL log_prob + backward", "samples/s", True),
     "data": ("AudioDataset 2 s crops + collate", "items/s", True),
 }
-
-
-def shared_dir(arg: str | None) -> Path:
-    return Path(arg or os.environ.get("AUDIOGEN_SHARED", ROOT.parent / "shared")).resolve()
 
 
 # ------------------------------------------------------------------------------------------------ child side

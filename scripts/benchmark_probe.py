@@ -25,11 +25,9 @@ import sys
 import time
 from pathlib import Path
 
+from benchmark_cwvae import shared_dir  # scripts/ is on sys.path when a script runs
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def shared_dir(arg: str | None) -> Path:
-    return Path(arg or os.environ.get("AUDIOGEN_SHARED", ROOT.parent / "shared")).resolve()
 
 
 def audiogen() -> list[str]:
