@@ -61,6 +61,19 @@ def versions() -> dict[str, str]:
     return {"audiogen": __version__, "torch": str(torch.__version__), "python": platform.python_version()}
 
 
+def check_format_version(where, meta: dict, supported: int, what: str, fix_old: str) -> None:
+    """Refuse format versions this audiogen cannot read (checkpoints, latent datasets), saying which was found,
+    which is read, who wrote it and what to do."""
+    version, by = meta.get("version"), meta.get("created_by")
+    made_by = f" (written by audiogen {by.get('audiogen')})" if isinstance(by, dict) and by.get("audiogen") else ""
+    if not isinstance(version, int) or isinstance(version, bool) or version < supported:
+        raise ArtifactError(f"{where} has {what} format version {version!r}{made_by}; this audiogen reads version "
+                            f"{supported}", fix=fix_old)
+    if version > supported:
+        raise ArtifactError(f"{where} has {what} format version {version}{made_by}, newer than this audiogen reads "
+                            f"({supported})", fix="upgrade audiogen (pip install -U audiogen)")
+
+
 def load_checkpoint(path: str | os.PathLike) -> dict:
     """Load an audiogen checkpoint (a file, or a run folder holding model.ckpt) with ``weights_only=True``."""
     path = Path(path)
@@ -84,15 +97,9 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     meta = ckpt.get("audiogen") if isinstance(ckpt, dict) else None
     if not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT:
         raise ArtifactError(f"{path} is not an audiogen checkpoint (no 'audiogen' metadata)")
-    version, by = meta.get("version"), meta.get("created_by")
-    made_by = f" (written by audiogen {by.get('audiogen')})" if isinstance(by, dict) and by.get("audiogen") else ""
-    if not isinstance(version, int) or isinstance(version, bool) or version < CHECKPOINT_VERSION:
-        raise ArtifactError(f"{path} has checkpoint format version {version!r}{made_by}; this audiogen reads version "
-                            f"{CHECKPOINT_VERSION}", fix="retrain with this audiogen, or use the audiogen version "
-                            "that wrote it (the old format has no upgrade path)")
-    if version > CHECKPOINT_VERSION:
-        raise ArtifactError(f"{path} has checkpoint format version {version}{made_by}, newer than this audiogen "
-                            f"reads ({CHECKPOINT_VERSION})", fix="upgrade audiogen (pip install -U audiogen)")
+    check_format_version(path, meta, CHECKPOINT_VERSION, "checkpoint",
+                         "retrain with this audiogen, or use the audiogen version that wrote it (the old format has "
+                         "no upgrade path)")
     missing = [k for k in ("kind", "operative_config") if not isinstance(meta.get(k), str)]
     if missing or not isinstance(ckpt.get("state_dict"), dict):
         raise ArtifactError(f"{path} is damaged: its metadata lacks {', '.join(missing or ['state_dict'])}",

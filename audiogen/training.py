@@ -247,8 +247,9 @@ def start_run(out: Path, gin_files: list[str], bindings: list[str], example: str
         raise ConfigError("no configuration given", fix=f"pass --gin {example}")
     config.parse(gin_files, bindings, base=base)
     s = train_settings()
-    devices, num_nodes = resolve_shape(s.devices, s.num_nodes, "train")  # fit checks again; here it fails before
-    split_batch(s.batch_size, devices * num_nodes)  # the run's file index is written
+    # checked here, before the run's file index is written: the samplers share each global batch over the ranks
+    devices, num_nodes = resolve_shape(s.devices, s.num_nodes, "train")
+    split_batch(s.batch_size, devices * num_nodes)
     if s.threads:
         torch.set_num_threads(s.threads)
     L.seed_everything(s.seed, workers=True, verbose=False)
@@ -275,8 +276,7 @@ def fit(module: AudiogenModule, out: Path, s: TrainSettings, train_loader, valid
         progress: bool) -> Path:
     """Run (or resume) Lightning on ``module``; write operative_config.gin and model.ckpt in ``out``."""
     devices, num_nodes = resolve_shape(s.devices, s.num_nodes, "train")
-    world = devices * num_nodes
-    split_batch(s.batch_size, world)  # the samplers share each global batch; refuse a batch that does not split
+    world = devices * num_nodes  # start_run has refused a global batch that does not split over the ranks
     strategy = "ddp" if s.strategy == "auto" and world > 1 else s.strategy  # never Lightning's spawn on CPU
     out.mkdir(parents=True, exist_ok=True)
     ckpt_cb = ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, every_n_train_steps=s.val_every,

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from audiogen.artifacts import check_format_version
 from audiogen.errors import ArtifactError
 
 FORMAT = "audiogen.latents"
@@ -97,23 +98,10 @@ def read_meta(path: str | Path) -> dict:
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
         raise ArtifactError(f"{meta_path} is not an audiogen latent dataset (format {found!r})")
-    check_version(meta_path, meta)
+    check_format_version(meta_path, meta, VERSION, "latent dataset",
+                         "re-encode the audio with `audiogen encode` (the old format has no upgrade path)")
     _check_meta(meta_path, meta)
     return meta
-
-
-def check_version(meta_path: Path, meta: dict) -> None:
-    """Refuse format versions this audiogen cannot read, saying which was found, which is read, and what to do."""
-    version = meta.get("version")
-    by = meta.get("created_by")
-    made_by = f" (written by audiogen {by.get('audiogen')})" if isinstance(by, dict) and by.get("audiogen") else ""
-    if not isinstance(version, int) or isinstance(version, bool) or version < VERSION:
-        raise ArtifactError(f"{meta_path} has latent dataset format version {version!r}{made_by}; this audiogen "
-                            f"reads version {VERSION}",
-                            fix="re-encode the audio with `audiogen encode` (the old format has no upgrade path)")
-    if version > VERSION:
-        raise ArtifactError(f"{meta_path} has latent dataset format version {version}{made_by}, newer than this "
-                            f"audiogen reads ({VERSION})", fix="upgrade audiogen (pip install -U audiogen)")
 
 
 def _is_int(x, low: int = 0) -> bool:
