@@ -74,6 +74,14 @@ def mlp(sizes, activation=nn.ELU, last_activation: bool = False) -> nn.Sequentia
     return nn.Sequential(*layers)
 
 
+def check_strides(strides, name: str = "strides") -> list[int]:
+    """Strides as a non-empty list of positive ints, or a ValueError naming the option."""
+    strides = [int(s) for s in strides]
+    if not strides or any(s < 1 for s in strides):
+        raise ValueError(f"{name} must be positive integers, got {strides}")
+    return strides
+
+
 def gaussian_head(x: Tensor, min_std: float) -> tuple[Tensor, Tensor]:
     """Split the last dim into (mean, std) with std = softplus(raw) + min_std (bounded below: no collapse)."""
     mean, raw = x.chunk(2, dim=-1)

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from audiogen.contracts import Decoder
-from audiogen.layers import StridedConvTranspose
+from audiogen.layers import StridedConvTranspose, check_strides
 from audiogen.tasnet_blocks import SeparableStack, stage_options
 
 
@@ -27,9 +27,7 @@ class TasNetDecoder(Decoder):
                  blocks_per_stage: int | None = None, dilations=None, kernel_size: int = 3, expansion: int = 2,
                  norm: str = "cln", kernel_overlap: int = 2, output_kernel: int = 7):
         super().__init__()
-        strides = [int(s) for s in strides]
-        if not strides or any(s < 1 for s in strides):
-            raise ValueError(f"decoders.tasnet.strides must be positive integers, got {strides}")
+        strides = check_strides(strides, "decoders.tasnet.strides")
         channels, dilations, kernel_size, output_kernel, expansion = stage_options(
             "decoders.tasnet", len(strides), channels, blocks_per_stage, dilations, kernel_size, output_kernel,
             expansion, norm)

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from audiogen.contracts import Encoder
 from audiogen.encoders.cpc_checkpoint import load_body
 from audiogen.errors import ConfigError
-from audiogen.layers import as_list
+from audiogen.layers import as_list, check_strides
 
 log = logging.getLogger("audiogen")
 OUTPUTS = ("context", "features")
@@ -86,9 +86,7 @@ class CPCEncoder(Encoder):
                  output: str = "context", latent_size: int | None = None, levels: int = 1, ratio: int = 8,
                  pretrained: str | None = None, freeze: bool = False):
         super().__init__()
-        strides = [int(s) for s in strides]
-        if not strides or any(s < 1 for s in strides):
-            raise ValueError(f"strides must be positive integers, got {strides}")
+        strides = check_strides(strides)
         channels = [int(c) for c in as_list(channels, len(strides), "channels")]
         kernels = [int(k) for k in as_list(kernels, len(strides), "kernels")]
         if output not in OUTPUTS:

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from audiogen.contracts import Encoder
+from audiogen.layers import check_strides
 
 
 class LadderEncoder(Encoder):
@@ -19,9 +20,7 @@ class LadderEncoder(Encoder):
 
     def _init_levels(self, strides, levels: int, name: str) -> int:
         """Check and record the strides and levels; returns the number of stages before level 1's output."""
-        strides = [int(s) for s in strides]
-        if not strides or any(s < 1 for s in strides):
-            raise ValueError(f"{name}.strides must be positive integers, got {strides}")
+        strides = check_strides(strides, f"{name}.strides")
         if not 1 <= levels <= len(strides):
             raise ValueError(f"{name}.levels={levels} needs at least as many strides, got {strides}")
         base = len(strides) - levels + 1
