@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from audiogen.contracts import LatentModel, LatentOutput
 from audiogen.layers import as_list, gaussian_head
-from audiogen.priors.steps import StepLinear, gru_update
+from audiogen.priors.steps import StepLinear, fused_step_linear, gru_update
 
 
 def gaussian_kl(mq: Tensor, sq: Tensor, mp: Tensor, sp: Tensor) -> Tensor:
@@ -68,8 +68,7 @@ class RSSMCell(nn.Module):
             reads_h.append((self.post_h.weight, self.post_h.weight.new_zeros(self.hidden)))
         if prior_in_loop:
             reads_h.append((self.prior[0].weight, self.prior[0].bias))
-        from_h = StepLinear(torch.cat([w for w, _ in reads_h]), torch.cat([b for _, b in reads_h]))
-        sizes = [w.shape[0] for w, _ in reads_h]
+        from_h, sizes = fused_step_linear(reads_h)
         in_z, gate_x = StepLinear(self.in_z.weight, self.in_z.bias), StepLinear(self.gru.weight_ih, self.gru.bias_ih)
         post_out, prior_out = (StepLinear(m.weight, m.bias) for m in (self.post_out[1], self.prior[2]))
         gh = from_h(h)[:, : 3 * self.hidden]

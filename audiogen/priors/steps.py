@@ -81,6 +81,13 @@ class StepLinear:
         return _Step.apply(x, self.token, self.pairs)
 
 
+def fused_step_linear(layers: list[tuple[Tensor, Tensor]]) -> tuple[StepLinear, list[int]]:
+    """One :class:`StepLinear` for several (weight, bias) layers that read the same input: one matmul per step
+    instead of one per layer; returns it and the output sizes to ``split`` its result by."""
+    return (StepLinear(torch.cat([w for w, _ in layers]), torch.cat([b for _, b in layers])),
+            [w.shape[0] for w, _ in layers])
+
+
 def gru_update(gi: Tensor, gh: Tensor, h: Tensor) -> Tensor:
     """``nn.GRUCell`` from its input and hidden projections, each (B, 3H) with its bias (gates r, z, n)."""
     ir, iz, i_n = gi.chunk(3, -1)

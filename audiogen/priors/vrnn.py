@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from audiogen.contracts import AutoregressiveModel, LatentOutput
 from audiogen.layers import gaussian_head, mlp
 from audiogen.priors.cwvae import gaussian_kl, log_normal
-from audiogen.priors.steps import StepLinear, gru_update
+from audiogen.priors.steps import StepLinear, fused_step_linear, gru_update
 
 
 class VRNN(AutoregressiveModel):
@@ -61,8 +61,7 @@ class VRNN(AutoregressiveModel):
         reads_d = [(self.rnn.weight_hh, self.rnn.bias_hh), (post0.weight[:, F_:], post0.bias)]
         if self.residual:
             reads_d.append((self.prior[0].weight, self.prior[0].bias))
-        from_d = StepLinear(torch.cat([w for w, _ in reads_d]), torch.cat([b for _, b in reads_d]))
-        sizes = [w.shape[0] for w, _ in reads_d]
+        from_d, sizes = fused_step_linear(reads_d)
         phi_z = [StepLinear(self.phi_z[i].weight, self.phi_z[i].bias) for i in (0, 2)]
         gate_z = StepLinear(w_ih[:, F_:])
         post_out = StepLinear(self.posterior[2].weight, self.posterior[2].bias)
