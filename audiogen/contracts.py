@@ -49,6 +49,15 @@ class Encoder(nn.Module):
         return math.ceil(num_samples / self.hop)
 
 
+def chunk_spans(n: int, step: int, chunk: int, context: int) -> list[tuple[int, int, int, int]]:
+    """How a signal of ``n`` positions is processed in chunks so that the result equals one pass: chunks of
+    ``chunk`` positions (a multiple of ``step``), each read with ``context`` positions (rounded up to ``step``) of
+    real input on both sides. Returns (read start, read stop, kept start, kept stop) per chunk."""
+    ctx = math.ceil(context / step) * step
+    chunk = max(step, chunk // step * step)
+    return [(max(0, a - ctx), min(n, a + chunk + ctx), a, min(n, a + chunk)) for a in range(0, n, chunk)]
+
+
 class Decoder(nn.Module):
     """Latent frames (B, latent_size, L) -> (B, out_channels, L * hop).
 

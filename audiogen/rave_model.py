@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from audiogen.contracts import chunk_spans
 from audiogen.errors import ConfigError
 
 log = logging.getLogger("audiogen")
@@ -340,13 +341,10 @@ def chunked(fn: Callable[[Tensor], Tensor], x: Tensor, step: int, chunk: int | N
     n = x.shape[-1]
     if not chunk or context is None:
         return fn(x)
-    ctx = math.ceil(context / step) * step
-    chunk = max(step, chunk // step * step)
-    if n <= chunk + 2 * ctx:  # e.g. a span that `audiogen encode` already cut with the same margins
-        return fn(x)
+    if n <= max(step, chunk // step * step) + 2 * math.ceil(context / step) * step:
+        return fn(x)  # e.g. a span that `audiogen encode` already cut with the same margins
     outs = []
-    for a in range(0, n, chunk):
-        s, b = max(0, a - ctx), min(n, a + chunk)
-        y = fn(x[..., s: min(n, b + ctx)])
+    for s, e, a, b in chunk_spans(n, step, chunk, context):
+        y = fn(x[..., s:e])
         outs.append(y[..., round((a - s) * out_ratio): round((b - s) * out_ratio)])
     return torch.cat(outs, dim=-1)

@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from audiogen import errors
 from audiogen.artifacts import atomic_write_bytes, atomic_write_json, versions
 from audiogen.audio.io import AudioInfo, check_policy, frames_at_rate, load_audio, probe
+from audiogen.contracts import chunk_spans
 from audiogen.distributed import Ranks, launch
 from audiogen.errors import ArtifactError, AudioFileError, AudiogenError
 from audiogen.latents.dataset import FORMAT, VERSION, RunningStats
@@ -127,10 +128,7 @@ def encode_array(encoder: torch.nn.Module, read: Callable[[int, int], np.ndarray
     if rf is None or num_samples <= chunk:
         spans = [(0, num_samples, 0, num_samples)]
     else:
-        ctx = math.ceil(rf / hop) * hop
-        chunk = max(hop, chunk // hop * hop)
-        spans = [(max(0, a - ctx), min(num_samples, a + chunk + ctx), a, min(num_samples, a + chunk))
-                 for a in range(0, num_samples, chunk)]
+        spans = chunk_spans(num_samples, hop, chunk, rf)
     out = []
     with torch.inference_mode():
         for s, e, a, b in spans:
