@@ -276,10 +276,10 @@ def _list_entries(list_file: Path) -> list[tuple[str, int]] | list[AudioInfo]:
                 entries.append((line, number))
         return entries
 
-    from audiogen.audio.manifest import manifest_columns, parse_rows
+    from audiogen.audio.manifest import manifest_columns, nonblank_rows, parse_rows
 
     reader = csv.reader(io.StringIO(text))
-    nonblank = ((row, reader.line_num) for row in reader if row and (len(row) > 1 or row[0].strip()))
+    nonblank = nonblank_rows(reader)
     try:
         first_row = next(nonblank, None)
         if first_row is None:

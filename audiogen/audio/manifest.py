@@ -96,10 +96,15 @@ def read_manifest(path: str | os.PathLike) -> list:
             raise AudioFileError(f"{path} is not a manifest: its header {header} lacks "
                                  f"{', '.join(REQUIRED)} columns", path=path,
                                  fix="write one with `audiogen index INPUTS -o manifest.csv`")
-        return parse_rows(path, ((r, reader.line_num) for r in reader if r and (len(r) > 1 or r[0].strip())), cols)
+        return parse_rows(path, nonblank_rows(reader), cols)
     except csv.Error as err:
         raise AudioFileError(f"manifest {path} is not valid CSV (line {reader.line_num}: {err})", path=path,
                              fix="rewrite it with `audiogen index`") from None
+
+
+def nonblank_rows(reader):
+    """(row, line number) of a csv reader's rows that hold anything (list files and manifests alike)."""
+    return ((row, reader.line_num) for row in reader if row and (len(row) > 1 or row[0].strip()))
 
 
 def write_manifest(path: str | os.PathLike, infos: Sequence) -> Path:
