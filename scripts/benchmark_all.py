@@ -6,10 +6,12 @@ Convention for a benchmark script (``scripts/benchmark_*.py``):
 - its **last line of stdout** is ``HEADLINE {json}`` with keys ``figure`` (what is measured), ``value`` (a number),
   ``unit`` and ``conditions`` (threads, sizes, minutes: what the number depends on), e.g.
   ``HEADLINE {"figure": "encode throughput", "value": 812.5, "unit": "audio s/s", "conditions": "20 files"}``;
+  a figure with a target adds ``target`` (text, e.g. ">= 80% of the forward floor") and ``met`` (true/false);
 - it has a headline mode that finishes in a minute or two: either ``--quick`` (a script not listed in ``QUICK``
   below is run with ``--quick``) or options listed in ``QUICK``; ``{out}`` there stands for a fresh folder this
   script gives it, ``{shared}`` for the shared data folder;
-- it exits non-zero when it fails (a HEADLINE printed before a failing target check is still reported).
+- it exits non-zero when it fails or misses a target (a HEADLINE printed before is still reported; a missed target
+  shows as ``target missed`` in the table, never as ok).
 
 A new script plugs in by following the convention; add it to ``QUICK`` only if ``--quick`` is not its flag.
 Each script runs in its own process, one after the other, with its output saved to ``OUT/<script>.log``.
@@ -76,19 +78,21 @@ def run(script: Path, out: Path, shared: Path, timeout: float) -> dict:
     head = headline(stdout)
     if head is None and status == "ok":
         status = "no HEADLINE line"
+    elif head is not None and head.get("met") is False and not status.startswith("timeout"):
+        status = "target missed"  # whatever the exit code: a missed target is never reported as ok
     return {"benchmark": name.removeprefix("benchmark_"), "args": args, "status": status, "wall_s": wall,
             **(head or {})}
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| benchmark | headline figure | value | unit | conditions | status | wall s |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| benchmark | headline figure | value | unit | target | conditions | status | wall s |",
+             "|---|---|---|---|---|---|---|---|"]
     cell = lambda v: str(v).replace("|", "\\|")  # noqa: E731 - a '|' inside a cell would end it
     for r in rows:
         value = r.get("value")
         value = "" if value is None else (f"{value:,.4g}" if isinstance(value, (int, float)) else str(value))
         lines.append(f"| {r['benchmark']} | {cell(r.get('figure', ''))} | {value} | {cell(r.get('unit', ''))} | "
-                     f"{cell(r.get('conditions', ''))} | {r['status']} | {r['wall_s']:.0f} |")
+                     f"{cell(r.get('target', ''))} | {cell(r.get('conditions', ''))} | {r['status']} | {r['wall_s']:.0f} |")
     return "\n".join(lines)
 
 

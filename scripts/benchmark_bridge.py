@@ -83,7 +83,7 @@ def main() -> None:
              "| normalisation | steps | max \\|std ratio - 1\\| | max \\|mean shift\\| (std) | decoded RMS | decoded "
              "dataset RMS | gap | near-silent frames | targets met |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        ok = r["max_std_error"] <= 0.1 and r["max_mean_shift_std"] <= 0.1 and abs(r["rms_gap_db"]) <= 3
+        ok = met(r)
         label = ("on" if r["normalize"] else "off") + (", DiffWave's clamp to [-1, 1]" if r["clamp"] else "")
         lines.append(f"| {label} | {r['steps']} | {r['max_std_error']:.3f} | "
                      f"{r['max_mean_shift_std']:.3f} | {r['rms_dbfs']:.1f} dBFS | {r['reference_rms_dbfs']:.1f} dBFS | "
@@ -96,8 +96,15 @@ def main() -> None:
     print("HEADLINE " + json.dumps({  # the last line, for scripts/benchmark_all.py
         "figure": "decoded RMS gap, normalised DiffWave prior vs dataset latents", "value": round(on["rms_gap_db"], 2),
         "unit": "dB", "conditions": f"{args.minutes:g} min of training, {on['steps']} steps, {args.clips} clips of "
-                                    f"{args.seconds:g} s; max |std ratio - 1| {on['max_std_error']:.3f}"}))
+                                    f"{args.seconds:g} s; max |std ratio - 1| {on['max_std_error']:.3f}",
+        "target": "|gap| <= 3 dB, std and mean within 10%", "met": met(on)}))
+    return 0 if met(on) else 1
+
+
+def met(r: dict) -> bool:
+    """The targets of the module docstring: std and mean within 10%, decoded RMS within 3 dB of the dataset's."""
+    return bool(r["max_std_error"] <= 0.1 and r["max_mean_shift_std"] <= 0.1 and abs(r["rms_gap_db"]) <= 3)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

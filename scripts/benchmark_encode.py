@@ -216,8 +216,10 @@ def main(argv=None) -> int:
     print("HEADLINE " + json.dumps({  # the last line, for scripts/benchmark_all.py
         "figure": "audiogen encode throughput", "value": round(enc_rate, 1), "unit": "audio s/s",
         "conditions": f"{len(files)} files, {threads} thread(s), {ratio:.0%} of the I/O floor, "
-                      f"peak RSS {mb(enc['peak_rss_bytes'])}"}))
-    return 0
+                      f"peak RSS {mb(enc['peak_rss_bytes'])}",
+        "target": f">= {TARGET_RATIO:.0%} of the I/O floor, peak RSS < 1 GB",
+        "met": bool(res["ratio_pass"] and res["rss_pass"])}))
+    return 0 if res["ratio_pass"] and res["rss_pass"] else 1
 
 
 if __name__ == "__main__":

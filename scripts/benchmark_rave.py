@@ -210,7 +210,8 @@ def main() -> int:
                                          "seconds": seconds, "threads": args.threads, "rows": rows}, indent=1))
     print("HEADLINE " + json.dumps({  # the last line, for scripts/benchmark_all.py
         "figure": "RAVE bridge in-call overhead (worst operation)", "value": round(worst, 2), "unit": "%",
-        "conditions": f"{len(audio)} files, {args.threads} thread(s), CPU time; target <= {TARGET:.0f}%"}))
+        "conditions": f"{len(audio)} files, {args.threads} thread(s), CPU time",
+        "target": f"<= {TARGET:.0f}%", "met": bool(worst <= TARGET)}))
     return 0 if worst <= TARGET else 1
 
 
