@@ -507,9 +507,8 @@ def sample(gin_files, bindings, ckpt, num, seconds, out, seed, mean, frames, dec
         from audiogen.prior_sampling import sample_prior
 
         rec = sample_prior(ck, out, num, seconds, frames, seed, gin_files, bindings, decoder_ckpt=decoder_ckpt)
+        # its warnings were logged once by sample_prior (and are kept in samples.json)
         click.echo(f"wrote {num} samples ({rec['frames']} frames each) and samples.png to {out}")
-        for w in rec["diagnostics"].get("warnings", []):
-            click.echo(f"warning: {w}", err=True)
         return
     from audiogen.sampling import write_samples
     from audiogen.settings import audio_settings

@@ -21,6 +21,9 @@ os.environ["AUDIOGEN_PLUGINS"] = ""
 # In-process models in tests are tiny: one thread avoids OpenMP contention on a busy 2-core machine.
 torch.set_num_threads(1)
 
+# The plugin authors' test kit (audiogen_cli, audiogen_corpus, audiogen_latents, ...), tested as they use it.
+pytest_plugins = ["audiogen.testing"]
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_ENV = "AUDIOGEN_SHARED"
 
