@@ -231,3 +231,38 @@ def test_installed_plugins_stay_out_of_the_test_run(tmp_path):
     site = fake_plugin(tmp_path / "site", "audiogen-users", "users", "raise RuntimeError('a user plugin')\n")
     data = json.loads(run_cli("plugins", "--json", env={"PYTHONPATH": str(site)}).stdout)
     assert not data["failures"] and "users" not in data["plugins"]
+
+
+NO_GRAD_PRIOR = """
+    import torch
+    from audiogen import hookimpl
+    from audiogen.priors.gaussian import DiagGaussianPrior
+
+    class FrozenScore(DiagGaussianPrior):
+        '''Scores under torch.no_grad(): training cannot differentiate it.'''
+
+        def log_prob(self, x, mask=None):
+            with torch.no_grad():
+                return super().log_prob(x, mask)
+
+    class NoSize(torch.nn.Module):
+        '''Forgets to declare latent_size.'''
+
+    @hookimpl
+    def register_priors(register):
+        register("frozen_score", FrozenScore)
+        register("no_size", NoSize)
+"""
+
+
+def test_train_prior_names_the_plugin_whose_prior_breaks_its_contract(tmp_path, monkeypatch, audiogen_latents):
+    from audiogen.testing import run_cli as run_in_process
+
+    load(monkeypatch, fake_plugin(tmp_path / "site", "audiogen-frozen", "frozen", NO_GRAD_PRIOR), "frozen", use=True)
+    for name, rule in (("frozen_score", "does not depend on FrozenScore's parameters"),
+                       ("no_size", "NoSize.latent_size must be a positive int")):
+        res = run_in_process("train-prior", "--bind", f"pipeline.prior = @priors.{name}()", audiogen_latents,
+                             "-o", tmp_path / name, "--no-progress", check=False)
+        assert res.exit_code == 2, res.output
+        assert f"prior priors.{name} from plugin 'frozen' 0.3 breaks the prior contract" in res.stderr
+        assert rule in res.stderr and "Traceback" not in res.output
