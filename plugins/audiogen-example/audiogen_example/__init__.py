@@ -1,4 +1,4 @@
-"""audiogen-example: a template third-party plugin for audiogen (a fixed log-mel spectrogram encoder)."""
+"""audiogen-example: an audiogen plugin."""
 
 from importlib.metadata import PackageNotFoundError, version as _version
 
