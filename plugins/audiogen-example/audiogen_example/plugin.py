@@ -56,7 +56,6 @@ def register_commands(cli):
     def example_hello() -> None:
         """Say hello from the example plugin: its version and components."""
         from audiogen.plugins import get_registry
-
         from audiogen_example import __version__
 
         click.echo(f"audiogen-example {__version__} (plugin '{PLUGIN}')")
