@@ -64,13 +64,14 @@ def listing() -> list[tuple[str, Path | None, list[str]]]:
     """Every config found by name: (name, the file it resolves to or None when ambiguous, notes), where notes say
     which lower-ranked files it shadows (a plugin's gin file with a shipped name is never used) or why it is
     ambiguous."""
-    owner = {d: plugin for plugin, d in get_registry().config_dirs}
+    owner = {d: f"plugin '{plugin}'" for plugin, d in get_registry().config_dirs}
     rows = []
     for name in available_configs():
-        found = [(label, d / name) for label, dirs in search_dirs() for d in dirs if (d / name).is_file()]
-        winners = [p for label, p in found if label == found[0][0]]
-        notes = [f"shadows {f'plugin {owner[p.parents[len(Path(name).parts) - 1]]!r}' if label == 'plugins' else label}"
-                 f" file {p}" for label, p in found if label != found[0][0]]
+        found = [(owner.get(d, label), label, d / name) for label, dirs in search_dirs() for d in dirs
+                 if (d / name).is_file()]
+        rank = found[0][1]
+        winners = [path for _, label, path in found if label == rank]
+        notes = [f"shadows {who} file {path}" for who, label, path in found if label != rank]
         if len(winners) > 1:
             notes.insert(0, "ambiguous among " + ", ".join(map(str, winners)) + ": pass the file by its full path")
         rows.append((name, winners[0].resolve() if len(winners) == 1 else None, notes))

@@ -41,12 +41,12 @@ KINDS = ("encoders", "decoders", "priors", "distributions", "schedules", "coding
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
 
 
-def check_name(name) -> None:
+def check_name(name, what: str = "component name") -> None:
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         hint = ""
         if isinstance(name, str) and name.isidentifier():
             hint = f" (e.g. '{re.sub(r'(?<=[a-z0-9])(?=[A-Z])', '_', name).lower().strip('_')}')"
-        raise ValueError(f"component name must be lower_snake_case (a-z, 0-9, _; starting with a letter), "
+        raise ValueError(f"{what} must be lower_snake_case (a-z, 0-9, _; starting with a letter), "
                          f"got {name!r}{hint}")
     if name in RESERVED:
         raise ValueError(f"component name '{name}' is reserved for audiogen's own settings ({', '.join(RESERVED)})")
@@ -254,7 +254,7 @@ def validate_hooks(pm: pluggy.PluginManager, plugin: Any) -> list[str]:
 
 def _check_allowed(reg: Registry, allowed: set[str] | None, found: dict[str, str]) -> None:
     """Warn about ``AUDIOGEN_PLUGINS`` names that match no installed plugin (found: entry-point name -> dist)."""
-    for name in sorted((allowed or set()) - set(found)):
+    for name in sorted((allowed or set()) - set(found) - {BUILTIN}):  # naming the built-ins is harmless
         by_dist = [ep for ep, dist in found.items() if dist.lower().replace("_", "-") == name.lower().replace("_", "-")]
         if by_dist:
             hint = f"'{name}' is the distribution; its plugin name is '{by_dist[0]}'"

@@ -208,19 +208,26 @@ def test_configs_say_when_a_plugin_gin_file_is_shadowed(tmp_path, monkeypatch):
     (gin_dir / "pipelines").mkdir(parents=True)
     (gin_dir / "pipelines" / "conv_ae.gin").write_text("# shadowed by the shipped file\n")
     (gin_dir / "pipelines" / "mine.gin").write_text("# the plugin's own\n")
-    site = fake_plugin(tmp_path / "site", "audiogen-ginny", "ginny", f"""
+    other = tmp_path / "other_gin"
+    (other / "pipelines").mkdir(parents=True)
+    (other / "pipelines" / "mine.gin").write_text("# the same name in a second plugin\n")
+    code = """
         from audiogen import hookimpl
 
         @hookimpl
         def register_config_dirs(register):
-            register({str(gin_dir)!r})
-    """)
-    load(monkeypatch, site, "ginny", use=True)
+            register({!r})
+    """
+    site = fake_plugin(tmp_path / "site", "audiogen-ginny", "ginny", code.format(str(gin_dir)))
+    fake_plugin(site, "audiogen-ginny2", "ginny2", code.format(str(other)))
+    load(monkeypatch, site, "ginny,ginny2", use=True)
     out = run_here("configs").output.splitlines()
     i = next(i for i, ln in enumerate(out) if ln.startswith("pipelines/conv_ae.gin"))
     assert str(gin_dir) not in out[i]  # the shipped file wins
     assert "shadows plugin 'ginny' file" in out[i + 1] and str(gin_dir / "pipelines" / "conv_ae.gin") in out[i + 1]
-    assert any(ln.startswith("pipelines/mine.gin") and str(gin_dir) in ln for ln in out)
+    # two plugins with one gin name: listed as ambiguous (with both files), and `configs` still works
+    j = next(i for i, ln in enumerate(out) if ln.startswith("pipelines/mine.gin"))
+    assert "(ambiguous)" in out[j] and str(gin_dir) in out[j + 1] and str(other) in out[j + 1]
 
 
 def test_installed_plugins_stay_out_of_the_test_run(tmp_path):

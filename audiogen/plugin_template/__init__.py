@@ -23,9 +23,9 @@ def placeholders(name: str) -> dict[str, str]:
     from audiogen.plugins import BUILTIN, check_name
 
     try:
-        check_name(name)
+        check_name(name, "a plugin name")
     except ValueError as exc:
-        raise ConfigError(f"plugin name {name!r}: {exc}", fix="use a lower_snake name, e.g. my_prior") from None
+        raise ConfigError(str(exc), fix="use a lower_snake name, e.g. my_prior") from None
     if name == BUILTIN:
         raise ConfigError(f"plugin name {name!r} is audiogen's own", fix="choose another name")
     return {"{{name}}": name, "{{package}}": f"audiogen_{name}", "{{dist}}": f"audiogen-{name.replace('_', '-')}"}
