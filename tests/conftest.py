@@ -104,13 +104,9 @@ def tiny_binds() -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def corpus(tmp_path_factory) -> Path:
-    """A small synthetic speech-like corpus made by the project itself."""
-    from audiogen.synth import write_corpus
-
-    d = tmp_path_factory.mktemp("corpus")
-    write_corpus(d, n_speakers=2, utterances_per_speaker=3, seconds=(0.4, 0.8), seed=1)
-    return d
+def corpus(audiogen_corpus) -> Path:
+    """A small synthetic speech-like corpus made by the project itself (the test kit's, made once per session)."""
+    return audiogen_corpus
 
 
 @pytest.fixture(scope="session")
