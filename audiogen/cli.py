@@ -70,13 +70,18 @@ def cli(verbose: bool) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------- plugins
-@cli.command()
+@cli.group(invoke_without_command=True)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def plugins(as_json: bool) -> None:
-    """List plugins and every component by kind, with its plugin and version."""
+@click.pass_context
+def plugins(ctx, as_json: bool) -> None:
+    """List plugins and every component by kind, with its plugin and version (`plugins new NAME`: start one)."""
+    if ctx.invoked_subcommand is not None:
+        return
     from audiogen.plugins import KINDS, get_registry
 
     reg = get_registry()
+    clashes = [f"{k}.{n}: provided by plugins {' and '.join(sorted(ps))}, unusable until one is removed"
+               for (k, n), ps in sorted(reg.clashes.items())]
     if as_json:
         click.echo(json.dumps({
             "plugins": reg.plugins,
@@ -84,28 +89,44 @@ def plugins(as_json: bool) -> None:
                                for n, c in sorted(reg.components[k].items())} for k in KINDS},
             "config_dirs": [[p, str(d)] for p, d in reg.config_dirs],
             "failures": [f.__dict__ for f in reg.failures], "conflicts": reg.conflicts,
+            "clashes": {f"{k}.{n}": ps for (k, n), ps in sorted(reg.clashes.items())}, "warnings": reg.warnings,
         }, indent=1))
-    else:
-        click.echo("plugins: " + ", ".join(f"{p} {v}" for p, v in reg.plugins.items()))
-        for kind in KINDS:
-            comps = reg.components[kind]
-            click.echo(f"\n{kind}:")
-            if not comps:
-                click.echo("  (none)")
-            for name, c in sorted(comps.items()):
-                click.echo(f"  {name:<16} {c.plugin} {c.version:<10} {c.summary}")
-        for f in reg.failures:
-            click.echo(f"\nfailed: plugin '{f.plugin}' at {f.stage}: {f.error}", err=True)
-    reg.check()
+        return
+    click.echo("plugins: " + ", ".join(f"{p} {v}" for p, v in reg.plugins.items()))
+    for kind in KINDS:
+        comps = reg.components[kind]
+        click.echo(f"\n{kind}:")
+        if not comps:
+            click.echo("  (none)")
+        for name, c in sorted(comps.items()):
+            click.echo(f"  {name:<16} {c.plugin} {c.version:<10} {c.summary}")
+    for f in reg.failures:
+        click.echo(f"\nfailed: plugin '{f.plugin}' at {f.stage}: {f.error}", err=True)
+    for line in clashes:
+        click.echo(f"\nclash: {line}", err=True)
+
+
+@plugins.command("new")
+@click.argument("name")
+@click.option("-o", "--out", type=click.Path(path_type=Path), help="Folder to create (default: ./audiogen-NAME).")
+def plugins_new(name: str, out: Path | None) -> None:
+    """Write a working plugin package NAME (a GRU prior, its train-prior gin file and tests) to start from."""
+    from audiogen.plugin_template import write_plugin
+
+    written = write_plugin(name, out or Path(f"audiogen-{name.replace('_', '-')}"))
+    click.echo(f"wrote plugin '{name}' to {written}\n"
+               f"next: pip install -e {written} && pytest {written / 'tests'}")
 
 
 @cli.command()
 def configs() -> None:
-    """List the gin files that resolve by name."""
+    """List the gin files that resolve by name (and the plugin files a higher-ranked one shadows)."""
     from audiogen import config
 
-    for name in config.available_configs():
-        click.echo(f"{name:<36} {config.resolve(name)}")
+    for name, path, notes in config.listing():
+        click.echo(f"{name:<36} {path or '(ambiguous)'}")
+        for note in notes:
+            click.echo(f"{'':<36}   {note}")
 
 
 def _echo_once(text: str) -> None:
@@ -486,9 +507,8 @@ def sample(gin_files, bindings, ckpt, num, seconds, out, seed, mean, frames, dec
         from audiogen.prior_sampling import sample_prior
 
         rec = sample_prior(ck, out, num, seconds, frames, seed, gin_files, bindings, decoder_ckpt=decoder_ckpt)
+        # its warnings were logged once by sample_prior (and are kept in samples.json)
         click.echo(f"wrote {num} samples ({rec['frames']} frames each) and samples.png to {out}")
-        for w in rec["diagnostics"].get("warnings", []):
-            click.echo(f"warning: {w}", err=True)
         return
     from audiogen.sampling import write_samples
     from audiogen.settings import audio_settings

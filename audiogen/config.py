@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Sequence
 
 import gin
-from audiogen.errors import ConfigError
+from audiogen.errors import AudiogenError, ConfigError
 from audiogen.plugins import get_registry
 
 GIN_PATH_ENV = "AUDIOGEN_GIN_PATH"
@@ -60,6 +60,24 @@ def available_configs() -> list[str]:
     return sorted(names)
 
 
+def listing() -> list[tuple[str, Path | None, list[str]]]:
+    """Every config found by name: (name, the file it resolves to or None when ambiguous, notes), where notes say
+    which lower-ranked files it shadows (a plugin's gin file with a shipped name is never used) or why it is
+    ambiguous."""
+    owner = {d: f"plugin '{plugin}'" for plugin, d in get_registry().config_dirs}
+    rows = []
+    for name in available_configs():
+        found = [(owner.get(d, label), label, d / name) for label, dirs in search_dirs() for d in dirs
+                 if (d / name).is_file()]
+        rank = found[0][1]
+        winners = [path for _, label, path in found if label == rank]
+        notes = [f"shadows {who} file {path}" for who, label, path in found if label != rank]
+        if len(winners) > 1:
+            notes.insert(0, "ambiguous among " + ", ".join(map(str, winners)) + ": pass the file by its full path")
+        rows.append((name, winners[0].resolve() if len(winners) == 1 else None, notes))
+    return rows
+
+
 def resolve(name: str | os.PathLike) -> Path:
     """Path of a gin file given by path or by name (``pipelines/conv_ae.gin``, ``.gin`` optional)."""
     path = Path(name)
@@ -90,16 +108,26 @@ def _known_configurables() -> list[str]:
 
 _NO_CONFIGURABLE = re.compile(r"No configurable matching (?:reference )?'@?([\w.]+)(?:\(\))?'")
 _NO_PARAMETER = re.compile(r"Configurable '([\w.]+)' doesn't have a parameter named '(\w+)'")
+_NO_INCLUDE = re.compile(r"Unable to open file: (.+?)\. Searched config paths")
 
 
-def _explain(exc: Exception, source: str) -> ConfigError:
+def _explain(exc: Exception, source: str) -> AudiogenError:
     """Turn gin's error into one that lists close matches."""
     text = str(exc)
     first = text.splitlines()[0] if text else type(exc).__name__
     where = "\n  ".join(text.splitlines()[1:])
+    m = _NO_INCLUDE.search(text)
+    if m:  # an `include` line naming a config that no search folder has
+        close = difflib.get_close_matches(m.group(1), available_configs(), n=5, cutoff=0.5)
+        hint = f"close matches: {', '.join(close)}" if close else "no close matches"
+        return ConfigError(f"include '{m.group(1)}' in {source} names no gin file ({hint})\n  {where}",
+                           fix="run `audiogen configs` to list the configs found by name")
     m = _NO_CONFIGURABLE.search(text)
     if m:
         wanted = m.group(1)
+        clash = get_registry().clash_for(wanted)
+        if clash is not None:  # two plugins provide it: gin only sees that it is missing
+            return clash
         known = _known_configurables()
         close = difflib.get_close_matches(wanted, known, n=5, cutoff=0.5)
         close += [k for k in known if k.endswith("." + wanted.split(".")[-1]) and k not in close][:3]

@@ -8,6 +8,7 @@ Shapes (channels first, like ``torch.nn.Conv1d``):
 
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass, field
 
@@ -241,26 +242,173 @@ def check_decoder(dec: Decoder, length: int = 5, batch: int = 2) -> Tensor:
     return y
 
 
-def check_prior(prior: Prior, length: int = 6, batch: int = 3) -> PriorOutput:
+def _positive_int(obj, attr: str) -> None:
+    v = getattr(obj, attr, None)
+    _expect(isinstance(v, int) and not isinstance(v, bool) and v > 0,
+            f"{type(obj).__name__}.{attr} must be a positive int (declare it in __init__), got {v!r}")
+
+
+def _scored_loss(prior: Prior, x: Tensor, mask: Tensor) -> Tensor:
+    with torch.random.fork_rng():  # the same noise for every call: only the inputs differ
+        torch.manual_seed(0)
+        logs = prior.training_loss(x, mask)
+    name = type(prior).__name__
+    _expect(isinstance(logs, dict) and isinstance(logs.get("loss"), Tensor),
+            f"{name}.training_loss must return a dict with a tensor 'loss', got {type(logs).__name__}")
+    loss = logs["loss"]
+    _expect(loss.dim() == 0, f"{name}.training_loss()['loss'] must be a scalar, got shape {tuple(loss.shape)}")
+    _expect(bool(torch.isfinite(loss.detach())), f"{name}.training_loss()['loss'] is {float(loss.detach())}")
+    return loss
+
+
+def check_gradients(module: nn.Module, loss: Tensor, what: str) -> None:
+    """``loss.backward()`` must reach the module's parameters with finite gradients (what training needs)."""
+    params = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
+    if not params:
+        return  # nothing to train (a fixed component)
+    _expect(loss.requires_grad, f"{what} does not depend on {type(module).__name__}'s parameters (no gradient): "
+            "compute it with differentiable torch operations, without torch.no_grad(), .detach(), .item() or numpy")
+    module.zero_grad(set_to_none=True)
+    loss.backward()
+    reached = [n for n, p in params if p.grad is not None]
+    _expect(bool(reached), f"no parameter of {type(module).__name__} receives a gradient from {what}")
+    bad = [n for n, p in params if p.grad is not None and not bool(torch.isfinite(p.grad).all())]
+    _expect(not bad, f"gradients of {', '.join(bad)} are not finite")
+    module.zero_grad(set_to_none=True)
+
+
+def check_prior(prior: Prior, length: int = 6, batch: int = 3) -> PriorOutput | None:
+    """What ``train-prior`` and ``sample`` rely on: ``latent_size``; ``log_prob`` shapes, frame counts and masked
+    frames excluded (likelihood priors); a finite scalar ``training_loss`` whose gradient reaches the parameters
+    and ignores masked frames; ``sample`` shape and finiteness. Returns the ``PriorOutput`` (None without a
+    likelihood)."""
+    _positive_int(prior, "latent_size")
+    name = type(prior).__name__
     x = torch.randn(batch, prior.latent_size, length)
     mask = torch.ones(batch, length, dtype=torch.bool)
     mask[0, length // 2:] = False
-    with torch.random.fork_rng():  # the same noise for both scores: only the masked values differ
-        torch.manual_seed(0)
-        out = prior.log_prob(x, mask)
-    _expect(out.log_prob.shape == (batch,), f"log_prob must be (B,), got {tuple(out.log_prob.shape)}")
-    _expect(out.frames.tolist() == mask.sum(1).tolist(), "frames must count the unmasked frames")
-    for k, v in out.terms.items():
-        _expect(v.shape == (batch,), f"term {k} must be (B,), got {tuple(v.shape)}")
-    # padding must not change the score of a sequence
-    x2 = x.clone()
+    x2 = x.clone()  # the same sequences with other values in the padding
     x2[0, :, length // 2:] = 100.0
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        out2 = prior.log_prob(x2, mask)
-    _expect(torch.allclose(out.log_prob, out2.log_prob, atol=1e-4), "masked frames changed log_prob")
+    out = None
+    if getattr(prior, "has_likelihood", True):
+        with torch.random.fork_rng():  # the same noise for both scores: only the masked values differ
+            torch.manual_seed(0)
+            out = prior.log_prob(x, mask)
+        _expect(isinstance(out, PriorOutput), f"{name}.log_prob must return a PriorOutput, got {type(out).__name__}")
+        _expect(out.log_prob.shape == (batch,), f"log_prob must be (B,), got {tuple(out.log_prob.shape)}")
+        _expect(out.frames.tolist() == mask.sum(1).tolist(), "frames must count the unmasked frames")
+        for k, v in out.terms.items():
+            _expect(v.shape == (batch,), f"term {k} must be (B,), got {tuple(v.shape)}")
+        _expect(bool(torch.isfinite(out.log_prob).all()), "log_prob is not finite")
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            out2 = prior.log_prob(x2, mask)
+        _expect(torch.allclose(out.log_prob, out2.log_prob, atol=1e-4), "masked frames changed log_prob")
+    loss = _scored_loss(prior, x, mask)
+    _expect(torch.allclose(loss, _scored_loss(prior, x2, mask), atol=1e-4), "masked frames changed training_loss")
+    check_gradients(prior, loss, f"{name}.training_loss()['loss']")
     with torch.no_grad():
         s = prior.sample(2, length)
-    _expect(s.shape == (2, prior.latent_size, length), f"sample shape {tuple(s.shape)}")
+    _expect(isinstance(s, Tensor) and s.shape == (2, prior.latent_size, length),
+            f"{name}.sample(2, {length}) returned shape {tuple(getattr(s, 'shape', ()))}, "
+            f"expected {(2, prior.latent_size, length)}")
     _expect(bool(torch.isfinite(s).all()), "samples are not finite")
     return out
+
+
+def _built(factory_or_obj):
+    """A component from its registered factory (built with its defaults, as gin would) or the component itself."""
+    return factory_or_obj() if isinstance(factory_or_obj, type) or inspect.isfunction(factory_or_obj) else factory_or_obj
+
+
+def check_schedule(schedule) -> Tensor:
+    """A noise schedule (``register_schedules``): the registered factory builds a schedule object (gin
+    ``@schedules.<name>()``); calling that object returns the betas of the training steps, a float64 1-D tensor with
+    every beta strictly in (0, 1) and alpha-bar = prod(1 - beta) above zero; the same betas on every call."""
+    sched = schedule() if isinstance(schedule, type) else schedule
+    _expect(callable(sched), f"{type(sched).__name__} is not callable: calling the schedule must return the betas")
+    betas = sched()
+    if callable(betas) and not isinstance(betas, Tensor):  # given the registered factory: it built the schedule
+        sched, betas = betas, betas()
+    name = type(sched).__name__
+    _expect(isinstance(betas, Tensor), f"{name}() must return a torch tensor of betas, got {type(betas).__name__}")
+    _expect(betas.dtype == torch.float64, f"{name}() must return float64 betas (alpha-bar is a long product), "
+            f"got {betas.dtype}")
+    _expect(betas.ndim == 1 and betas.numel() > 0, f"{name}() must return a non-empty 1-D tensor, got shape "
+            f"{tuple(betas.shape)}")
+    _expect(bool(((betas > 0) & (betas < 1)).all()), f"{name}(): every beta must be strictly between 0 and 1, got "
+            f"min {float(betas.min())}, max {float(betas.max())}")
+    _expect(float(torch.cumprod(1 - betas, 0)[-1]) > 0, f"{name}(): alpha-bar underflows to 0 (fewer or smaller betas)")
+    _expect(torch.equal(betas, sched()), f"{name}() returned different betas on a second call")
+    return betas
+
+
+def check_distribution(dist, batch: int = 2, length: int = 4) -> Tensor:
+    """An output distribution (``register_distributions``): ``num_params``; ``log_prob(params (B, P, T), target
+    (B, 1, T)) -> (B, 1, T)`` finite, differentiable in ``params`` (the decoder trains through it); ``sample`` and
+    ``mean`` (B, 1, T) finite; discrete distributions on a coding's grid (``coding`` attribute, ``is_discrete``) give
+    masses that sum to one over the grid, binary ones (``is_binary``) over {0, 1}. Returns the log-probabilities."""
+    dist = _built(dist)
+    name = type(dist).__name__
+    _positive_int(dist, "num_params")
+    coding = getattr(dist, "coding", None)
+    if getattr(dist, "is_binary", False):
+        support = torch.tensor([0.0, 1.0])
+    elif coding is not None and getattr(dist, "is_discrete", True):
+        support = coding.grid()
+    else:
+        support = None
+    params = torch.randn(batch, dist.num_params, length, requires_grad=True)
+    target = (support[torch.randint(len(support), (batch, 1, length))] if support is not None
+              else torch.rand(batch, 1, length) * 2 - 1)
+    lp = dist.log_prob(params, target)
+    _expect(isinstance(lp, Tensor) and lp.shape == (batch, 1, length),
+            f"{name}.log_prob returned shape {tuple(getattr(lp, 'shape', ()))}, expected {(batch, 1, length)}")
+    _expect(bool(torch.isfinite(lp).all()), f"{name}.log_prob is not finite")
+    _expect(lp.requires_grad, f"{name}.log_prob is not differentiable in params: the decoder cannot train through it")
+    lp.sum().backward()
+    _expect(params.grad is not None and bool(torch.isfinite(params.grad).all()), f"{name}: gradients are not finite")
+    with torch.no_grad():
+        for method in ("sample", "mean"):
+            if method == "mean" and not hasattr(dist, "mean"):
+                continue
+            y = getattr(dist, method)(params)
+            _expect(y.shape == (batch, 1, length), f"{name}.{method} returned {tuple(y.shape)}, expected "
+                    f"{(batch, 1, length)}")
+            _expect(bool(torch.isfinite(y).all()), f"{name}.{method} is not finite")
+        if support is not None:  # every target value scored at once: the masses must sum to one
+            k = len(support)
+            p = params[:1].detach().expand(k, -1, -1)
+            every = dist.log_prob(p, support[:, None, None].expand(k, 1, length))
+            total = torch.logsumexp(every.double(), 0).exp()
+            _expect(torch.allclose(total, torch.ones_like(total), atol=1e-3),
+                    f"{name}: probability masses over the {k} possible targets sum to {total.flatten().tolist()}, "
+                    "not 1")
+    return lp
+
+
+def check_coding(coding) -> None:
+    """An input coding (``register_codings``): ``bits``, ``num_bins = 2**bits``; ``quantize`` maps waveforms in
+    [-1, 1] (and values outside, clipped) to long bins in [0, num_bins); ``dequantize`` gives ascending levels in
+    [-1, 1] that quantize back to their own bin; ``to_model``/``from_model`` round-trip on the shared model grid;
+    shapes are preserved. Subclass ``audiogen.audio.coding.InputCoding`` and implement ``_quantize64`` and
+    ``_dequantize64``."""
+    coding = _built(coding)
+    name = type(coding).__name__
+    _positive_int(coding, "bits")
+    _expect(coding.num_bins == 2 ** coding.bits, f"{name}.num_bins must be 2**bits")
+    k = torch.arange(coding.num_bins)
+    levels = coding.dequantize(k, dtype=torch.float64)
+    _expect(levels.shape == k.shape, f"{name}.dequantize changed the shape")
+    _expect(bool((levels >= -1).all() and (levels <= 1).all()), f"{name}.dequantize leaves [-1, 1]")
+    _expect(bool((levels[1:] > levels[:-1]).all()), f"{name}.dequantize must be strictly increasing in the bin")
+    back = coding.quantize(levels)
+    _expect(back.dtype == torch.long and torch.equal(back, k), f"{name}: quantize(dequantize(k)) != k for bins "
+            f"{(back != k).nonzero().flatten()[:5].tolist()}")
+    x = torch.tensor([[-3.0, -1.0, -0.3, 0.0, 0.01, 1.0, 5.0]])
+    q = coding.quantize(x)
+    _expect(q.shape == x.shape and bool((q >= 0).all() and (q < coding.num_bins).all()),
+            f"{name}.quantize must return bins in [0, {coding.num_bins}) of the input's shape")
+    _expect(torch.equal(coding.from_model(coding.to_model(k)), k), f"{name}: from_model(to_model(k)) != k")
+    _expect(coding.encode(x).shape == x.shape and coding.decode(coding.encode(x)).shape == x.shape,
+            f"{name}.encode/decode must keep the shape")

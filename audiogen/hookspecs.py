@@ -9,6 +9,8 @@ Built-in components are registered through exactly these hooks (see ``audiogen.b
     def register_encoders(register):
         register("my_encoder", MyEncoder)
 
+A misspelled hook name or argument is refused with the closest valid one (``audiogen.plugins.validate_hooks``).
+
 ``register(name, factory)``: ``name`` is the component's stable name within its kind (lower_snake_case);
 ``factory`` is a class or function building the component. It becomes gin-configurable as
 ``<kind>.<name>`` (e.g. ``encoders.my_encoder.channels = 64``).
@@ -45,7 +47,8 @@ def register_distributions(register):
 
 @hookspec
 def register_schedules(register):
-    """Register diffusion noise schedules (callables returning a 1-D tensor of betas)."""
+    """Register diffusion noise schedules: the factory builds a schedule object; calling it returns float64 1-D betas,
+    each in (0, 1). See ``audiogen.contracts.check_schedule``."""
 
 
 @hookspec

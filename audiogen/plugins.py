@@ -1,9 +1,11 @@
 """Plugin loading and the component registry.
 
 Built-ins (``audiogen.builtin``) and third-party packages (entry-point group ``audiogen``) register through the
-same hooks. A plugin that fails to import or to register is skipped with one warning naming it; two providers of
-the same kind/name are an error naming both. ``AUDIOGEN_PLUGINS`` (comma-separated entry-point names) restricts
-which third-party plugins load: unset loads all, an empty value loads none.
+same hooks. A plugin that fails to import, whose hooks do not match the hookspecs, or that fails to register is
+skipped whole with one warning naming it. Precedence: a built-in name cannot be shadowed (the plugin's component is
+skipped with a warning naming both); a name registered by two plugins is unusable, and using it is an error naming
+both (other names keep working). ``AUDIOGEN_PLUGINS`` (comma-separated entry-point names) restricts which
+third-party plugins load: unset loads all, an empty value loads none; a name that is not installed is a warning.
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ import difflib
 import functools
 import importlib
 import importlib.metadata as md
+import inspect
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -34,9 +38,16 @@ RESERVED = ("audio", "train", "train_prior", "encode", "pipeline", "spectral_los
 KINDS = ("encoders", "decoders", "priors", "distributions", "schedules", "codings", "datasets")
 
 
-def check_name(name) -> None:
-    if not isinstance(name, str) or not name.isidentifier():
-        raise ValueError(f"component name must be an identifier, got {name!r}")
+_NAME = re.compile(r"[a-z][a-z0-9_]*")
+
+
+def check_name(name, what: str = "component name") -> None:
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        hint = ""
+        if isinstance(name, str) and name.isidentifier():
+            hint = f" (e.g. '{re.sub(r'(?<=[a-z0-9])(?=[A-Z])', '_', name).lower().strip('_')}')"
+        raise ValueError(f"{what} must be lower_snake_case (a-z, 0-9, _; starting with a letter), "
+                         f"got {name!r}{hint}")
     if name in RESERVED:
         raise ValueError(f"component name '{name}' is reserved for audiogen's own settings ({', '.join(RESERVED)})")
 
@@ -72,31 +83,48 @@ class Registry:
     plugins: dict[str, str] = field(default_factory=dict)  # plugin name -> version
     config_dirs: list[tuple[str, Path]] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
-    conflicts: list[str] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)  # what was refused, one line each (plugins --json)
+    clashes: dict[tuple[str, str], list[str]] = field(default_factory=dict)  # (kind, name) -> its plugins
+    warnings: list[str] = field(default_factory=list)  # load-time warnings that are no plugin's failure
 
     def add(self, kind: str, name: str, factory: Callable, plugin: str) -> None:
+        """Register one component. Built-ins win over plugins (register them first); a second plugin with the
+        same name makes the name unusable (``get`` and gin then raise an error naming both)."""
         check_name(name)
+        if (kind, name) in self.clashes:
+            self.clashes[kind, name].append(plugin)
+            return
         existing = self.components[kind].get(name)
         if existing is not None:
-            self.conflicts.append(
-                f"{kind[:-1]} '{name}' is provided by both plugin '{existing.plugin}' and plugin '{plugin}'"
-            )
+            if existing.plugin == BUILTIN:
+                msg = (f"plugin '{plugin}' registers {kind[:-1]} '{name}', a name built into audiogen: the "
+                       f"plugin's {kind[:-1]} is skipped and '{kind}.{name}' stays the built-in one "
+                       f"(rename it in plugin '{plugin}')")
+                self.conflicts.append(msg)
+                log.warning("%s", msg)
+                return
+            del self.components[kind][name]
+            _gin_unwrap(kind, name)
+            self.clashes[kind, name] = [existing.plugin, plugin]
+            self.conflicts.append(f"{kind[:-1]} '{name}' is provided by both plugin '{existing.plugin}' and "
+                                  f"plugin '{plugin}'")
             return
         self.components[kind][name] = Component(kind, name, _gin_wrap(kind, name, factory), plugin,
                                                 self.plugins.get(plugin, "?"))
 
+    def clash_error(self, kind: str, name: str) -> PluginError:
+        both = " and ".join(f"'{p}'" for p in sorted(self.clashes[kind, name]))
+        return PluginError(f"{kind}.{name} is provided by plugins {both}, so it cannot be used",
+                           fix=f"uninstall one of them, or list the plugins to load in {ENV_VAR} (comma-separated)")
+
     def check(self) -> None:
-        """Raise if plugins conflict; called before any component is used."""
-        if self.conflicts:
-            raise PluginError(
-                "conflicting plugins: " + "; ".join(self.conflicts),
-                fix=f"uninstall one of them, or list the plugins to load in {ENV_VAR} (comma-separated)",
-            )
+        """Kept for callers that check before building: clashes now fail only where the name is used."""
 
     def get(self, kind: str, name: str) -> Component:
-        self.check()
         if kind not in self.components:
             raise PluginError(f"unknown component kind '{kind}'; kinds: {', '.join(KINDS)}")
+        if (kind, name) in self.clashes:
+            raise self.clash_error(kind, name)
         try:
             return self.components[kind][name]
         except KeyError:
@@ -105,6 +133,15 @@ class Registry:
             hint = f"did you mean {', '.join(close)}?" if close else f"known: {', '.join(known) or 'none'}"
             raise PluginError(f"no {kind[:-1]} named '{name}' ({hint})",
                               fix="run `audiogen plugins` to list components") from None
+
+    def clash_for(self, gin_name: str) -> PluginError | None:
+        """The error for a gin name ``<kind>.<name>`` that two plugins provide, else None."""
+        kind, _, name = gin_name.rpartition(".")
+        kind = kind.rsplit(".", 1)[-1]
+        if (kind, name) in self.clashes:
+            return self.clash_error(kind, name)
+        hits = [k for k, n in self.clashes if n == name and not kind]
+        return self.clash_error(hits[0], name) if len(hits) == 1 else None
 
     def names(self, kind: str) -> list[str]:
         return sorted(self.components[kind])
@@ -146,6 +183,16 @@ def _gin_wrap(kind: str, name: str, factory: Callable) -> Callable:
     return wrapped
 
 
+def _gin_unwrap(kind: str, name: str) -> None:
+    """Forget a name two plugins provide, so gin reports it as unknown (explained by ``Registry.clash_for``)
+    instead of silently building the first plugin's component."""
+    _GIN_WRAPPED.pop((kind, name), None)
+    registry = getattr(gin.config, "_REGISTRY", None)
+    selector = f"{kind}.{name}"
+    if registry is not None and selector in registry:  # gin has no public unregister; get() still refuses it
+        registry.pop(selector)
+
+
 def _allowed() -> set[str] | None:
     value = os.environ.get(ENV_VAR)
     if value is None:
@@ -154,7 +201,7 @@ def _allowed() -> set[str] | None:
 
 
 def _entry_points():
-    """(entry point, distribution version) for group 'audiogen', each distribution once."""
+    """(entry point, distribution version, distribution name) for group 'audiogen', each distribution once."""
     seen = set()
     for dist in md.distributions():
         name = dist.metadata["Name"] if dist.metadata else None
@@ -163,13 +210,62 @@ def _entry_points():
         seen.add(name)
         for ep in dist.entry_points:
             if ep.group == hookspecs.PROJECT:
-                yield ep, dist.version
+                yield ep, dist.version, name
 
 
-def _warn(reg: Registry, plugin: str, stage: str, exc: BaseException) -> None:
-    err = f"{type(exc).__name__}: {exc}"
+def _warn(reg: Registry, plugin: str, stage: str, exc: BaseException | str) -> None:
+    err = exc if isinstance(exc, str) else f"{type(exc).__name__}: {exc}"
     reg.failures.append(Failure(plugin, stage, err))
     log.warning("plugin '%s' failed at %s and is skipped (%s)", plugin, stage, err)
+
+
+def _spec_args() -> dict[str, tuple[str, ...]]:
+    """Hook name -> the argument names audiogen passes to it."""
+    return {name: tuple(inspect.signature(fn).parameters) for name, fn in vars(hookspecs).items()
+            if name.startswith("register_") and hasattr(fn, f"{hookspecs.PROJECT}_spec")}
+
+
+def validate_hooks(pm: pluggy.PluginManager, plugin: Any) -> list[str]:
+    """What is wrong with a plugin's hooks, one line each: a hook name that is no hookspec (with the closest valid
+    name) or an argument audiogen does not pass. pluggy would accept the first silently and report the second as an
+    import failure."""
+    specs = _spec_args()
+    problems = []
+    for attr in dir(plugin):
+        if pm.parse_hookimpl_opts(plugin, attr) is None:
+            fn = getattr(plugin, attr, None)
+            if (attr.startswith("register_") and inspect.isfunction(fn)
+                    and fn.__module__ == getattr(plugin, "__name__", None)):
+                problems.append(f"function '{attr}' is not marked @hookimpl, so audiogen never calls it "
+                                f"(add `from audiogen import hookimpl` and `@hookimpl` above it)")
+            continue
+        if attr not in specs:
+            close = difflib.get_close_matches(attr, list(specs), n=1, cutoff=0.6)
+            hint = f"did you mean '{close[0]}'?" if close else f"hooks: {', '.join(specs)}"
+            problems.append(f"@hookimpl '{attr}' is not an audiogen hook ({hint})")
+            continue
+        args = tuple(inspect.signature(getattr(plugin, attr)).parameters)
+        wrong = [a for a in args if a not in specs[attr]]
+        if wrong:
+            problems.append(f"hook '{attr}({', '.join(args)})': audiogen calls it as "
+                            f"'{attr}({', '.join(specs[attr])})'; rename the argument {', '.join(map(repr, wrong))}")
+    return problems
+
+
+def _check_allowed(reg: Registry, allowed: set[str] | None, found: dict[str, str]) -> None:
+    """Warn about ``AUDIOGEN_PLUGINS`` names that match no installed plugin (found: entry-point name -> dist)."""
+    for name in sorted((allowed or set()) - set(found) - {BUILTIN}):  # naming the built-ins is harmless
+        by_dist = [ep for ep, dist in found.items() if dist.lower().replace("_", "-") == name.lower().replace("_", "-")]
+        if by_dist:
+            hint = f"'{name}' is the distribution; its plugin name is '{by_dist[0]}'"
+        else:
+            close = difflib.get_close_matches(name, list(found), n=3)
+            hint = f"did you mean {', '.join(close)}?" if close else ""
+        installed = ", ".join(sorted(found)) or "none"
+        msg = (f"{ENV_VAR} names '{name}', which is not an installed plugin (installed plugins: {installed})"
+               + (f"; {hint}" if hint else ""))
+        reg.warnings.append(msg)
+        log.warning("%s", msg)
 
 
 def make_plugin_manager(reg: Registry) -> pluggy.PluginManager:
@@ -180,14 +276,26 @@ def make_plugin_manager(reg: Registry) -> pluggy.PluginManager:
     pm.register(importlib.import_module("audiogen.builtin"), name=BUILTIN)
     reg.plugins[BUILTIN] = __version__
     allowed = _allowed()
-    for ep, version in _entry_points():
+    found: dict[str, str] = {}
+    for ep, version, dist in _entry_points():
+        found[ep.name] = dist
         if allowed is not None and ep.name not in allowed:
             continue
         try:
-            pm.register(ep.load(), name=ep.name)
-            reg.plugins[ep.name] = version
+            plugin = ep.load()
         except Exception as exc:  # a broken plugin must not take the CLI down
             _warn(reg, ep.name, "import", exc)
+            continue
+        problems = validate_hooks(pm, plugin)
+        if problems:
+            _warn(reg, ep.name, "hook validation", "; ".join(problems))
+            continue
+        try:
+            pm.register(plugin, name=ep.name)
+            reg.plugins[ep.name] = version
+        except Exception as exc:
+            _warn(reg, ep.name, "registration", exc)
+    _check_allowed(reg, allowed, found)
     return pm
 
 
@@ -229,7 +337,8 @@ def build_registry() -> tuple[Registry, pluggy.PluginManager]:
             except Exception as exc:
                 _warn(reg, plugin, hook, exc)
                 failed.add(plugin)
-    for plugin, items in staged.items():
+    # built-ins first: their names cannot be taken by a plugin, whatever order pluggy called the hooks in
+    for plugin, items in sorted(staged.items(), key=lambda kv: kv[0] != BUILTIN):
         if plugin in failed:
             reg.plugins.pop(plugin, None)
             continue

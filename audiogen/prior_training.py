@@ -8,8 +8,11 @@ divergence checks as ``audiogen train``.
 
 from __future__ import annotations
 
+import copy
 import logging
 from pathlib import Path
+
+import torch
 
 from audiogen.errors import ConfigError
 from audiogen.latents.dataset import collate_latents
@@ -50,6 +53,27 @@ def dataset_summary(ds, normalize: bool) -> dict:
             "normalization": {"mean": ds.mean.tolist(), "std": ds.std.tolist()} if normalize else None}
 
 
+def check_plugin_prior(prior) -> None:
+    """Run a plugin's prior through ``contracts.check_prior`` (on a copy, with the random state kept) before
+    training: a prior that breaks its contract is one error naming its plugin, not a traceback from deep inside
+    Lightning. Built-ins are checked by audiogen's own tests."""
+    from audiogen.contracts import check_prior
+    from audiogen.errors import PluginError
+    from audiogen.plugins import BUILTIN, get_registry
+
+    who = get_registry().describe(prior)
+    if who["plugin"] == BUILTIN:
+        return
+    try:
+        with torch.random.fork_rng():
+            check_prior(copy.deepcopy(prior))
+    except Exception as exc:  # whatever the plugin raises, the user learns which plugin and which rule
+        err = str(exc) if isinstance(exc, AssertionError) else f"{type(exc).__name__}: {exc}"
+        raise PluginError(f"prior {who['name']} from plugin '{who['plugin']}' {who['version']} breaks the prior "
+                          f"contract: {err}", fix=f"fix the prior in plugin '{who['plugin']}' (its tests should run "
+                          "audiogen.contracts.check_prior; see the plugin guide, docs/plugins.md)") from None
+
+
 def train_prior(data: str, out: Path, gin_files: list[str], bindings: list[str], valid: str | None = None,
                 progress: bool = True) -> Path:
     out = Path(out)
@@ -60,6 +84,7 @@ def train_prior(data: str, out: Path, gin_files: list[str], bindings: list[str],
     if prior is None:
         raise ConfigError("the configuration has no pipeline.prior", fix="include a prior config, e.g. "
                           "--gin pipelines/diffwave_latents.gin, or bind pipeline.prior = @priors.sequence()")
+    check_plugin_prior(prior)
     ds = open_sequences(data, crop=ps.crop_frames, normalize=ps.normalize, seed=s.seed)
     if ds.latent_size != prior.latent_size:
         raise ConfigError(f"{data} holds sequences of latent size {ds.latent_size} but the prior is configured for "

@@ -13,8 +13,16 @@ import pytest
 import soundfile as sf
 import torch
 
+# Installed third-party plugins stay out of the project's own tests (a user's broken plugin must not break pytest;
+# console scripts started by tests inherit this too). A test that installs a plugin opts in by naming it:
+# env={"AUDIOGEN_PLUGINS": "its_name"} (or monkeypatch.setenv). Set before audiogen builds its registry.
+os.environ["AUDIOGEN_PLUGINS"] = ""
+
 # In-process models in tests are tiny: one thread avoids OpenMP contention on a busy 2-core machine.
 torch.set_num_threads(1)
+
+# The plugin authors' test kit (audiogen_cli, audiogen_corpus, audiogen_latents, ...), tested as they use it.
+pytest_plugins = ["audiogen.testing"]
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_ENV = "AUDIOGEN_SHARED"
@@ -46,8 +54,8 @@ def audiogen_exe() -> list[str]:
 
 
 def run_cli(*args, env=None, cwd=None, check=True, timeout=600) -> subprocess.CompletedProcess:
-    """Run the installed `audiogen` console script as a user would."""
-    full_env = {**os.environ, **(env or {})}
+    """Run the installed `audiogen` console script as a user would. An ``env`` value of None unsets it."""
+    full_env = {k: v for k, v in {**os.environ, **(env or {})}.items() if v is not None}
     proc = subprocess.run(audiogen_exe() + [str(a) for a in args], capture_output=True, text=True,
                           env=full_env, cwd=cwd, timeout=timeout)
     if check and proc.returncode != 0:
@@ -96,13 +104,9 @@ def tiny_binds() -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def corpus(tmp_path_factory) -> Path:
-    """A small synthetic speech-like corpus made by the project itself."""
-    from audiogen.synth import write_corpus
-
-    d = tmp_path_factory.mktemp("corpus")
-    write_corpus(d, n_speakers=2, utterances_per_speaker=3, seconds=(0.4, 0.8), seed=1)
-    return d
+def corpus(audiogen_corpus) -> Path:
+    """A small synthetic speech-like corpus made by the project itself (the test kit's, made once per session)."""
+    return audiogen_corpus
 
 
 @pytest.fixture(scope="session")

@@ -129,3 +129,11 @@ def test_component_names_that_shadow_settings_are_refused():
 
     with pytest.raises(ValueError, match="reserved"):
         Registry().add("datasets", "audio", object, "someone")
+
+
+def test_include_typo_lists_close_matches(tmp_path):
+    f = tmp_path / "mine.gin"
+    f.write_text("include 'encoders/conv1dd.gin'\n")
+    with pytest.raises(ConfigError, match=r"include 'encoders/conv1dd.gin' in gin file .*mine.gin names no gin file "
+                                          r"\(close matches: encoders/conv1d.gin"):
+        config.parse([str(f)])

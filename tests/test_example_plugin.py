@@ -61,12 +61,10 @@ def LogMel(site):  # noqa: N802 - it is the class
     return LogMelEncoder
 
 
-def run_cli(site: Path, *args, plugins: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+def run_cli(site: Path, *args, plugins: str = "example", check: bool = True) -> subprocess.CompletedProcess:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(site)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-    env.pop("AUDIOGEN_PLUGINS", None)
-    if plugins is not None:
-        env["AUDIOGEN_PLUGINS"] = plugins
+    env["AUDIOGEN_PLUGINS"] = plugins  # only the example: other installed plugins stay out of tests
     proc = subprocess.run(_cli_prefix() + [str(a) for a in args], capture_output=True, text=True, env=env,
                           timeout=120)
     if check and proc.returncode != 0:
@@ -218,3 +216,61 @@ def test_tone_peaks_in_its_mel_band(LogMel):
     np.testing.assert_allclose(enc.center_frequencies.numpy(), centres, rtol=1e-4)
     # silence sits on the log floor
     assert torch.allclose(enc(torch.zeros(1, 1, 2048)), torch.tensor(math.log(1e-5)))
+
+
+# ------------------------------------------------------------------------------ the template and the plugin's tests
+def test_example_is_the_template_written_as_example():
+    """plugins/audiogen-example = `audiogen plugins new example` + more components: they cannot drift apart."""
+    from audiogen.plugin_template import KEEP, MARKER, render
+
+    for rel, text in render("example").items():
+        if rel in KEEP:
+            continue
+        have = (PLUGIN_SRC / rel).read_text()
+        if MARKER in have:
+            have = have[: have.index(MARKER)].rstrip("\n") + "\n"
+        assert have == text, f"{rel} differs from the template: run python -m audiogen.plugin_template example " \
+                             f"plugins/audiogen-example"
+
+
+def test_plugins_new_writes_a_plugin_that_loads_and_meets_its_contract(tmp_path):
+    import tomllib
+
+    from audiogen.contracts import check_prior
+    from audiogen.testing import run_cli as run_in_process
+
+    res = run_in_process("plugins", "new", "my_gru", "-o", tmp_path / "audiogen-my-gru")
+    assert "wrote plugin 'my_gru'" in res.stdout
+    pkg = tmp_path / "audiogen-my-gru"
+    meta = tomllib.loads((pkg / "pyproject.toml").read_text())
+    assert meta["project"]["name"] == "audiogen-my-gru"
+    assert meta["project"]["entry-points"]["audiogen"] == {"my_gru": "audiogen_my_gru.plugin"}
+    assert (pkg / "audiogen_my_gru" / "gin" / "my_gru" / "gru_prior.gin").read_text().count("priors.my_gru_gru") == 4
+    sys.path.insert(0, str(pkg))
+    try:
+        from audiogen_my_gru.gru_prior import GRUPrior
+        from audiogen_my_gru.plugin import register_priors
+    finally:
+        sys.path.remove(str(pkg))
+    got = []
+    register_priors(lambda name, factory: got.append((name, factory)))
+    assert got == [("my_gru_gru", GRUPrior)]
+    check_prior(GRUPrior(latent_size=3, hidden_size=8))
+    bad = run_in_process("plugins", "new", "MyGru", "-o", tmp_path / "x", check=False)
+    assert bad.exit_code == 2 and "'my_gru'" in bad.stderr and not (tmp_path / "x").exists()
+    again = run_in_process("plugins", "new", "my_gru", "-o", pkg, check=False)
+    assert again.exit_code == 2 and "already exists" in again.stderr
+
+
+@pytest.mark.slow
+def test_the_example_plugins_own_tests_pass_with_the_kit(site, tmp_path):
+    """What a plugin author runs: the example's tests (the template's, plus its schedule's) against the installed
+    plugin, with audiogen.testing's fixtures, in a fresh interpreter."""
+    src = tmp_path / "src"
+    shutil.copytree(PLUGIN_SRC / "tests", src / "tests")
+    env = dict(os.environ, AUDIOGEN_PLUGINS="example", OMP_NUM_THREADS="1")
+    env["PYTHONPATH"] = os.pathsep.join([str(site), str(ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(src),
+                           str(src / "tests")], capture_output=True, text=True, env=env, cwd=src, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert "6 passed" in proc.stdout

@@ -6,7 +6,7 @@ import json
 import textwrap
 from pathlib import Path
 
-from conftest import run_cli, write_tone
+from conftest import run_cli, run_here
 
 from audiogen.plugins import KINDS, get_registry
 
@@ -65,7 +65,7 @@ def test_plugins_command_lists_components_with_plugin_and_version():
 def test_third_party_plugin_loads_and_is_restricted_by_env(tmp_path):
     site = fake_plugin(tmp_path / "site", "audiogen-wide", "wide", GOOD)
     env = {"PYTHONPATH": str(site)}
-    data = json.loads(run_cli("plugins", "--json", env=env).stdout)
+    data = json.loads(run_cli("plugins", "--json", env={**env, "AUDIOGEN_PLUGINS": None}).stdout)  # unset: all
     assert data["components"]["encoders"]["wide_conv"]["plugin"] == "wide"
     assert data["components"]["encoders"]["wide_conv"]["version"] == "0.3"
     hidden = json.loads(run_cli("plugins", "--json", env={**env, "AUDIOGEN_PLUGINS": ""}).stdout)
@@ -86,7 +86,8 @@ def test_broken_plugins_warn_once_and_cli_keeps_working(tmp_path):
             raise RuntimeError('bad registration')
     """)
     fake_plugin(site, "audiogen-wide", "wide", GOOD)
-    proc = run_cli("plugins", env={"PYTHONPATH": str(site)})
+    env = {"PYTHONPATH": str(site), "AUDIOGEN_PLUGINS": "broken_import,broken_hook,wide"}
+    proc = run_cli("plugins", env=env)
     assert proc.returncode == 0
     assert "wide_conv" in proc.stdout  # the healthy plugin still works
     warnings = [ln for ln in proc.stderr.splitlines() if "WARNING" in ln]
@@ -94,28 +95,7 @@ def test_broken_plugins_warn_once_and_cli_keeps_working(tmp_path):
     assert len([w for w in warnings if "broken_hook" in w]) == 1, proc.stderr
     assert "needs libfoo" in proc.stderr and "bad registration" in proc.stderr
     # and commands that build components still work
-    run_cli("configs", env={"PYTHONPATH": str(site)})
-
-
-def test_duplicate_component_names_are_an_error_naming_both(tmp_path):
-    site = tmp_path / "site"
-    fake_plugin(site, "audiogen-dup-a", "dup_a", GOOD)
-    fake_plugin(site, "audiogen-dup-b", "dup_b", GOOD.replace("Wide(", "Wide2(").replace("Wide)", "Wide2)"))
-    proc = run_cli("plugins", env={"PYTHONPATH": str(site)}, check=False)
-    assert proc.returncode == 2
-    assert "dup_a" in proc.stderr and "dup_b" in proc.stderr and "wide_conv" in proc.stderr
-    assert "AUDIOGEN_PLUGINS" in proc.stderr  # the fix
-    proc = run_cli("plugins", env={"PYTHONPATH": str(site), "AUDIOGEN_PLUGINS": "dup_a"})
-    assert "wide_conv" in proc.stdout
-
-
-def test_builtin_name_clash_is_reported(tmp_path):
-    site = fake_plugin(tmp_path / "site", "audiogen-clash", "clash", GOOD.replace('"wide_conv"', '"conv1d"'))
-    wav = write_tone(tmp_path / "x.wav")
-    proc = run_cli("encode", "--gin", "pipelines/conv_ae.gin", wav, "-o", tmp_path / "o",
-                   env={"PYTHONPATH": str(site)}, check=False)
-    assert proc.returncode == 2
-    assert "'audiogen'" in proc.stderr and "'clash'" in proc.stderr
+    run_cli("configs", env=env)
 
 
 def test_a_plugin_failing_half_way_is_skipped_whole(tmp_path):
@@ -124,8 +104,172 @@ def test_a_plugin_failing_half_way_is_skipped_whole(tmp_path):
     def register_decoders(register):
         raise RuntimeError('second hook fails')
 """)
-    proc = run_cli("plugins", "--json", env={"PYTHONPATH": str(site)})
+    proc = run_cli("plugins", "--json", env={"PYTHONPATH": str(site), "AUDIOGEN_PLUGINS": "half"})
     data = json.loads(proc.stdout)
     assert "wide_conv" not in data["components"]["encoders"]  # its successful first hook is rolled back
     assert "half" not in data["plugins"]
     assert [f["plugin"] for f in data["failures"]] == ["half"]
+
+
+# ------------------------------------------------------------------------------- in-process: loading and precedence
+def load(monkeypatch, site: Path, plugins: str, use: bool = False):
+    """Build a registry with ``site`` importable and AUDIOGEN_PLUGINS=plugins; ``use`` makes it the CLI's."""
+    import importlib
+
+    from audiogen import plugins as plugins_mod
+
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setenv("AUDIOGEN_PLUGINS", plugins)
+    importlib.invalidate_caches()
+    state = plugins_mod.build_registry()
+    if use:
+        monkeypatch.setattr(plugins_mod, "_STATE", state)
+    return state[0]
+
+
+def test_misspelled_hook_is_reported_with_the_closest_name(tmp_path, monkeypatch, caplog):
+    site = fake_plugin(tmp_path / "site", "audiogen-typo", "typo", GOOD.replace("register_encoders", "register_encoder"))
+    reg = load(monkeypatch, site, "typo")
+    assert "typo" not in reg.plugins  # not shown as loaded while registering nothing
+    [f] = reg.failures
+    assert (f.plugin, f.stage) == ("typo", "hook validation")
+    assert "'register_encoder' is not an audiogen hook" in f.error and "did you mean 'register_encoders'" in f.error
+    assert "register_encoders" in caplog.text
+
+
+def test_hook_argument_with_another_name_is_not_an_import_failure(tmp_path, monkeypatch):
+    site = fake_plugin(tmp_path / "site", "audiogen-argname", "argname", GOOD.replace(
+        "def register_encoders(register):\n        register(", "def register_encoders(reg):\n        reg("))
+    [f] = load(monkeypatch, site, "argname").failures
+    assert f.stage == "hook validation", f
+    assert "register_encoders(reg)" in f.error and "register_encoders(register)" in f.error and "'reg'" in f.error
+
+
+def test_hook_without_hookimpl_marker_is_reported(tmp_path, monkeypatch):
+    site = fake_plugin(tmp_path / "site", "audiogen-unmarked", "unmarked", GOOD.replace("    @hookimpl\n", ""))
+    [f] = load(monkeypatch, site, "unmarked").failures
+    assert "'register_encoders' is not marked @hookimpl" in f.error
+
+
+def test_component_names_must_be_lower_snake(tmp_path, monkeypatch):
+    site = fake_plugin(tmp_path / "site", "audiogen-camel", "camel", GOOD.replace('"wide_conv"', '"WideConv"'))
+    reg = load(monkeypatch, site, "camel")
+    [f] = reg.failures
+    assert f.stage == "register_encoders" and "'WideConv'" in f.error and "'wide_conv'" in f.error
+    assert "WideConv" not in reg.components["encoders"]
+
+
+def test_a_builtin_name_cannot_be_shadowed(tmp_path, monkeypatch, caplog):
+    code = GOOD.replace('register("wide_conv", Wide)', 'register("conv1d", Wide)\n        register("wide_too", Wide)')
+    site = fake_plugin(tmp_path / "site", "audiogen-shadow", "shadow", code)
+    reg = load(monkeypatch, site, "shadow")
+    assert reg.get("encoders", "conv1d").plugin == "audiogen"  # the built-in stays
+    assert reg.get("encoders", "wide_too").plugin == "shadow"  # the plugin's other components still load
+    assert not reg.failures and not reg.clashes
+    warning = next(r.getMessage() for r in caplog.records if "conv1d" in r.getMessage())
+    assert "plugin 'shadow'" in warning and "built into audiogen" in warning
+
+
+def test_two_plugins_with_one_name_fail_only_where_it_is_used(tmp_path, monkeypatch):
+    import pytest
+
+    from audiogen import config
+    from audiogen.errors import PluginError
+
+    site = tmp_path / "site"
+    fake_plugin(site, "audiogen-dup-a", "dup_a", GOOD.replace("wide_conv", "dup_conv"))
+    fake_plugin(site, "audiogen-dup-b", "dup_b", GOOD.replace("wide_conv", "dup_conv").replace(
+        'register("dup_conv", Wide)', 'register("dup_conv", Wide)\n        register("only_b", Wide)'))
+    reg = load(monkeypatch, site, "dup_a,dup_b", use=True)
+    assert reg.get("encoders", "only_b").plugin == "dup_b"  # unaffected names keep working
+    with pytest.raises(PluginError, match="'dup_a' and 'dup_b'"):
+        reg.get("encoders", "dup_conv")
+    # used from gin (as every command builds components): the same error, not gin's "unknown name"
+    with pytest.raises(PluginError, match=r"encoders\.dup_conv is provided by plugins 'dup_a' and 'dup_b'"):
+        config.parse(["pipelines/conv_ae.gin"], ["pipeline.encoder = @encoders.dup_conv()"])
+    config.parse(["pipelines/conv_ae.gin"])  # a config that does not use the name is fine
+    res = run_here("plugins")
+    assert "only_b" in res.output and "dup_conv" in res.output and "'dup_a'" not in res.output.split("clash")[0]
+    run_here("configs")
+
+
+def test_allow_list_naming_no_installed_plugin_warns_with_installed_names(tmp_path, monkeypatch, caplog):
+    site = fake_plugin(tmp_path / "site", "audiogen-wide-dist", "wide_ep", GOOD.replace("wide_conv", "wide_ep_conv"))
+    reg = load(monkeypatch, site, "audiogen-wide-dist,wide_epp")
+    assert "wide_ep" not in reg.plugins
+    by_dist, typo = reg.warnings
+    assert "'audiogen-wide-dist'" in by_dist and "its plugin name is 'wide_ep'" in by_dist
+    assert "'wide_epp'" in typo and "did you mean wide_ep" in typo and "installed plugins: " in typo
+    assert len([r for r in caplog.records if "not an installed plugin" in r.getMessage()]) == 2
+
+
+def test_configs_say_when_a_plugin_gin_file_is_shadowed(tmp_path, monkeypatch):
+    gin_dir = tmp_path / "plugin_gin"
+    (gin_dir / "pipelines").mkdir(parents=True)
+    (gin_dir / "pipelines" / "conv_ae.gin").write_text("# shadowed by the shipped file\n")
+    (gin_dir / "pipelines" / "mine.gin").write_text("# the plugin's own\n")
+    other = tmp_path / "other_gin"
+    (other / "pipelines").mkdir(parents=True)
+    (other / "pipelines" / "mine.gin").write_text("# the same name in a second plugin\n")
+    code = """
+        from audiogen import hookimpl
+
+        @hookimpl
+        def register_config_dirs(register):
+            register({!r})
+    """
+    site = fake_plugin(tmp_path / "site", "audiogen-ginny", "ginny", code.format(str(gin_dir)))
+    fake_plugin(site, "audiogen-ginny2", "ginny2", code.format(str(other)))
+    load(monkeypatch, site, "ginny,ginny2", use=True)
+    out = run_here("configs").output.splitlines()
+    i = next(i for i, ln in enumerate(out) if ln.startswith("pipelines/conv_ae.gin"))
+    assert str(gin_dir) not in out[i]  # the shipped file wins
+    assert "shadows plugin 'ginny' file" in out[i + 1] and str(gin_dir / "pipelines" / "conv_ae.gin") in out[i + 1]
+    # two plugins with one gin name: listed as ambiguous (with both files), and `configs` still works
+    j = next(i for i, ln in enumerate(out) if ln.startswith("pipelines/mine.gin"))
+    assert "(ambiguous)" in out[j] and str(gin_dir) in out[j + 1] and str(other) in out[j + 1]
+
+
+def test_installed_plugins_stay_out_of_the_test_run(tmp_path):
+    import os
+
+    # conftest empties AUDIOGEN_PLUGINS: a user's broken plugin is not even imported by tests (nor their CLIs)
+    assert os.environ["AUDIOGEN_PLUGINS"] == ""
+    site = fake_plugin(tmp_path / "site", "audiogen-users", "users", "raise RuntimeError('a user plugin')\n")
+    data = json.loads(run_cli("plugins", "--json", env={"PYTHONPATH": str(site)}).stdout)
+    assert not data["failures"] and "users" not in data["plugins"]
+
+
+NO_GRAD_PRIOR = """
+    import torch
+    from audiogen import hookimpl
+    from audiogen.priors.gaussian import DiagGaussianPrior
+
+    class FrozenScore(DiagGaussianPrior):
+        '''Scores under torch.no_grad(): training cannot differentiate it.'''
+
+        def log_prob(self, x, mask=None):
+            with torch.no_grad():
+                return super().log_prob(x, mask)
+
+    class NoSize(torch.nn.Module):
+        '''Forgets to declare latent_size.'''
+
+    @hookimpl
+    def register_priors(register):
+        register("frozen_score", FrozenScore)
+        register("no_size", NoSize)
+"""
+
+
+def test_train_prior_names_the_plugin_whose_prior_breaks_its_contract(tmp_path, monkeypatch, audiogen_latents):
+    from audiogen.testing import run_cli as run_in_process
+
+    load(monkeypatch, fake_plugin(tmp_path / "site", "audiogen-frozen", "frozen", NO_GRAD_PRIOR), "frozen", use=True)
+    for name, rule in (("frozen_score", "does not depend on FrozenScore's parameters"),
+                       ("no_size", "NoSize.latent_size must be a positive int")):
+        res = run_in_process("train-prior", "--bind", f"pipeline.prior = @priors.{name}()", audiogen_latents,
+                             "-o", tmp_path / name, "--no-progress", check=False)
+        assert res.exit_code == 2, res.output
+        assert f"prior priors.{name} from plugin 'frozen' 0.3 breaks the prior contract" in res.stderr
+        assert rule in res.stderr and "Traceback" not in res.output

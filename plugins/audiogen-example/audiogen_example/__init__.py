@@ -1,6 +1,7 @@
-"""audiogen-example: a template third-party plugin for audiogen (a fixed log-mel spectrogram encoder)."""
+"""audiogen-example: an audiogen plugin."""
 
-from importlib.metadata import PackageNotFoundError, version as _version
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _version
 
 try:
     __version__ = _version("audiogen-example")
