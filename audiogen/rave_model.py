@@ -260,6 +260,7 @@ def _check_mean_path(model: RaveModel) -> str | None:
             with seeded(1234):
                 reference = model.encode_sample(x)
             with seeded(1234):
+                model.reset()  # as encode_sample did: a streaming export must not replay on its leftover state
                 full = model._full_posterior(x)
                 replayed = model._project(m.encoder.reparametrize(full)[0])
             with seeded(5678):
