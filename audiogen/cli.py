@@ -186,6 +186,7 @@ def encode(gin_files, bindings, ckpt, inputs, out, strict, overwrite, no_progres
     meta_prov = {
         "encoder": prov["components"].get("encoder"), "decoder": prov["components"].get("decoder"),
         "checkpoint": {"path": ck["path"], "sha256": sha256_file(Path(ck["path"]))} if ck else None,
+        "built_components": prov["built_components"],
         "operative_config": config.operative_config(),
     }
     job = EncodeJob(pipe.encoder, files, out, audio, encode_settings(), meta_prov, strict=strict,
@@ -234,14 +235,14 @@ def index(inputs, out, strict) -> None:
 def decode(gin_files, bindings, ckpt, latents, out) -> None:
     """Decode latents (a latent dataset folder, or .npy/.safetensors files of shape (C, L)) to wav files."""
     from audiogen.latents.decode import (
-        dataset_meta,
+        dataset_record,
         decode_to_files,
         decoder_pipeline,
         iter_latents,
     )
     from audiogen.settings import audio_settings_for
 
-    pipe = decoder_pipeline(dataset_meta(list(latents)), ckpt, gin_files, bindings)
+    pipe = decoder_pipeline(dataset_record(list(latents)), ckpt, gin_files, bindings)
     sr = audio_settings_for(pipe.decoder, "decoder").sample_rate
     written = decode_to_files(pipe.decoder, iter_latents(list(latents), pipe.decoder.latent_size), out, sr)
     click.echo(f"wrote {len(written)} wav files to {out}")
