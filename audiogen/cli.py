@@ -367,7 +367,8 @@ def explore_trajectory(gin_files, bindings, ckpt, out, shape, dims, radius, arou
 @cli.command()
 @gin_options
 @click.argument("ckpt", type=click.Path(path_type=Path, exists=True))
-@click.option("--data", multiple=True, required=True, help="Audio files, folders or list files to score (whole files).")
+@click.option("--data", multiple=True, required=True,
+              help="Audio files, folders or list files to score (whole files); a latent dataset for a prior run.")
 @click.option("--iw", "iw_samples", type=int, default=1, show_default=True,
               help="Importance samples K for the importance-weighted bound (1: ELBO only).")
 @click.option("--segment-seconds", type=float, default=10.0, show_default=True,
@@ -376,16 +377,34 @@ def explore_trajectory(gin_files, bindings, ckpt, out, shape, dims, radius, arou
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--no-progress", is_flag=True)
 def evaluate(gin_files, bindings, ckpt, data, iw_samples, segment_seconds, out, seed, no_progress) -> None:
-    """Likelihood in bits per frame: total -log2 p (bound) over all files / total audio samples."""
-    from audiogen.artifacts import atomic_write_json, atomic_write_text
+    """Likelihood in bits per frame: total -log2 p (bound) over all files / total audio samples. For a prior run
+    (`train-prior`), --data is a latent dataset: its held-out score (nats and bits per frame and per dimension, or
+    the denoising loss per noise level for diffusion priors)."""
+    from audiogen.artifacts import atomic_write_json, atomic_write_text, load_checkpoint
     from audiogen.audio.io import expand_inputs
+    from audiogen.errors import ConfigError
     from audiogen.evaluate import evaluate as run
     from audiogen.evaluate import flac_bits_per_sample, flac_from_manifest, markdown
     from audiogen.pipeline import load_pipeline
     from audiogen.settings import audio_settings
 
+    ck = load_checkpoint(ckpt)
+    if ck["audiogen"].get("kind") == "prior":
+        from audiogen import prior_evaluation
+
+        if len(data) != 1 or gin_files or bindings:
+            raise ConfigError(f"{ckpt} is a prior: evaluate it on one latent dataset, without --gin/--bind",
+                              fix=f"audiogen evaluate {ckpt} --data LATENTS")
+        result = prior_evaluation.evaluate_prior(ck, data[0], seed=seed)
+        table = prior_evaluation.markdown(result)
+        click.echo(table)
+        if out:
+            atomic_write_json(out / "evaluation.json", result)
+            atomic_write_text(out / "evaluation.md", table)
+            click.echo(f"wrote {out / 'evaluation.json'} and {out / 'evaluation.md'}")
+        return
     files = expand_inputs(list(data))
-    pipe, ck = load_pipeline(ckpt, gin_files, bindings)
+    pipe, ck = load_pipeline(ck, gin_files, bindings)
     audio = audio_settings()
     sr = audio.sample_rate
     result = run(pipe, files, sr, segment_seconds=segment_seconds, iw_samples=iw_samples, seed=seed,

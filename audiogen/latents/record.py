@@ -156,6 +156,27 @@ class LatentRecord:
                                   f"{what} {theirs}", fix=fix)
 
 
+    def check_same_kind(self, other: "LatentRecord", fix: str) -> None:
+        """``other`` (latents handed to a stage) were made like these: same size, rate, hop, and autoencoder
+        (checkpoint or model file hash, encoder mode) where both record one."""
+        self.check_latent_size(other.latent_size, other.source, fix)
+        for what in ("sample_rate", "hop"):
+            a, b = getattr(self, what), getattr(other, what)
+            if a is not None and b is not None and a != b:
+                raise ConfigError(f"{self.source} has {what} {a} but {other.source} has {what} {b}", fix=fix)
+        mine, theirs = self.autoencoder, other.autoencoder
+        if mine is None or theirs is None:
+            return
+        for what in ("checkpoint", "model"):
+            a, b = getattr(mine, what), getattr(theirs, what)
+            if a and b and a.get("sha256") and b.get("sha256") and a["sha256"] != b["sha256"]:
+                raise ConfigError(f"the latents of {self.source} and {other.source} were made by different "
+                                  f"autoencoders ({what} {a.get('path')} vs {b.get('path')}, sha256 differs)", fix=fix)
+        if mine.encoder_mode and theirs.encoder_mode and mine.encoder_mode != theirs.encoder_mode:
+            raise ConfigError(f"{self.source} was encoded in {mine.encoder_mode} mode but {other.source} in "
+                              f"{theirs.encoder_mode} mode", fix=fix)
+
+
 def _autoencoder(meta: dict, bad) -> Autoencoder | None:
     info = meta.get("encoder_info") or {}
     if not isinstance(info, dict):
