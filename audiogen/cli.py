@@ -196,8 +196,15 @@ def encode(gin_files, bindings, ckpt, inputs, out, strict, overwrite, no_progres
     if meta is None:  # another rank of a distributed encode: rank 0 reports
         return
     secs = time.perf_counter() - t0
+    from audiogen.latents.record import LatentRecord
+
+    rec = LatentRecord.from_meta(meta, out)
     click.echo(f"encoded {meta['num_files']} files ({meta['total_seconds']:.1f} s of audio, "
-               f"{meta['total_frames']} frames of {meta['latent_size']} dims) into {out} in {secs:.1f} s")
+               f"{meta['total_frames']} frames of {rec.latent_size} dims at {rec.frame_rate:.2f} frames/s) into "
+               f"{out} in {secs:.1f} s")
+    if rec.autoencoder and rec.autoencoder.latency:
+        click.echo(f"the autoencoder's output lags its input by {rec.autoencoder.latency} samples (causal model): "
+                   "decode compensates it", err=True)
     if meta["failed"]:
         click.echo(f"{len(meta['failed'])} files could not be read:", err=True)
         for e in meta["failed"]:

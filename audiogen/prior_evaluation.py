@@ -30,7 +30,7 @@ def evaluate_prior(ck: dict, data: str, seed: int = 0, batch_size: int = 8, leve
     pipe, _ = load_pipeline(ck)
     prior = pipe.prior
     ds = open_sequences(data, normalize=rec.normalization is not None)
-    held = LatentRecord.from_meta(ds.meta, data)
+    held = ds.record
     rec.check_same_kind(held, fix=f"evaluate on latents encoded like the prior's training data ({rec.dataset_path})")
     if rec.normalization is not None:  # scored with the training statistics, as the prior saw its data
         ds.mean = np.asarray(rec.normalization["mean"], np.float32)

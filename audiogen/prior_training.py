@@ -13,7 +13,6 @@ from pathlib import Path
 
 from audiogen.errors import ConfigError
 from audiogen.latents.dataset import collate_latents
-from audiogen.latents.record import LatentRecord
 from audiogen.latents.sequences import open_sequences, peek_latent_size, set_fixed_dims
 from audiogen.pipeline import build_pipeline
 from audiogen.settings import prior_settings
@@ -45,7 +44,7 @@ class PriorModule(AudiogenModule):
 
 def dataset_summary(ds, normalize: bool) -> dict:
     """What the prior's checkpoint records about its data: the dataset's record (checked) and the normalisation."""
-    record = LatentRecord.from_meta(ds.meta, ds.path)
+    record = ds.record  # checked: a damaged record fails here, not in `sample`
     norm = {"mean": ds.mean.tolist(), "std": ds.std.tolist()} if normalize else None
     return record.to_prior(ds.meta, str(Path(ds.path).resolve()), norm)
 

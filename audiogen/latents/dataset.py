@@ -180,6 +180,13 @@ class LatentDataset(Dataset):
         return len(self.files)
 
     @property
+    def record(self):
+        """The dataset's checked hand-off record (``latents.record.LatentRecord``)."""
+        from audiogen.latents.record import LatentRecord
+
+        return LatentRecord.from_meta(self.meta, self.path)
+
+    @property
     def lengths(self) -> list[int]:
         return [min(f["length"], self.crop) if self.crop else f["length"] for f in self.files]
 

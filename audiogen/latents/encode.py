@@ -110,6 +110,8 @@ def _fingerprint(job: EncodeJob) -> dict:
     return {"files_sha256": h.hexdigest(), "num_files": len(job.files),
             "operative_config_sha256": hashlib.sha256(job.provenance.get("operative_config", "").encode()).hexdigest(),
             "checkpoint_sha256": (job.provenance.get("checkpoint") or {}).get("sha256"),
+            # a pretrained model file (RAVE export) changed between runs would mix two models' latents
+            "model_sha256": (encoder_info(job.encoder).get("encoder_info") or {}).get("model_sha256"),
             "audio": job.audio.as_dict(),
             # not devices/num_nodes/accelerator: a resume may run on another number of processes
             "settings": {k: getattr(job.settings, k) for k in ("shard_mb", "chunk_seconds", "dtype")}}
