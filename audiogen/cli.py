@@ -357,8 +357,11 @@ def explore_trajectory(gin_files, bindings, ckpt, out, shape, dims, radius, arou
     sr, C = audio_settings_for(pipe.decoder, "decoder").sample_rate, pipe.latent_size
     mean, scale = np.zeros(C, np.float32), np.ones(C, np.float32)
     if stats_from:
-        st = read_meta(stats_from)["stats"]
-        mean, scale = np.asarray(st["mean"], np.float32), np.asarray(st["std"], np.float32)
+        from audiogen.latents.record import LatentRecord
+
+        rec = LatentRecord.from_meta(read_meta(stats_from), stats_from)
+        rec.check_decoder(pipe.decoder, str(ckpt or "the given config"))  # its statistics are in these units
+        mean, scale = np.asarray(rec.stats["mean"], np.float32), np.asarray(rec.stats["std"], np.float32)
     if around:
         base = _encode_files(pipe, [around])[0]
     else:

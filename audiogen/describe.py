@@ -44,7 +44,7 @@ def _record(r) -> dict:
     ae = r.autoencoder
     return {"sample_rate": r.sample_rate, "hop": r.hop,
             "frame_rate": round(r.frame_rate, 4) if r.frame_rate else None, "latent_size": r.latent_size,
-            "autoencoder": ae.names if ae else None,
+            "autoencoder": f"{ae.names} [{ae.kind}]" if ae else None,
             **({"encoder_mode": ae.encoder_mode} if ae and ae.encoder_mode else {}),
             **({"latency_samples": ae.latency} if ae and ae.latency is not None else {}),
             **({"plugins": sorted({f"{p['plugin']} {p['version']}" for p in ae.components.values()

@@ -260,3 +260,44 @@ def test_decoding_a_one_file_shard_hands_torch_writable_arrays(tmp_path):
              write_tone(tmp_path / "in" / "a.wav", 0.3, 8000), "-o", lat, "--no-progress")
     items = list(iter_latents([str(lat)]))
     assert len(items) == 1 and all(z.flags.writeable for _, z, _ in items)
+
+
+def test_sample_reference_level_represents_the_dataset(tmp_path):
+    """A corpus whose first files are quiet: the reference level for the silent-decode check comes from a seeded
+    random subset (stated in samples.json), not from the first n files (which made it warn "13.7 dB louder" about
+    samples at the dataset's level). An exact autoencoder (DelayRave) makes decoded levels equal source levels."""
+    path = _export(DelayRave(), tmp_path / "exact.ts")
+    wavs = []
+    for i in range(10):
+        w = tmp_path / "in" / f"{i:02d}.wav"
+        write_tone(w, 0.3, 8000, 300.0 + 40 * i)
+        if i < 3:  # the first three files 40 dB quieter
+            x, sr = sf.read(w)
+            sf.write(w, 0.01 * x, sr)
+        wavs.append(w)
+    lat, run = tmp_path / "lat", tmp_path / "prior"
+    run_here("encode", "--gin", "pipelines/rave_bridge.gin", "--bind", f"RAVE_MODEL='{path}'", *wavs, "-o", lat,
+             "--no-progress")
+    _prior(lat, run)
+    run_here("sample", run, "-n", "2", "--seconds", "0.2", "-o", tmp_path / "s")
+    ref = json.loads((tmp_path / "s" / "samples.json").read_text())["diagnostics"]["reference_audio"]
+    level = 20 * np.log10(np.sqrt(np.mean([np.mean(sf.read(w)[0] ** 2) for w in wavs])))
+    assert len(ref["files"]) == 8 and "seed 0" in ref["reference"]
+    assert abs(ref["rms_dbfs"] - level) < 2.0, (ref["rms_dbfs"], level)  # the first two files: about -40 dB off
+
+
+def test_damaged_record_names_the_file(tiny_run, corpus, tmp_path):
+    from audiogen.errors import ArtifactError
+
+    lat = tmp_path / "lat"
+    run_here("encode", "--ckpt", tiny_run, corpus / "train.txt", "-o", lat, "--no-progress")
+    meta = json.loads((lat / "meta.json").read_text())
+    for key, value, what in [("hop", "512", "hop"), ("sample_rate", None, "sample_rate"),
+                             ("checkpoint", {"path": 3}, "checkpoint")]:
+        with pytest.raises(ArtifactError, match=what) as e:
+            LatentRecord.from_meta({**meta, key: value}, lat / "meta.json")
+        assert str(lat / "meta.json") in str(e.value)
+    bad = tmp_path / "bad"
+    shutil.copytree(lat, bad)
+    (bad / "meta.json").write_text(json.dumps({**meta, "hop": 0}))
+    assert "hop" in _fails("decode", bad, "-o", tmp_path / "d")

@@ -17,7 +17,8 @@ Fields of :class:`LatentRecord`:
 - prior runs only: ``dataset_path`` (the dataset trained on) and ``normalization`` (the mean and std the prior's
   inputs were normalised with, None when it trained on raw latents).
 
-Fields of :class:`Autoencoder`: ``encoder``/``decoder``: {name, plugin, version} of the components;
+Fields of :class:`Autoencoder` (``kind`` says which of checkpoint, model file or config identifies it):
+``encoder``/``decoder``: {name, plugin, version} of the components;
 ``components``: every component gin built for it, {gin name: {plugin, version}} (plugin provenance);
 ``checkpoint``: {path, sha256} of the trained autoencoder whose decoder inverts the latents, or None;
 ``model``: {path, sha256} of a pretrained model file (a RAVE export) the encoder read, or None;
@@ -53,6 +54,11 @@ class Autoencoder:
     operative_config: str = ""
     encoder_mode: str | None = None
     latency: int | None = None
+
+    @property
+    def kind(self) -> str:
+        """'trained checkpoint', 'pretrained model file' or 'configuration' (what identifies the autoencoder)."""
+        return "trained checkpoint" if self.checkpoint else "pretrained model file" if self.model else "configuration"
 
     @property
     def names(self) -> str:
