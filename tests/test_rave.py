@@ -290,10 +290,12 @@ def test_fake_stereo_export_takes_and_gives_mono(tmp_path):
     check_decoder(dec)
 
 
-def test_non_variational_export_falls_back_to_its_encode(tmp_path):
+def test_non_variational_export_falls_back_to_its_encode(tmp_path, caplog):
     path = _export(PlainRave(), tmp_path / "plain.ts")
-    enc = RaveEncoder(path)
+    with caplog.at_level("WARNING", logger="audiogen"):
+        enc = RaveEncoder(path)
     assert enc.encoding_mode == "sample" and "reparametrize" in enc.describe()["mean_unavailable_because"]
+    assert enc.describe()["fell_back_to_sampling"] and "posterior mean unavailable" in caplog.text  # loud
     check_encoder(enc)
     with pytest.raises(ConfigError, match="mode='sample'"):
         RaveEncoder(path, mode="mean")
