@@ -144,6 +144,10 @@ def check_provenance(built: dict, where: str) -> None:
         plugin, version = str(prov.get("plugin", "?")), str(prov.get("version", "?"))
         kind, name = gin_name.split(".", 1)
         if name in reg.components.get(kind, {}):
+            now = reg.components[kind][name]
+            if (now.plugin, now.version) != (plugin, version) and "?" not in (plugin, version):
+                log.warning("%s was made with %s from plugin '%s' %s; plugin '%s' %s provides it now", where,
+                            gin_name, plugin, version, now.plugin, now.version)
             continue
         state = "is not installed" if plugin not in reg.plugins else f"(version {reg.plugins[plugin]}) no longer " \
             f"provides it"
