@@ -85,7 +85,14 @@ def reference_audio(dec, rec, frames: int, seed: int, count: int) -> dict | None
     path = Path(rec.dataset_path or "")
     if not (path / "meta.json").exists():
         return None
+    from audiogen.errors import ConfigError
+
     ds = LatentDataset(path, crop=frames, seed=seed)
+    try:
+        rec.check_same_kind(ds.record, fix="")
+    except ConfigError as exc:  # re-encoded at the same path since: its level says nothing about these samples
+        log.warning("no reference level: %s", str(exc).splitlines()[0])
+        return None
     picks = sorted(np.random.default_rng(seed).choice(len(ds), min(count, len(ds)), replace=False).tolist())
     ref = [dec(ds[i]["latents"][None])[0, 0].numpy() for i in picks]
     return {**audio_diagnostics(ref, rec.sample_rate),
