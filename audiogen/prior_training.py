@@ -73,6 +73,7 @@ def train_prior(data: str, out: Path, gin_files: list[str], bindings: list[str],
     valid_ds = None
     if valid:
         valid_ds = open_sequences(valid, crop=ps.crop_frames, normalize=ps.normalize, seed=s.seed)
+        ds.record.check_same_kind(valid_ds.record, fix="validate on latents encoded like the training data")
         valid_ds.mean, valid_ds.std = ds.mean, ds.std  # score with the training statistics
     from audiogen.plugins import get_registry
 

@@ -128,6 +128,9 @@ def test_evaluate_likelihood_prior_in_nats_and_bits(tiny_run, corpus, tmp_path):
     (other / "meta.json").write_text(json.dumps(meta))
     err = _fails("evaluate", run, "--data", other)
     assert "different autoencoders" in err and str(other) in err
+    err = _fails("train-prior", "--gin", "pipelines/diffwave_latents.gin", *_binds(TINY_PRIOR), lat, "--valid", other,
+                 "-o", tmp_path / "p2")
+    assert "different autoencoders" in err and "validate on latents" in err
 
 
 def test_decoder_of_another_latent_size_is_refused(tiny_run, corpus, tmp_path):

@@ -13,7 +13,8 @@ Fields of :class:`LatentRecord`:
 - ``latent_size``: dimensions per frame; ``dtype``: how the shards store them.
 - ``stats``: per-dimension ``mean``, ``std``, ``min``, ``max`` over every frame of the dataset.
 - ``autoencoder``: what made the latents (:class:`Autoencoder`), None when unknown.
-- ``source``: where the record was read from (named in errors).
+- ``source``: where the record was read from (named in errors); ``version``: the latent dataset format version
+  (checked by ``read_meta``; None for ``.npy`` folders).
 - prior runs only: ``dataset_path`` (the dataset trained on) and ``normalization`` (the mean and std the prior's
   inputs were normalised with, None when it trained on raw latents).
 
@@ -77,6 +78,7 @@ class LatentRecord:
     stats: dict
     autoencoder: Autoencoder | None = None
     source: str = "?"
+    version: int | None = None
     dataset_path: str | None = None
     normalization: dict | None = None
 
@@ -118,7 +120,8 @@ class LatentRecord:
                 raise bad(f"stats.{k} is not a list of {c} numbers")
         return cls(sample_rate=sr, hop=hop, latent_size=c, dtype=meta.get("dtype"),
                    stats={k: stats[k] for k in ("mean", "std", "min", "max")},
-                   autoencoder=_autoencoder(meta, bad), source=str(source))
+                   autoencoder=_autoencoder(meta, bad), source=str(source),
+                   version=meta.get("version") if _int(meta.get("version")) else None)
 
     @classmethod
     def from_prior(cls, ck: dict) -> "LatentRecord":
