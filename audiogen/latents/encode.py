@@ -32,6 +32,7 @@ from audiogen.contracts import chunk_spans
 from audiogen.distributed import Ranks, launch
 from audiogen.errors import ArtifactError, AudioFileError, AudiogenError
 from audiogen.latents.dataset import FORMAT, VERSION, RunningStats
+from audiogen.latents.record import LatentRecord
 from audiogen.pipeline import encoder_info
 from audiogen.settings import AudioSettings, EncodeSettings
 
@@ -364,6 +365,7 @@ def _finish(job: EncodeJob, staging: Path, plan: list, failed: list[dict]) -> di
         "shards": [{"name": s["name"], "frames": s["frames"]} for s in kept],
         "files": files, "failed": failed,
     }
+    LatentRecord.from_meta(meta, job.out)  # what later stages read back: checked before it is written
     (staging / "job.json").unlink(missing_ok=True)
     atomic_write_json(staging / "meta.json", meta)
     (staging / "lock").unlink(missing_ok=True)

@@ -1,6 +1,8 @@
 """The hand-off between stages: what a latent dataset and a prior run carry about their latents, read and checked here.
 
-``encode`` writes it into the dataset's ``meta.json`` (top-level keys, see ``LatentRecord.to_meta``);
+``encode`` writes it into the dataset's ``meta.json`` (keys ``sample_rate``, ``hop``, ``frame_rate``,
+``latent_size``, ``dtype``, ``stats``, ``encoder``, ``decoder``, ``built_components``, ``checkpoint``,
+``operative_config``, ``encoder_info``) and reads it back with :meth:`LatentRecord.from_meta` before writing;
 ``train-prior`` copies it into its checkpoint under ``audiogen.dataset`` with the normalisation it trained with;
 ``sample``, ``decode``, ``info``, ``evaluate`` and ``probe`` read it with :meth:`LatentRecord.from_meta` or
 :meth:`LatentRecord.from_prior` and nothing else, and check what they take over with the ``check_*`` methods,
