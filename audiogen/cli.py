@@ -207,6 +207,7 @@ def encode(gin_files, bindings, ckpt, inputs, out, strict, overwrite, no_progres
     meta_prov = {
         "encoder": prov["components"].get("encoder"), "decoder": prov["components"].get("decoder"),
         "checkpoint": {"path": ck["path"], "sha256": sha256_file(Path(ck["path"]))} if ck else None,
+        "built_components": prov["built_components"],
         "operative_config": config.operative_config(),
     }
     job = EncodeJob(pipe.encoder, files, out, audio, encode_settings(), meta_prov, strict=strict,
@@ -216,8 +217,15 @@ def encode(gin_files, bindings, ckpt, inputs, out, strict, overwrite, no_progres
     if meta is None:  # another rank of a distributed encode: rank 0 reports
         return
     secs = time.perf_counter() - t0
+    from audiogen.latents.record import LatentRecord
+
+    rec = LatentRecord.from_meta(meta, out)
     click.echo(f"encoded {meta['num_files']} files ({meta['total_seconds']:.1f} s of audio, "
-               f"{meta['total_frames']} frames of {meta['latent_size']} dims) into {out} in {secs:.1f} s")
+               f"{meta['total_frames']} frames of {rec.latent_size} dims at {rec.frame_rate:.2f} frames/s) into "
+               f"{out} in {secs:.1f} s")
+    if rec.autoencoder and rec.autoencoder.latency:
+        click.echo(f"the autoencoder's output lags its input by {rec.autoencoder.latency} samples (causal model): "
+                   "decode compensates it", err=True)
     if meta["failed"]:
         click.echo(f"{len(meta['failed'])} files could not be read:", err=True)
         for e in meta["failed"]:
@@ -255,14 +263,14 @@ def index(inputs, out, strict) -> None:
 def decode(gin_files, bindings, ckpt, latents, out) -> None:
     """Decode latents (a latent dataset folder, or .npy/.safetensors files of shape (C, L)) to wav files."""
     from audiogen.latents.decode import (
-        dataset_meta,
+        dataset_record,
         decode_to_files,
         decoder_pipeline,
         iter_latents,
     )
     from audiogen.settings import audio_settings_for
 
-    pipe = decoder_pipeline(dataset_meta(list(latents)), ckpt, gin_files, bindings)
+    pipe = decoder_pipeline(dataset_record(list(latents)), ckpt, gin_files, bindings)
     sr = audio_settings_for(pipe.decoder, "decoder").sample_rate
     written = decode_to_files(pipe.decoder, iter_latents(list(latents), pipe.decoder.latent_size), out, sr)
     click.echo(f"wrote {len(written)} wav files to {out}")
@@ -370,8 +378,11 @@ def explore_trajectory(gin_files, bindings, ckpt, out, shape, dims, radius, arou
     sr, C = audio_settings_for(pipe.decoder, "decoder").sample_rate, pipe.latent_size
     mean, scale = np.zeros(C, np.float32), np.ones(C, np.float32)
     if stats_from:
-        st = read_meta(stats_from)["stats"]
-        mean, scale = np.asarray(st["mean"], np.float32), np.asarray(st["std"], np.float32)
+        from audiogen.latents.record import LatentRecord
+
+        rec = LatentRecord.from_meta(read_meta(stats_from), stats_from)
+        rec.check_decoder(pipe.decoder, str(ckpt or "the given config"))  # its statistics are in these units
+        mean, scale = np.asarray(rec.stats["mean"], np.float32), np.asarray(rec.stats["std"], np.float32)
     if around:
         base = _encode_files(pipe, [around])[0]
     else:
@@ -387,7 +398,8 @@ def explore_trajectory(gin_files, bindings, ckpt, out, shape, dims, radius, arou
 @cli.command()
 @gin_options
 @click.argument("ckpt", type=click.Path(path_type=Path, exists=True))
-@click.option("--data", multiple=True, required=True, help="Audio files, folders or list files to score (whole files).")
+@click.option("--data", multiple=True, required=True,
+              help="Audio files, folders or list files to score (whole files); a latent dataset for a prior run.")
 @click.option("--iw", "iw_samples", type=int, default=1, show_default=True,
               help="Importance samples K for the importance-weighted bound (1: ELBO only).")
 @click.option("--segment-seconds", type=float, default=10.0, show_default=True,
@@ -396,16 +408,34 @@ def explore_trajectory(gin_files, bindings, ckpt, out, shape, dims, radius, arou
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--no-progress", is_flag=True)
 def evaluate(gin_files, bindings, ckpt, data, iw_samples, segment_seconds, out, seed, no_progress) -> None:
-    """Likelihood in bits per frame: total -log2 p (bound) over all files / total audio samples."""
-    from audiogen.artifacts import atomic_write_json, atomic_write_text
+    """Likelihood in bits per frame: total -log2 p (bound) over all files / total audio samples. For a prior run
+    (`train-prior`), --data is a latent dataset: its held-out score (nats and bits per frame and per dimension, or
+    the denoising loss per noise level for diffusion priors)."""
+    from audiogen.artifacts import atomic_write_json, atomic_write_text, load_checkpoint
     from audiogen.audio.io import expand_inputs
+    from audiogen.errors import ConfigError
     from audiogen.evaluate import evaluate as run
     from audiogen.evaluate import flac_bits_per_sample, flac_from_manifest, markdown
     from audiogen.pipeline import load_pipeline
     from audiogen.settings import audio_settings
 
+    ck = load_checkpoint(ckpt)
+    if ck["audiogen"].get("kind") == "prior":
+        from audiogen import prior_evaluation
+
+        if len(data) != 1 or gin_files or bindings:
+            raise ConfigError(f"{ckpt} is a prior: evaluate it on one latent dataset, without --gin/--bind",
+                              fix=f"audiogen evaluate {ckpt} --data LATENTS")
+        result = prior_evaluation.evaluate_prior(ck, data[0], seed=seed)
+        table = prior_evaluation.markdown(result)
+        click.echo(table)
+        if out:
+            atomic_write_json(out / "evaluation.json", result)
+            atomic_write_text(out / "evaluation.md", table)
+            click.echo(f"wrote {out / 'evaluation.json'} and {out / 'evaluation.md'}")
+        return
     files = expand_inputs(list(data))
-    pipe, ck = load_pipeline(ckpt, gin_files, bindings)
+    pipe, ck = load_pipeline(ck, gin_files, bindings)
     audio = audio_settings()
     sr = audio.sample_rate
     result = run(pipe, files, sr, segment_seconds=segment_seconds, iw_samples=iw_samples, seed=seed,

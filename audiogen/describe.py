@@ -19,16 +19,18 @@ def describe(path: Path) -> dict:
 
 def _dataset(path: Path) -> dict:
     from audiogen.latents.dataset import read_meta
+    from audiogen.latents.record import LatentRecord
 
     m = read_meta(path)
-    s = m["stats"]
+    r = LatentRecord.from_meta(m, path)
+    s = r.stats
     return {
         "kind": "latent dataset", "path": str(path), "format": f"{m['format']} v{m['version']}",
-        "encoder": m.get("encoder"), "decoder": m.get("decoder"), "checkpoint": m.get("checkpoint"),
+        **_record(r),
         **({"encoder_info": m["encoder_info"]} if m.get("encoder_info") else {}),
-        "sample_rate": m["sample_rate"], "hop": m["hop"], "frame_rate": m["frame_rate"],
-        "latent_size": m["latent_size"], "dtype": m["dtype"],
+        "dtype": r.dtype,
         "files": m["num_files"], "failed": len(m["failed"]), "shards": len(m["shards"]),
+        **({"failed_files": [f"{e.get('source')}: {e.get('reason')}" for e in m["failed"]]} if m["failed"] else {}),
         "total_seconds": round(m["total_seconds"], 2), "total_frames": m["total_frames"],
         "latent_mean_range": [round(min(s["mean"]), 4), round(max(s["mean"]), 4)],
         "latent_std_range": [round(min(s["std"]), 4), round(max(s["std"]), 4)],
@@ -37,15 +39,35 @@ def _dataset(path: Path) -> dict:
     }
 
 
+def _record(r) -> dict:
+    """The hand-off record's fields as ``info`` shows them."""
+    ae = r.autoencoder
+    return {"sample_rate": r.sample_rate, "hop": r.hop,
+            "frame_rate": round(r.frame_rate, 4) if r.frame_rate else None, "latent_size": r.latent_size,
+            "autoencoder": f"{ae.names} [{ae.kind}]" if ae else None,
+            **({"encoder_mode": ae.encoder_mode} if ae and ae.encoder_mode else {}),
+            **({"latency_samples": ae.latency} if ae and ae.latency is not None else {}),
+            **({"plugins": sorted({f"{p['plugin']} {p['version']}" for p in ae.components.values()
+                                   if isinstance(p, dict)})} if ae and ae.components else {})}
+
+
 def _checkpoint(path: Path) -> dict:
     from audiogen.artifacts import load_checkpoint
 
     ck = load_checkpoint(path)
     a = ck["audiogen"]
     n_params = sum(v.numel() for v in ck["state_dict"].values())
-    return {
+    out = {
         "kind": f"checkpoint ({a.get('kind', '?')})", "path": ck["path"], "format": f"{a['format']} v{a['version']}",
         "components": a.get("components"), "sample_rate": a.get("sample_rate"), "hop": a.get("hop"),
         "latent_size": a.get("latent_size"), "global_step": a.get("global_step"), "parameters": n_params,
-        "created_by": a.get("created_by"), "operative_config": a.get("operative_config", ""),
     }
+    if a.get("kind") == "prior":  # what the prior was trained on, from the record it carries
+        from audiogen.latents.record import LatentRecord
+
+        r = LatentRecord.from_prior(ck)
+        out.update(dataset=r.dataset_path, **_record(r), normalized=r.normalization is not None)
+    if a.get("built_components"):
+        out["built_by"] = {k: f"{v.get('plugin')} {v.get('version')}" for k, v in a["built_components"].items()
+                           if isinstance(v, dict)}
+    return {**out, "created_by": a.get("created_by"), "operative_config": a.get("operative_config", "")}

@@ -221,7 +221,8 @@ def describe_pipeline(pipe: Pipeline, audio) -> dict:
     reg = get_registry()
     parts = {k: reg.describe(getattr(pipe, k)) for k in ("encoder", "decoder", "prior") if getattr(pipe, k) is not None}
     out = {"components": parts, "sample_rate": audio.sample_rate, "hop": pipe.hop, "latent_size": pipe.latent_size,
-           "audio": audio.as_dict(), "coding": pipe.coding.name if pipe.coding is not None else None}
+           "audio": audio.as_dict(), "coding": pipe.coding.name if pipe.coding is not None else None,
+           "built_components": getattr(pipe, "built_components", {})}
     return {**out, **encoder_info(pipe.encoder)}
 
 
@@ -234,8 +235,13 @@ def encoder_info(encoder) -> dict:
 
 def build_pipeline() -> Pipeline:
     """``Pipeline()`` from the parsed gin config; a component that rejects its arguments is a ConfigError."""
+    from audiogen.plugins import recording_builds
+
     try:
-        return Pipeline()
+        with recording_builds() as built:
+            pipe = Pipeline()
+        pipe.built_components = built  # {gin name: {plugin, version}}: recorded by every artifact made from it
+        return pipe
     except ConfigError:
         raise
     except (ValueError, TypeError) as exc:
@@ -256,7 +262,10 @@ def load_pipeline(ckpt_path=None, gin_files=(), bindings=(), base: str | None = 
 
     ckpt = ckpt_path if isinstance(ckpt_path, dict) else load_checkpoint(ckpt_path) if ckpt_path else None
     if ckpt is not None:
+        from audiogen.plugins import check_provenance
+
         base = ckpt["audiogen"]["operative_config"]
+        check_provenance(ckpt["audiogen"].get("built_components"), f"this run ({ckpt['path']})")
     if base is None and not gin_files and not bindings:
         raise ConfigError("nothing to build the pipeline from", fix="pass --ckpt RUN/model.ckpt or --gin CONFIG")
     config.parse(list(gin_files), list(bindings), base=base)

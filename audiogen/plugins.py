@@ -10,6 +10,8 @@ third-party plugins load: unset loads all, an empty value loads none; a name tha
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import difflib
 import functools
 import importlib
@@ -156,6 +158,41 @@ class Registry:
         return {"name": tag, "plugin": comp.plugin, "version": comp.version}
 
 
+_BUILT: contextvars.ContextVar[dict | None] = contextvars.ContextVar("audiogen_built_components", default=None)
+
+
+@contextlib.contextmanager
+def recording_builds():
+    """Collect every component gin builds inside the block: {gin name: {"plugin", "version"}} (what runs record)."""
+    token = _BUILT.set({})
+    try:
+        yield _BUILT.get()
+    finally:
+        _BUILT.reset(token)
+
+
+def check_provenance(built: dict, where: str) -> None:
+    """Refuse, before gin reads a saved config, a run whose components came from a plugin that is not loaded:
+    "needs plugin X (version Y)" rather than gin's unknown-name error."""
+    reg = get_registry()
+    for gin_name, prov in sorted((built or {}).items()):
+        if not isinstance(prov, dict) or not isinstance(gin_name, str) or "." not in gin_name:
+            continue
+        plugin, version = str(prov.get("plugin", "?")), str(prov.get("version", "?"))
+        kind, name = gin_name.split(".", 1)
+        if name in reg.components.get(kind, {}):
+            now = reg.components[kind][name]
+            if (now.plugin, now.version) != (plugin, version) and "?" not in (plugin, version):
+                log.warning("%s was made with %s from plugin '%s' %s; plugin '%s' %s provides it now", where,
+                            gin_name, plugin, version, now.plugin, now.version)
+            continue
+        state = "is not installed" if plugin not in reg.plugins else f"(version {reg.plugins[plugin]}) no longer " \
+            f"provides it"
+        raise PluginError(f"{where} needs plugin '{plugin}' (version {version}) for {gin_name}; that plugin {state}",
+                          fix=f"install it (pip install '{plugin}=={version}'), and check {ENV_VAR} does not "
+                              f"exclude it")
+
+
 # gin keeps one global registry: wrap each factory once so rebuilding our registry (tests, reloads) is safe.
 _GIN_WRAPPED: dict[tuple[str, str], tuple[Callable, Callable]] = {}
 
@@ -176,6 +213,10 @@ def _gin_wrap(kind: str, name: str, factory: Callable) -> Callable:
             obj.audiogen_component = f"{kind}.{name}"
         except AttributeError:  # objects with __slots__ or frozen: nothing to record
             pass
+        built = _BUILT.get()
+        if built is not None:  # provenance: which plugin (and version) provided each component of a run
+            comp = get_registry().components.get(kind, {}).get(name)
+            built[f"{kind}.{name}"] = {"plugin": comp.plugin if comp else "?", "version": comp.version if comp else "?"}
         return obj
 
     wrapped = gin.external_configurable(build, name=name, module=kind)

@@ -19,6 +19,7 @@ from audiogen.artifacts import atomic_write_json, versions
 
 log = logging.getLogger("audiogen")
 SILENT_DBFS = -50.0  # frames quieter than this (RMS, dBFS) count as near-silent
+REFERENCE_FILES = 8  # at least this many dataset files are decoded for the reference level
 
 
 def _db(x: float) -> float:
@@ -76,27 +77,56 @@ def warnings_for(diag: dict) -> list[str]:
     return out
 
 
+def reference_audio(dec, rec, frames: int, seed: int, count: int) -> dict | None:
+    """The level to expect: decoded dataset latents of the same length, from a seeded random subset of the dataset's
+    files (the first files of a corpus may all be quiet). None when the dataset is gone."""
+    from audiogen.latents.dataset import LatentDataset
+
+    path = Path(rec.dataset_path or "")
+    if not (path / "meta.json").exists():
+        return None
+    from audiogen.errors import ConfigError
+
+    ds = LatentDataset(path, crop=frames, seed=seed)
+    try:
+        rec.check_same_kind(ds.record, fix="")
+    except ConfigError as exc:  # re-encoded at the same path since: its level says nothing about these samples
+        log.warning("no reference level: %s", str(exc).splitlines()[0])
+        return None
+    picks = sorted(np.random.default_rng(seed).choice(len(ds), min(count, len(ds)), replace=False).tolist())
+    ref = [dec(ds[i]["latents"][None])[0, 0].numpy() for i in picks]
+    return {**audio_diagnostics(ref, rec.sample_rate),
+            "reference": f"{len(picks)} of the dataset's {len(ds)} files drawn at random (seed {seed}), crops of "
+                         f"{frames} frames, decoded", "files": [ds.files[i].get("source") for i in picks]}
+
+
 def sample_prior(ck: dict, out: Path, n: int, seconds: float | None, frames: int | None, seed: int,
                  gin_files=(), bindings=(), decode: bool = True, decoder_ckpt=None) -> dict:
     from audiogen.audio.io import save_audio
     from audiogen.errors import ConfigError
+    from audiogen.latents.record import LatentRecord
     from audiogen.pipeline import load_pipeline
     from audiogen.plots import plot_latent_samples, plot_strokes
 
     ckpt_path = ck["path"]
-    info = ck["audiogen"].get("dataset") or {}
-    meta = info.get("meta") or {}
-    sr, hop = meta.get("sample_rate"), meta.get("hop")
+    rec = LatentRecord.from_prior(ck)  # what the prior was trained on: size, rate, hop, statistics, autoencoder
+    sr, hop = rec.sample_rate, rec.hop
     if frames is None:
-        if seconds is None or not (sr and hop):
-            raise ConfigError(f"{ckpt_path}: the prior's data has no sample rate and hop, so give a length in frames",
-                              fix="pass --frames N")
-        frames = math.ceil(seconds * sr / hop)
+        if seconds is None:
+            raise ConfigError("give a length", fix="pass --seconds S or --frames N")
+        frames = rec.frames(seconds)
+    dec = None
+    if decode and sr and (rec.decodable or decoder_ckpt):
+        from audiogen.latents.decode import decoder_pipeline
+
+        # checked against the record before the prior runs: a decoder of another latent size is a clear error
+        dec = decoder_pipeline(rec, decoder_ckpt).decoder
     pipe, _ = load_pipeline(ck, gin_files, bindings)
     prior = pipe.prior
+    rec.check_latent_size(prior.latent_size, f"the prior of {ckpt_path}", "retrain the prior on this dataset")
     torch.manual_seed(seed)
     z = prior.sample(n, frames)
-    norm = info.get("normalization")
+    norm = rec.normalization
     if norm is not None:  # the prior learned normalised latents: back to the decoder's scale
         z = z * torch.tensor(norm["std"])[:, None] + torch.tensor(norm["mean"])[:, None]
     z = z.float().numpy()
@@ -104,24 +134,17 @@ def sample_prior(ck: dict, out: Path, n: int, seconds: float | None, frames: int
     names = [f"sample_{i:03d}" for i in range(n)]
     for name, zi in zip(names, z):
         np.save(out / f"{name}.npy", zi)  # (C, L): `audiogen decode` reads these
-    diag = {"latents": latent_diagnostics(z, meta["stats"])} if meta.get("stats") else {}
+    diag = {"latents": latent_diagnostics(z, rec.stats)}
     audio = [None] * n
-    can_decode = decode and sr and (meta.get("checkpoint") or meta.get("operative_config") or decoder_ckpt)
-    if can_decode:
-        from audiogen.latents.dataset import LatentDataset
-        from audiogen.latents.decode import decoder_pipeline
-
-        dec = decoder_pipeline(meta, decoder_ckpt).decoder
+    if dec is not None:
         with torch.no_grad():
             audio = [dec(torch.from_numpy(zi)[None])[0, 0].numpy() for zi in z]
             for name, a in zip(names, audio):
                 save_audio(out / f"{name}.wav", a, sr)
             diag["audio"] = audio_diagnostics(audio, sr)
-            ds_path = Path(info.get("path", ""))
-            if (ds_path / "meta.json").exists():  # the level to expect: decoded dataset latents of the same length
-                ds = LatentDataset(ds_path, crop=frames)
-                ref = [dec(ds[i]["latents"][None])[0, 0].numpy() for i in range(min(n, len(ds)))]
-                diag["reference_audio"] = audio_diagnostics(ref, sr)
+            ref = reference_audio(dec, rec, frames, seed, max(n, REFERENCE_FILES))
+            if ref is not None:
+                diag["reference_audio"] = ref
     elif decode and sr:
         log.warning("the prior's dataset does not name its autoencoder: wrote latents only")
     items = [(nm, zi, a) for nm, zi, a in zip(names, z, audio)][:8]
@@ -132,7 +155,7 @@ def sample_prior(ck: dict, out: Path, n: int, seconds: float | None, frames: int
     for w in diag["warnings"]:
         log.warning("%s", w)
     record = {"kind": "prior samples", "checkpoint": str(ckpt_path), "global_step": ck["audiogen"].get("global_step"),
-              "components": ck["audiogen"].get("components"), "dataset": info.get("path"),
+              "components": ck["audiogen"].get("components"), "dataset": rec.dataset_path,
               "normalized": norm is not None, "n": n, "frames": frames, "seed": seed, "sample_rate": sr, "hop": hop,
               "operative_config": ck["audiogen"]["operative_config"], "files": names, "diagnostics": diag,
               "created_by": versions()}

@@ -1,7 +1,7 @@
 """``audiogen train-prior``: a prior over the sequences of a latent dataset (or a folder of .npy sequences).
 
-The prior trains on normalised sequences by default (``train_prior.normalize``); its checkpoint records the
-dataset's meta (which encoder/decoder made the latents, sample rate, hop) and the statistics used, so
+The latent size comes from the dataset (``LATENT_SIZE``). The prior trains on normalised sequences by default
+(``train_prior.normalize``); its checkpoint records the dataset's record (``latents.record``) (which encoder/decoder made the latents, sample rate, hop) and the statistics used, so
 ``audiogen sample`` can de-normalise and decode without being told. Same run-folder layout, resume and
 divergence checks as ``audiogen train``.
 """
@@ -16,7 +16,7 @@ import torch
 
 from audiogen.errors import ConfigError
 from audiogen.latents.dataset import collate_latents
-from audiogen.latents.sequences import open_sequences, set_fixed_dims
+from audiogen.latents.sequences import open_sequences, peek_latent_size, set_fixed_dims
 from audiogen.pipeline import build_pipeline
 from audiogen.settings import prior_settings
 from audiogen.training import AudiogenModule, batch_loader, fit, start_run
@@ -46,11 +46,10 @@ class PriorModule(AudiogenModule):
 
 
 def dataset_summary(ds, normalize: bool) -> dict:
-    """What the prior's checkpoint records about its data (the meta without the per-file list)."""
-    meta = {k: v for k, v in ds.meta.items() if k != "files"}
-    meta["num_files"] = len(ds.meta.get("files", []))
-    return {"path": str(Path(ds.path).resolve()), "meta": meta, "normalized": normalize,
-            "normalization": {"mean": ds.mean.tolist(), "std": ds.std.tolist()} if normalize else None}
+    """What the prior's checkpoint records about its data: the dataset's record (checked) and the normalisation."""
+    record = ds.record  # checked: a damaged record fails here, not in `sample`
+    norm = {"mean": ds.mean.tolist(), "std": ds.std.tolist()} if normalize else None
+    return record.to_prior(ds.meta, str(Path(ds.path).resolve()), norm)
 
 
 def check_plugin_prior(prior) -> None:
@@ -77,6 +76,9 @@ def check_plugin_prior(prior) -> None:
 def train_prior(data: str, out: Path, gin_files: list[str], bindings: list[str], valid: str | None = None,
                 progress: bool = True) -> Path:
     out = Path(out)
+    size = peek_latent_size(data)
+    # the dataset sets LATENT_SIZE (a --bind given after it wins, and a different one is refused below)
+    bindings = ([f"LATENT_SIZE={size}"] if size else []) + list(bindings)
     last, s = start_run(out, gin_files, bindings, "pipelines/diffwave_latents.gin (or another prior)")
     ps = prior_settings()
     pipe = build_pipeline()
@@ -88,18 +90,19 @@ def train_prior(data: str, out: Path, gin_files: list[str], bindings: list[str],
     ds = open_sequences(data, crop=ps.crop_frames, normalize=ps.normalize, seed=s.seed)
     if ds.latent_size != prior.latent_size:
         raise ConfigError(f"{data} holds sequences of latent size {ds.latent_size} but the prior is configured for "
-                          f"{prior.latent_size}", fix=f"bind LATENT_SIZE={ds.latent_size} (or the prior's "
-                          f"latent_size) to match the dataset")
+                          f"{prior.latent_size}", fix=f"leave LATENT_SIZE out (it is read from the dataset) or bind "
+                          f"LATENT_SIZE={ds.latent_size}; a prior whose latent_size is set in gin needs it to match")
     set_fixed_dims(ds, getattr(prior, "fixed_dims", []))
     for w in getattr(prior, "config_warnings", list)():
         log.warning("%s", w)
     valid_ds = None
     if valid:
         valid_ds = open_sequences(valid, crop=ps.crop_frames, normalize=ps.normalize, seed=s.seed)
+        ds.record.check_same_kind(valid_ds.record, fix="validate on latents encoded like the training data")
         valid_ds.mean, valid_ds.std = ds.mean, ds.std  # score with the training statistics
     from audiogen.plugins import get_registry
 
-    provenance = {"components": {"prior": get_registry().describe(prior)},
+    provenance = {"components": {"prior": get_registry().describe(prior)}, "built_components": pipe.built_components,
                   "latent_size": prior.latent_size, "dataset": dataset_summary(ds, ps.normalize)}
     module = PriorModule(pipe, s, provenance)
     train_loader = batch_loader(ds, s.batch_size, s.seed, s.num_workers, collate_latents, train=True)

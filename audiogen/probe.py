@@ -250,7 +250,10 @@ def dataset_representations(path: Path, items: list[Item], mel: bool, n_mels: in
     if missing:
         raise ConfigError(f"{len(missing)} labelled files are not in the latent dataset {path} (e.g. {missing[0]})",
                           fix="encode those files, or filter the labels (--where) to the encoded ones")
-    sr, hop = int(ds.meta["sample_rate"]), int(ds.meta["hop"])
+    rec = ds.record
+    if not rec.sample_rate:
+        raise ConfigError(f"{path} does not record a sample rate and hop", fix="probe a dataset from `audiogen encode`")
+    sr, hop = rec.sample_rate, rec.hop
     rep = Representation("latents", hop, sr)
     mel_rep = Representation("mel", hop, sr) if mel else None
     audio, mel_path = ds.meta.get("audio", {}), None

@@ -43,6 +43,7 @@ def run_quickstart(cli, data: Path | None, out: Path, steps: int | None, binding
     from audiogen.cli import run_command
     from audiogen.latents.dataset import read_meta
     from audiogen.latents.decode import common_root
+    from audiogen.latents.record import LatentRecord
     from audiogen.plots import plot_comparison
     from audiogen.synth import write_corpus
 
@@ -78,7 +79,8 @@ def run_quickstart(cli, data: Path | None, out: Path, steps: int | None, binding
     run_command(["decode", str(latents), "-o", str(decoded)], echo)
 
     meta = read_meta(latents)
-    sr = meta["sample_rate"]
+    rec = LatentRecord.from_meta(meta, latents)
+    sr = rec.sample_rate
     rows, pairs = [], []
     sources = [Path(f["source"]) for f in meta["files"]]
     root = common_root([str(p) for p in sources])  # where decode put each file, relative to its source
@@ -90,8 +92,8 @@ def run_quickstart(cli, data: Path | None, out: Path, steps: int | None, binding
             pairs.append((src.name, x, y[: len(x)]))
     png = plot_comparison(out / "comparison.png", pairs, sr)
     summary = {
-        "files": len(rows), "audio_seconds": meta["total_seconds"], "sample_rate": sr, "hop": meta["hop"],
-        "latent_size": meta["latent_size"], "frame_rate": meta["frame_rate"],
+        "files": len(rows), "audio_seconds": meta["total_seconds"], "sample_rate": sr, "hop": rec.hop,
+        "latent_size": rec.latent_size, "frame_rate": rec.frame_rate,
         "mean_snr_db": float(np.mean([r["snr_db"] for r in rows])),
         "mean_spectral_distance_db": float(np.mean([r["spectral_distance_db"] for r in rows])),
         "train_seconds": round(t_train - t0, 1), "total_seconds": round(time.perf_counter() - t0, 1),
@@ -102,7 +104,7 @@ def run_quickstart(cli, data: Path | None, out: Path, steps: int | None, binding
     atomic_write_json(out / "summary.json", summary)
     md = ["# audiogen quickstart", "",
           f"- {summary['files']} files, {summary['audio_seconds']:.1f} s of audio at {sr} Hz",
-          f"- latents: {meta['latent_size']} dims at {meta['frame_rate']:.1f} frames/s (hop {meta['hop']})",
+          f"- latents: {rec.latent_size} dims at {rec.frame_rate:.1f} frames/s (hop {rec.hop})",
           f"- reconstruction: mean SNR {summary['mean_snr_db']:.2f} dB, mean log-spectral distance "
           f"{summary['mean_spectral_distance_db']:.2f} dB",
           f"- time: {summary['total_seconds']} s (training {summary['train_seconds']} s)", "",

@@ -17,7 +17,9 @@ What an export does, and what this module adds:
 - Context needed on each side of a chunk (so chunked coding equals whole-signal coding) is measured once per model
   by perturbing one input position and seeing which outputs change.
 - Streaming (cached-convolution) exports keep state between calls: it is reset before every call, and such
-  models are coded whole (their outputs are also delayed by the model's latency, which is not compensated).
+  models are coded whole.
+- Causal exports' outputs lag their input (about one hop): :meth:`RaveModel.latency` measures the lag with
+  impulses when first asked; the decoder compensates it by default (``decoders.rave.compensate_latency``).
 """
 
 from __future__ import annotations
@@ -145,6 +147,49 @@ class RaveModel:
             self._cache["decoder"] = _decoder_context(self.decode, self.hop, self.latent_size)
         return self._cache["decoder"]
 
+    def _encode_fn(self):
+        return self.encode_mean if self.mean_available else self.encode_sample
+
+    def causal(self) -> bool:
+        """Whether no latent frame depends on input after its own hop (cached_conv's causal exports): checked by
+        changing the second half of a probe signal and seeing every frame of the first half unchanged."""
+        if "causal" not in self._cache:
+            g = torch.Generator().manual_seed(0)
+            n, hop = 32, self.hop
+            x = torch.randn(1, 1, n * hop, generator=g) * 0.1
+            y = x.clone()
+            y[..., n // 2 * hop:] += torch.randn(1, 1, n // 2 * hop, generator=g) * 0.1
+            with torch.no_grad(), seeded(0):
+                a = self._encode_fn()(x)
+            with torch.no_grad(), seeded(0):
+                b = self._encode_fn()(y)
+            self._cache["causal"] = bool(torch.equal(a[..., : n // 2], b[..., : n // 2]))
+        return self._cache["causal"]
+
+    def latency(self) -> int:
+        """Samples by which decode(encode(x)) lags x: 0 for non-causal exports (they look ahead as far as back);
+        for causal ones (about a hop or more) measured once with impulses: where the response, taken against that
+        of silence with the same noise (so the model's own noise and offset cancel), peaks; the median over impulses
+        at four phases within a hop."""
+        if "latency" not in self._cache:
+            lags, hop = [], self.hop
+            if self.causal():
+                with torch.no_grad():
+                    for phase in (0, hop // 4, hop // 2, 3 * hop // 4):
+                        p = 16 * hop + phase
+                        x = torch.zeros(1, 1, 48 * hop)
+                        y = x.clone()
+                        y[..., p] = 0.5
+                        with seeded(0):
+                            a = self.decode(self._encode_fn()(x))
+                        with seeded(0):
+                            b = self.decode(self._encode_fn()(y))
+                        # from two hops before the impulse: a trained model puts it back about where it was
+                        response = (b - a)[0, :, p - 2 * hop: p + 8 * hop].abs().sum(0)
+                        lags.append(int(response.argmax()) - 2 * hop if float(response.max()) > 0 else 0)
+            self._cache["latency"] = max(0, sorted(lags)[len(lags) // 2]) if lags else 0
+        return self._cache["latency"]
+
     def describe(self) -> dict:
         if "sha256" not in self._cache:
             from audiogen.artifacts import sha256_file
@@ -153,7 +198,7 @@ class RaveModel:
         return {"model_path": str(self.path), "model_sha256": self._cache["sha256"],
                 "export_class": self.export_class, "sample_rate": self.sample_rate,
                 "hop": self.hop, "latent_size": self.latent_size, "full_latent_size": self.full_latent_size,
-                "streaming": self.streaming}
+                "streaming": self.streaming, "causal": self.causal(), "latency": self.latency()}
 
 
 # ------------------------------------------------------------------------------------------------------ loading
@@ -210,8 +255,8 @@ def _load(p: Path) -> RaveModel:
                       streaming=any(m.original_name in _STATEFUL for m in module.modules()))
     model.mean_error = _check_mean_path(model)
     if model.streaming:
-        log.warning("%s is a streaming export: its state is reset before every call and files are coded whole; "
-                    "outputs are delayed by the model's latency (export without --streaming for batch work)", p)
+        log.warning("%s is a streaming export: its state is reset before every call and files are coded whole "
+                    "(export without --streaming for batch work)", p)
     return model
 
 
@@ -260,6 +305,7 @@ def _check_mean_path(model: RaveModel) -> str | None:
             with seeded(1234):
                 reference = model.encode_sample(x)
             with seeded(1234):
+                model.reset()  # as encode_sample did: a streaming export must not replay on its leftover state
                 full = model._full_posterior(x)
                 replayed = model._project(m.encoder.reparametrize(full)[0])
             with seeded(5678):

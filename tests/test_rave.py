@@ -158,22 +158,40 @@ def test_cli_encode_decode(model, speech, tmp_path):
 
 
 # ------------------------------------------------------------------------ small scripted exports (no shared)
-class CachedPadding1d(nn.Module):
-    """Named like cached_conv's state-carrying module: makes a fake export 'streaming'."""
+class CachedConv1d(nn.Module):
+    """A causal convolution the way cached_conv streams it: the left padding of each call is the tail of the
+    previous call's input (state kept between calls, zero after a reset), so the output lags the input."""
 
-    def __init__(self):
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1):
         super().__init__()
-        self.register_buffer("pad", torch.zeros(1))
+        self.conv = nn.Conv1d(cin, cout, kernel, stride=stride)
+        self.pad = CachedPadding1d(cin, kernel - stride)
 
     def forward(self, x):
-        y = x + self.pad
-        self.pad += 0.1
-        return y
+        return self.conv(self.pad(x))
+
+
+class CachedPadding1d(nn.Module):
+    """Named like cached_conv's state-carrying module (buffer ``pad``), so the reader knows to reset it."""
+
+    def __init__(self, channels: int, size: int):
+        super().__init__()
+        self.size = size
+        self.register_buffer("pad", torch.zeros(1, channels, size))
+
+    def forward(self, x):
+        x = torch.cat([self.pad.expand(x.shape[0], -1, -1), x], -1)
+        self.pad.copy_(x[:1, :, x.shape[-1] - self.size:])
+        return x
 
 
 class _VariationalEncoder(nn.Module):
-    def __init__(self, channels: int, hop: int, full: int):
+    def __init__(self, channels: int, hop: int, full: int, streaming: bool = False):
         super().__init__()
+        if streaming:  # cached convolutions inside the encoder, as in RAVE's streaming exports
+            self.net = nn.Sequential(CachedConv1d(channels, 8, 9), nn.LeakyReLU(0.2),
+                                     CachedConv1d(8, 2 * full, 2 * hop, hop))
+            return
         self.net = nn.Sequential(nn.Conv1d(channels, 8, 9, padding=4), nn.LeakyReLU(0.2),
                                  nn.Conv1d(8, 2 * full, 2 * hop, stride=hop, padding=hop // 2))
 
@@ -197,10 +215,9 @@ class FakeRave(nn.Module):
         self.input_mode = "raw"
         self.latent_size = latent
         self.full_latent_size = full
-        self.cache = CachedPadding1d() if streaming else nn.Identity()
-        self.encoder = _VariationalEncoder(channels, hop, full)
-        self.decoder = nn.Sequential(nn.Conv1d(full, 8, 5, padding=2), nn.LeakyReLU(0.2),
-                                     nn.ConvTranspose1d(8, channels, hop, stride=hop))
+        self.encoder = _VariationalEncoder(channels, hop, full, streaming)
+        first = CachedConv1d(full, 8, 5) if streaming else nn.Conv1d(full, 8, 5, padding=2)
+        self.decoder = nn.Sequential(first, nn.LeakyReLU(0.2), nn.ConvTranspose1d(8, channels, hop, stride=hop))
         self.register_buffer("latent_pca", torch.linalg.qr(torch.randn(full, full))[0])
         self.register_buffer("latent_mean", torch.randn(full) * 0.1)
         self.register_buffer("encode_params", torch.tensor([channels, 1, latent, hop]))
@@ -208,7 +225,7 @@ class FakeRave(nn.Module):
 
     @torch.jit.export
     def encode(self, x):
-        z = self.encoder.reparametrize(self.encoder(self.cache(x)))[0]
+        z = self.encoder.reparametrize(self.encoder(x))[0]
         z = F.conv1d(z - self.latent_mean.unsqueeze(-1), self.latent_pca.unsqueeze(-1))
         return z[:, : self.latent_size]
 
@@ -273,10 +290,12 @@ def test_fake_stereo_export_takes_and_gives_mono(tmp_path):
     check_decoder(dec)
 
 
-def test_non_variational_export_falls_back_to_its_encode(tmp_path):
+def test_non_variational_export_falls_back_to_its_encode(tmp_path, caplog):
     path = _export(PlainRave(), tmp_path / "plain.ts")
-    enc = RaveEncoder(path)
+    with caplog.at_level("WARNING", logger="audiogen"):
+        enc = RaveEncoder(path)
     assert enc.encoding_mode == "sample" and "reparametrize" in enc.describe()["mean_unavailable_because"]
+    assert enc.describe()["fell_back_to_sampling"] and "posterior mean unavailable" in caplog.text  # loud
     check_encoder(enc)
     with pytest.raises(ConfigError, match="mode='sample'"):
         RaveEncoder(path, mode="mean")
@@ -289,6 +308,20 @@ def test_streaming_export_is_reset_between_calls(tmp_path):
     x = torch.rand(1, 1, 640) - 0.5
     with torch.no_grad():
         assert torch.equal(enc(x), enc(x))
+
+
+def test_streaming_export_takes_the_posterior_mean(tmp_path):
+    """Cached convolutions keep the tail of the last call: the load-time check must not compare a reset `encode`
+    with a replay on leftover state (which refused the mean and fell back to unseeded sampling)."""
+    path = _export(FakeRave(streaming=True), tmp_path / "streaming.ts")
+    enc = RaveEncoder(path, mode="mean")  # refused before the fix ("does not reproduce the export's encode")
+    assert enc.encoding_mode == "mean" and enc.describe()["mean_unavailable_because"] is None
+    assert RaveEncoder(path).encoding_mode == "mean"  # 'auto' takes it too
+    x = torch.rand(1, 1, 8 * 64) - 0.5
+    with torch.no_grad():
+        a, b = enc(x), enc(x)
+        noisy = enc.rave.encode_sample(x)
+    assert torch.equal(a, b) and not torch.allclose(a, noisy)
 
 
 def test_bad_model_files(tmp_path):

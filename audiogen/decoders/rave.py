@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+
+import torch
 from torch import Tensor
 
 from audiogen.contracts import Decoder
@@ -16,18 +19,23 @@ class RaveDecoder(Decoder):
     so the same latents decode to the same audio (the global generator is left as it was); None draws fresh noise.
     Latent sequences longer than ``chunk_seconds`` are decoded in chunks with measured context on both sides (the
     deterministic part equals whole decoding; the noise differs). Multichannel exports are mixed down to mono.
+    ``compensate_latency``: shift the output back by the export's measured lag (``RaveModel.latency``, about a hop
+    for causal exports), decoding as many frames more (the last one repeated) so that the file's end is not cut.
     """
 
     pretrained = True
     out_channels = 1
 
-    def __init__(self, model_path: str | None = None, chunk_seconds: float | None = 30.0, seed: int | None = None):
+    def __init__(self, model_path: str | None = None, chunk_seconds: float | None = 30.0, seed: int | None = None,
+                 compensate_latency: bool = True):
         super().__init__()
         rave = load_rave(model_path)
         self.rave = rave
         self.model = rave.module
         self.hop, self.latent_size, self.sample_rate = rave.hop, rave.latent_size, rave.sample_rate
         self.seed = seed
+        # a causal export's output lags its input: decode a few frames more (the last frame repeated) and drop the lag
+        self.latency = rave.latency() if compensate_latency else 0
         self.context_frames = rave.decoder_context()
         self.chunk_frames = None if not chunk_seconds or self.context_frames is None else \
             max(1, int(chunk_seconds * self.sample_rate) // self.hop)
@@ -46,5 +54,10 @@ class RaveDecoder(Decoder):
                              f"got {tuple(latents.shape)}")
         if latents.shape[-1] == 0:
             return latents.new_zeros(latents.shape[0], 1, 0)
+        n = latents.shape[-1] * self.hop
+        if self.latency:
+            extra = math.ceil(self.latency / self.hop)
+            latents = torch.cat([latents, latents[..., -1:].expand(-1, -1, extra)], -1)
         with seeded(self.seed, like=latents):
-            return chunked(self._decode, latents, 1, self.chunk_frames, self.context_frames, self.hop)
+            y = chunked(self._decode, latents, 1, self.chunk_frames, self.context_frames, self.hop)
+        return y[..., self.latency: self.latency + n]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 
 import torch.nn.functional as F
@@ -12,6 +13,7 @@ from audiogen.errors import ConfigError
 from audiogen.rave_model import chunked, load_rave, seeded
 
 MODES = ("auto", "mean", "sample")
+log = logging.getLogger("audiogen")
 
 
 class RaveEncoder(Encoder):
@@ -42,6 +44,11 @@ class RaveEncoder(Encoder):
         self.model = rave.module  # registered so that .to(device) moves it
         self.hop, self.latent_size, self.sample_rate = rave.hop, rave.latent_size, rave.sample_rate
         self.encoding_mode = "mean" if mode != "sample" and rave.mean_available else "sample"
+        self.fallback = mode == "auto" and self.encoding_mode == "sample"
+        if self.fallback:  # loud: sampled latents carry noise and differ from run to run unless seeded
+            log.warning("%s: posterior mean unavailable (%s); encoding posterior samples instead (%s)", rave.path,
+                        rave.mean_error, "seeded" if seed is not None else
+                        "unseeded: two encodes differ; bind encoders.rave.seed for reproducible shards")
         self.seed = seed
         self.receptive_field = rave.encoder_context(self.encoding_mode == "mean")
         self.chunk = None if not chunk_seconds or self.receptive_field is None else \
@@ -67,5 +74,6 @@ class RaveEncoder(Encoder):
     def describe(self) -> dict:
         """What ``audiogen encode`` records in the dataset's meta under ``encoder_info``."""
         return {**self.rave.describe(), "encoding_mode": self.encoding_mode,
-                "mean_unavailable_because": self.rave.mean_error, "receptive_field": self.receptive_field,
+                "mean_unavailable_because": self.rave.mean_error,
+                "fell_back_to_sampling": self.fallback, "receptive_field": self.receptive_field,
                 "chunk_samples": self.chunk, "seed": self.seed}

@@ -167,8 +167,9 @@ class LatentDataset(Dataset):
         """Everything but reading the meta (other sequence sources build theirs and share the rest)."""
         self.meta = meta
         self.crop, self.normalize_items, self.seed = crop, normalize, seed
-        self.latent_size = int(self.meta["latent_size"])
-        stats = self.meta["stats"]
+        rec = self.record  # the checked hand-off record: size and statistics are read there
+        self.latent_size = rec.latent_size
+        stats = rec.stats
         self.mean = np.asarray(stats["mean"], dtype=np.float32)
         self.std = np.maximum(np.asarray(stats["std"], dtype=np.float32), STD_FLOOR)
         self.files = [f for f in self.meta["files"] if f["length"] >= min_length]
@@ -178,6 +179,13 @@ class LatentDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.files)
+
+    @property
+    def record(self):
+        """The dataset's checked hand-off record (``latents.record.LatentRecord``)."""
+        from audiogen.latents.record import LatentRecord
+
+        return LatentRecord.from_meta(self.meta, self.path)
 
     @property
     def lengths(self) -> list[int]:

@@ -11,6 +11,7 @@ import torch
 from audiogen.audio.io import save_audio
 from audiogen.errors import ArtifactError
 from audiogen.latents.dataset import LatentDataset, read_meta
+from audiogen.latents.record import LatentRecord
 
 
 def common_root(paths: list[str]) -> Path:
@@ -33,7 +34,8 @@ def iter_latents(inputs: list[str], latent_size: int | None = None):
             root = common_root([f["source"] for f in ds.files])
             for i, f in enumerate(ds.files):
                 rel = Path(f["source"]).relative_to(root).with_suffix(".wav")
-                yield str(rel), np.ascontiguousarray(ds.sequence(i).T, dtype=np.float32), f["samples"]
+                # a copy: the shard is a read-only memory map, and a view of it (a shard of one file) makes torch warn
+                yield str(rel), np.array(ds.sequence(i).T, dtype=np.float32), f["samples"]
         elif p.suffix == ".npy":
             yield p.stem + ".wav", _check_shape(np.load(p), p, latent_size), None
         elif p.suffix == ".safetensors":
@@ -74,35 +76,35 @@ def decode_to_files(decoder: torch.nn.Module, items, out: Path, sample_rate: int
     return written
 
 
-def dataset_meta(inputs: list[str]) -> dict | None:
-    """The meta of the first latent dataset among the inputs (it names the decoder to use)."""
+def dataset_record(inputs: list[str]) -> LatentRecord | None:
+    """The record of the first latent dataset among the inputs (it names the decoder to use)."""
     for inp in inputs:
         if Path(inp).is_dir():
-            return read_meta(inp)
+            return LatentRecord.from_meta(read_meta(inp), inp)
     return None
 
 
-def decoder_pipeline(meta: dict | None, ckpt=None, gin_files=(), bindings=()):
+def decoder_pipeline(record: LatentRecord | None, ckpt=None, gin_files=(), bindings=()):
     """The autoencoder pipeline whose decoder turns these latents into audio: ``ckpt`` if given, else the
-    checkpoint recorded in the dataset's meta (refused if it changed since: its decoder would not match), else
-    the meta's operative config (weightless decoders such as a RAVE model file named in gin)."""
-    from audiogen.artifacts import sha256_file
+    checkpoint recorded with the latents (refused if it changed since: its decoder would not match), else the
+    recorded operative config (weightless decoders such as a RAVE model file named in gin, whose sha256 is checked
+    the same way). The decoder is checked against the record (latent size, hop, sample rate)."""
     from audiogen.errors import ConfigError
     from audiogen.pipeline import load_pipeline
+    from audiogen.plugins import check_provenance
 
     base = None
-    if ckpt is None and meta is not None:
-        recorded = meta.get("checkpoint")
-        if recorded:
-            ckpt = Path(recorded["path"])
-            if not ckpt.exists():
-                raise ConfigError(f"the dataset's checkpoint {ckpt} no longer exists", fix="pass --ckpt")
-            if sha256_file(ckpt) != recorded["sha256"]:
-                raise ConfigError(f"the dataset's checkpoint {ckpt} has changed since the latents were made "
-                                  "(sha256 differs): its decoder would not match them",
-                                  fix="pass --ckpt with the checkpoint that encoded them")
+    ae = record.autoencoder if record is not None else None
+    if ckpt is None and ae is not None:
+        if ae.checkpoint:
+            ckpt = Path(ae.checkpoint["path"])
+            _check_unchanged(ckpt, ae.checkpoint.get("sha256"), "checkpoint", record.source, "pass --ckpt")
         else:
-            base = meta.get("operative_config")
+            base = ae.operative_config or None
+            check_provenance(ae.components, f"the autoencoder of {record.source}")
+        if ae.model:  # a pretrained model file (RAVE export) the config reads by path
+            _check_unchanged(Path(ae.model["path"]), ae.model.get("sha256"), "model file", record.source,
+                             "pass --gin/--bind naming the model file that encoded them")
     if ckpt is None and base is None and not gin_files and not bindings:
         raise ConfigError("these latents do not name the autoencoder that made them",
                           fix="pass --ckpt of the autoencoder (or --gin for a pretrained one)")
@@ -111,4 +113,17 @@ def decoder_pipeline(meta: dict | None, ckpt=None, gin_files=(), bindings=()):
         raise ConfigError("decoding needs an autoencoder whose decoder outputs audio; this pipeline "
                           + ("has no decoder" if pipe.decoder is None else "decodes to distribution parameters"),
                           fix="pass --ckpt of an autoencoder (e.g. trained with pipelines/conv_ae.gin)")
+    if record is not None:
+        record.check_decoder(pipe.decoder, str(ckpt) if ckpt is not None else "the given config")
     return pipe
+
+
+def _check_unchanged(path: Path, sha256: str | None, what: str, source: str, fix: str) -> None:
+    from audiogen.artifacts import sha256_file
+    from audiogen.errors import ConfigError
+
+    if not path.exists():
+        raise ConfigError(f"the {what} {path} named by {source} no longer exists", fix=fix)
+    if sha256 and sha256_file(path) != sha256:
+        raise ConfigError(f"the {what} {path} has changed since the latents in {source} were made (sha256 differs): "
+                          f"its decoder would not match them", fix=f"{fix}, or re-encode with the new one")

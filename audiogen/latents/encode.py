@@ -32,6 +32,7 @@ from audiogen.contracts import chunk_spans
 from audiogen.distributed import Ranks, launch
 from audiogen.errors import ArtifactError, AudioFileError, AudiogenError
 from audiogen.latents.dataset import FORMAT, VERSION, RunningStats
+from audiogen.latents.record import LatentRecord
 from audiogen.pipeline import encoder_info
 from audiogen.settings import AudioSettings, EncodeSettings
 
@@ -110,6 +111,8 @@ def _fingerprint(job: EncodeJob) -> dict:
     return {"files_sha256": h.hexdigest(), "num_files": len(job.files),
             "operative_config_sha256": hashlib.sha256(job.provenance.get("operative_config", "").encode()).hexdigest(),
             "checkpoint_sha256": (job.provenance.get("checkpoint") or {}).get("sha256"),
+            # a pretrained model file (RAVE export) changed between runs would mix two models' latents
+            "model_sha256": (encoder_info(job.encoder).get("encoder_info") or {}).get("model_sha256"),
             "audio": job.audio.as_dict(),
             # not devices/num_nodes/accelerator: a resume may run on another number of processes
             "settings": {k: getattr(job.settings, k) for k in ("shard_mb", "chunk_seconds", "dtype")}}
@@ -362,6 +365,7 @@ def _finish(job: EncodeJob, staging: Path, plan: list, failed: list[dict]) -> di
         "shards": [{"name": s["name"], "frames": s["frames"]} for s in kept],
         "files": files, "failed": failed,
     }
+    LatentRecord.from_meta(meta, job.out)  # what later stages read back: checked before it is written
     (staging / "job.json").unlink(missing_ok=True)
     atomic_write_json(staging / "meta.json", meta)
     (staging / "lock").unlink(missing_ok=True)

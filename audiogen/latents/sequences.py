@@ -68,6 +68,23 @@ def open_sequences(path: str | Path, **kwargs) -> LatentDataset:
     return NpySequences(path, **kwargs)
 
 
+def peek_latent_size(path: str | Path) -> int | None:
+    """The latent size of a dataset or .npy folder without opening it all (None when it cannot be told: opening it
+    then says why)."""
+    from audiogen.latents.dataset import read_meta
+    from audiogen.latents.record import LatentRecord
+
+    path = Path(path)
+    try:
+        if (path / "meta.json").exists():
+            return LatentRecord.from_meta(read_meta(path), path).latent_size
+        first = next(iter(sorted(path.rglob("*.npy"))), None) if path.is_dir() else path
+        a = np.load(first, mmap_mode="r", allow_pickle=False) if first else None
+        return int(a.shape[1]) if isinstance(a, np.ndarray) and a.ndim == 2 and a.shape[1] else None
+    except (ArtifactError, OSError, ValueError, EOFError):
+        return None
+
+
 def set_fixed_dims(ds: LatentDataset, dims: list[int]) -> None:
     """Leave ``dims`` unnormalised (mean 0, std 1), e.g. binary flags scored by a Bernoulli."""
     for d in dims:

@@ -293,13 +293,16 @@ class DiffWavePrior(Prior):
 
     # ---- training
 
-    def training_loss(self, x: Tensor, mask: Tensor | None = None, cond: Tensor | None = None) -> dict:
-        """Denoising loss at a random step per sequence: {"loss", "loss_l1", "loss_l2"[, "cond_scale",
-        "cond_scale_min"]}; masked frames (mask False) are excluded and their content is never seen."""
+    def training_loss(self, x: Tensor, mask: Tensor | None = None, cond: Tensor | None = None,
+                      t: Tensor | None = None) -> dict:
+        """Denoising loss at a random step per sequence (or at steps ``t``, (B,), as ``audiogen evaluate`` scores
+        each noise level): {"loss", "loss_l1", "loss_l2"[, "cond_scale", "cond_scale_min"]}; masked frames (mask
+        False) are excluded and their content is never seen."""
         self._check(x, mask, cond)
         if mask is not None and bool(mask.all()):
             mask = None  # the unmasked path is cheaper and equivalent
-        t = torch.randint(0, self.num_steps, (x.shape[0],), device=x.device)
+        if t is None:
+            t = torch.randint(0, self.num_steps, (x.shape[0],), device=x.device)
         abar = alpha_bars(self.betas)[t].to(x.dtype)[:, None, None]
         noise = torch.randn_like(x)
         x_t = abar.sqrt() * x + (1 - abar).sqrt() * noise

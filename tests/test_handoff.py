@@ -1,0 +1,306 @@
+"""The two-stage hand-off (encode -> latent dataset -> prior -> sample -> decode) as one checked record
+(``audiogen.latents.record``): every stage reads it, and every seam that used to go wrong silently is an error or a
+recorded, tested behaviour. Commands run in-process (``run_here``) on tiny models."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from conftest import run_here, write_tone
+from test_rave import CachedPadding1d, FakeRave, _export
+from torch import nn
+
+from audiogen.latents.record import LatentRecord
+
+TINY_PRIOR = ["priors.diffwave.residual_layers=2", "priors.diffwave.residual_channels=8",
+              "priors.diffwave.dilation_cycle=2", "priors.diffwave.sample_steps=4", "schedules.linear.steps=20",
+              "train.max_steps=2", "train.batch_size=2", "train_prior.crop_frames=8", "train.log_every=1",
+              "train.val_every=1"]
+
+
+def _binds(items) -> list[str]:
+    return [a for b in items for a in ("--bind", b)]
+
+
+def _fails(*args) -> str:
+    """Run a command expected to fail with a clean error (exit code 2, no traceback); returns its output."""
+    from click.testing import CliRunner
+
+    import gin
+    from audiogen.cli import cli
+
+    gin.clear_config()
+    res = CliRunner().invoke(cli, [str(a) for a in args])
+    gin.clear_config()
+    assert res.exit_code == 2, (res.exit_code, res.output, res.exception)
+    assert "Traceback" not in res.output
+    return res.output
+
+
+def _prior(lat: Path, run: Path, *extra: str) -> dict:
+    run_here("train-prior", "--gin", "pipelines/diffwave_latents.gin", *_binds(TINY_PRIOR), *extra, lat, "-o", run,
+             "--no-progress")
+    return torch.load(run / "model.ckpt", map_location="cpu", weights_only=True)
+
+
+# ------------------------------------------------------------------------------------------------- end to end
+def test_two_stage_on_rave_and_conv_ae(shared, tiny_run, corpus, tmp_path):
+    """encode -> train-prior (no LATENT_SIZE) -> sample -> decode, with the shared RAVE export (8 dims, hop 512)
+    and the Conv1d autoencoder (4 dims, hop 16), and what info/evaluate say about the prior run."""
+    ls = shared / "data" / "librispeech-100-mini"
+    speech = [ls / p for p in (ls / "train.txt").read_text().split()[:2]]
+    rave = shared / "models" / "rave-v2small-librispeech16k.ts"
+    cases = {"rave": (["--gin", "pipelines/rave_bridge.gin", "--bind", f"RAVE_MODEL='{rave}'"], speech, 8, 512),
+             "conv": (["--ckpt", tiny_run], [corpus / "train.txt"], 4, 16)}
+    for name, (autoencoder, inputs, size, hop) in cases.items():
+        lat, run, smp, dec = (tmp_path / f"{name}_{k}" for k in ("lat", "prior", "s", "d"))
+        run_here("encode", *autoencoder, *inputs, "-o", lat, "--no-progress")
+        rec = LatentRecord.from_meta(json.loads((lat / "meta.json").read_text()), lat)
+        assert (rec.latent_size, rec.hop) == (size, hop) and rec.autoencoder is not None
+        assert rec.autoencoder.components  # which plugin built each component
+        ck = _prior(lat, run)  # no --bind LATENT_SIZE: read from the dataset
+        prec = LatentRecord.from_prior({**ck, "path": str(run)})
+        assert prec.latent_size == size and prec.sample_rate == rec.sample_rate and prec.normalization
+        assert prec.autoencoder == rec.autoencoder
+        run_here("sample", run, "-n", "2", "--seconds", "0.5", "-o", smp)
+        out = json.loads((smp / "samples.json").read_text())
+        assert out["hop"] == hop and "drawn at random" in out["diagnostics"]["reference_audio"]["reference"]
+        y, sr = sf.read(smp / "sample_000.wav")
+        assert sr == rec.sample_rate and len(y) == rec.frames(0.5) * hop and np.isfinite(y).all()
+        run_here("decode", smp / "sample_001.npy", lat, "-o", dec, *(["--ckpt", tiny_run] if name == "conv" else
+                                                                      autoencoder))
+        assert (dec / "sample_001.wav").exists()
+        info = run_here("info", run, "--json").output
+        d = json.loads(info)
+        assert d["dataset"] == str(lat.resolve()) and d["sample_rate"] == rec.sample_rate and d["hop"] == hop
+        assert d["autoencoder"] and d["autoencoder"] != "None"
+        ev = run_here("evaluate", run, "--data", lat, "-o", tmp_path / f"{name}_ev").output
+        res = json.loads((tmp_path / f"{name}_ev" / "evaluation.json").read_text())
+        assert "denoising loss" in ev and len(res["levels"]) >= 4 and all(np.isfinite(r["loss"]) for r in res["levels"])
+
+
+def test_latent_size_given_and_different_is_refused(tiny_run, corpus, tmp_path):
+    lat = tmp_path / "lat"
+    run_here("encode", "--ckpt", tiny_run, corpus / "train.txt", "-o", lat, "--no-progress")
+    err = _fails("train-prior", "--gin", "pipelines/diffwave_latents.gin", *_binds(TINY_PRIOR),
+                 "--bind", "LATENT_SIZE=8", lat, "-o", tmp_path / "p")
+    assert "latent size 4" in err and "configured for 8" in err
+
+
+def test_evaluate_likelihood_prior_in_nats_and_bits(tiny_run, corpus, tmp_path):
+    """A diagonal Gaussian prior fitted by hand has a known held-out density: evaluate must report it."""
+    lat = tmp_path / "lat"
+    run_here("encode", "--ckpt", tiny_run, corpus / "train.txt", "-o", lat, "--no-progress")
+    run = tmp_path / "gauss"
+    run_here("train-prior", "--gin", "priors/diag_gaussian.gin", "--bind", "pipeline.prior=@priors.diag_gaussian()",
+             *_binds(["train.max_steps=3", "train.batch_size=2", "train_prior.crop_frames=8", "train.log_every=1",
+                      "train.val_every=1"]), lat, "-o", run, "--no-progress")
+    run_here("evaluate", run, "--data", lat, "-o", tmp_path / "ev")
+    res = json.loads((tmp_path / "ev" / "evaluation.json").read_text())
+    assert "density" in res["score"] and res["bits_per_frame"] == pytest.approx(res["nats_per_frame"] / np.log(2))
+    assert res["nats_per_dim"] == pytest.approx(res["nats_per_frame"] / 4)
+    # the same number from the prior itself: its log_prob of the normalised data, plus log std (change of variables)
+    from audiogen.latents.dataset import LatentDataset
+    from audiogen.pipeline import load_pipeline
+
+    ck = torch.load(run / "model.ckpt", map_location="cpu", weights_only=True)
+    pipe, _ = load_pipeline({**ck, "path": str(run)})
+    norm = ck["audiogen"]["dataset"]["normalization"]
+    ds = LatentDataset(lat)
+    mean, std = np.array(norm["mean"])[:, None], np.array(norm["std"])[:, None]
+    nats, frames = 0.0, 0
+    with torch.no_grad():
+        for i in range(len(ds)):
+            x = torch.from_numpy(((ds.sequence(i).T - mean) / std).astype(np.float32))[None]
+            nats -= float(pipe.prior.log_prob(x).log_prob.sum())
+            frames += x.shape[-1]
+    assert res["nats_per_frame"] == pytest.approx(nats / frames + np.log(std).sum(), rel=1e-4)
+    other = tmp_path / "other"  # latents of another autoencoder (8 dims) are refused, naming both sides
+    shutil.copytree(lat, other)
+    meta = json.loads((other / "meta.json").read_text())
+    meta["checkpoint"]["sha256"] = "0" * 64
+    (other / "meta.json").write_text(json.dumps(meta))
+    err = _fails("evaluate", run, "--data", other)
+    assert "different autoencoders" in err and str(other) in err
+    err = _fails("train-prior", "--gin", "pipelines/diffwave_latents.gin", *_binds(TINY_PRIOR), lat, "--valid", other,
+                 "-o", tmp_path / "p2")
+    assert "different autoencoders" in err and "validate on latents" in err
+
+
+def test_decoder_of_another_latent_size_is_refused(tiny_run, corpus, tmp_path):
+    lat = tmp_path / "lat"
+    run_here("encode", "--ckpt", tiny_run, corpus / "train.txt", "-o", lat, "--no-progress")
+    _prior(lat, tmp_path / "prior")
+    from conftest import TINY
+
+    wide = tmp_path / "wide"
+    binds = [b for b in TINY if not b.startswith("LATENT_SIZE")] + ["LATENT_SIZE=8"]
+    run_here("train", "--gin", "pipelines/conv_ae.gin", *_binds(binds), "--data", corpus / "train.txt",
+             "--valid", corpus / "valid.txt", "-o", wide,
+             "--no-progress")
+    err = _fails("sample", tmp_path / "prior", "-n", "1", "--seconds", "0.2", "--decoder-ckpt", wide,
+                 "-o", tmp_path / "s")
+    assert "latents of size 4" in err and "takes 8" in err and str(wide) in err
+
+
+# ------------------------------------------------------------------------------------------------- RAVE seams
+class DelayRave(nn.Module):
+    """A causal streaming export whose round trip is exact but late: latents are the hops of the signal, and decode
+    delays its output through a cached padding by ``delay`` samples, as cached convolutions do."""
+
+    def __init__(self, hop: int = 16, delay: int = 24):
+        super().__init__()
+        self.sr = 8000
+        self.hop = hop
+        self.delay = CachedPadding1d(1, delay)
+        self.register_buffer("encode_params", torch.tensor([1, 1, hop, hop]))
+        self.register_buffer("decode_params", torch.tensor([hop, hop, 1, 1]))
+
+    @torch.jit.export
+    def encode(self, x):
+        return x.reshape(x.shape[0], -1, self.hop).transpose(1, 2)
+
+    @torch.jit.export
+    def decode(self, z):
+        y = z.transpose(1, 2).reshape(z.shape[0], 1, -1)
+        return self.delay(y)[..., : y.shape[-1]]
+
+    def forward(self, x):
+        return self.decode(self.encode(x))
+
+
+def test_causal_latency_is_measured_compensated_and_recorded(tmp_path):
+    from audiogen.decoders.rave import RaveDecoder
+    from audiogen.encoders.rave import RaveEncoder
+
+    path = _export(DelayRave(), tmp_path / "delay.ts")
+    enc, dec = RaveEncoder(path), RaveDecoder(path)
+    assert enc.rave.causal() and enc.describe()["latency"] == 24 and dec.latency == 24
+    x = torch.rand(1, 1, 40 * 16) - 0.5
+    with torch.no_grad():
+        y = dec(enc(x))
+        late = RaveDecoder(path, compensate_latency=False)(enc(x))
+    assert torch.allclose(y, x, atol=1e-6)  # aligned, and the file's end is not cut
+    assert torch.allclose(late[..., 24:], x[..., :-24], atol=1e-6) and not torch.allclose(late, x)
+    lat = tmp_path / "lat"
+    run_here("encode", "--gin", "pipelines/rave_bridge.gin", "--bind", f"RAVE_MODEL='{path}'",
+             write_tone(tmp_path / "in" / "a.wav", 0.3, 8000), "-o", lat, "--no-progress")
+    rec = LatentRecord.from_meta(json.loads((lat / "meta.json").read_text()), lat)
+    assert rec.autoencoder.latency == 24 and "latency_samples: 24" in run_here("info", lat).output
+
+
+def test_streaming_export_mean_mode_encodes_are_byte_identical(tmp_path):
+    """The documented default ('auto': posterior mean) on a streaming export: two encodes give the same bytes."""
+    path = _export(FakeRave(streaming=True), tmp_path / "streaming.ts")
+    wavs = [write_tone(tmp_path / "in" / f"{i}.wav", 0.2 + 0.1 * i, 8000, 200.0 * (i + 1)) for i in range(2)]
+    shards = []
+    for k in range(2):
+        out = tmp_path / f"lat{k}"
+        run_here("encode", "--gin", "pipelines/rave_bridge.gin", "--bind", f"RAVE_MODEL='{path}'", *wavs, "-o", out,
+                 "--no-progress")
+        meta = json.loads((out / "meta.json").read_text())
+        assert meta["encoder_info"]["encoding_mode"] == "mean" and not meta["encoder_info"]["fell_back_to_sampling"]
+        shards.append((out / "shards" / "shard-00000.npy").read_bytes())
+    assert shards[0] == shards[1]
+
+
+def test_changed_rave_model_is_refused(tmp_path):
+    path = tmp_path / "model.ts"
+    _export(FakeRave(), path)
+    lat = tmp_path / "lat"
+    run_here("encode", "--gin", "pipelines/rave_bridge.gin", "--bind", f"RAVE_MODEL='{path}'",
+             write_tone(tmp_path / "in" / "a.wav", 0.3, 8000), "-o", lat, "--no-progress")
+    run_here("decode", lat, "-o", tmp_path / "ok")
+    other = FakeRave()
+    with torch.no_grad():
+        other.latent_mean += 1.0
+    _export(other, path)  # another model at the same path
+    err = _fails("decode", lat, "-o", tmp_path / "bad")
+    assert "has changed since the latents" in err and str(path) in err
+
+
+# ---------------------------------------------------------------------------------------------------- plugins
+def test_plugin_provenance_is_recorded_and_required(tiny_run, corpus, tmp_path):
+    """A prior whose noise schedule comes from a plugin records it; without the plugin, loading says which plugin
+    (and version) the run needs, not gin's unknown-name error."""
+    from audiogen.plugins import get_registry
+    from audiogen.schedules import LinearSchedule
+
+    class PluginSchedule(LinearSchedule):
+        """A linear schedule provided by a third-party plugin."""
+
+    reg = get_registry()
+    reg.plugins["handoff-schedules"] = "0.7"
+    reg.add("schedules", "handoff_linear", PluginSchedule, "handoff-schedules")
+    lat, run = tmp_path / "lat", tmp_path / "prior"
+    try:
+        run_here("encode", "--ckpt", tiny_run, corpus / "train.txt", "-o", lat, "--no-progress")
+        ck = _prior(lat, run, "--bind", "priors.diffwave.schedule=@schedules.handoff_linear()",
+                    "--bind", "schedules.handoff_linear.steps=20")
+        assert ck["audiogen"]["built_components"]["schedules.handoff_linear"] == \
+            {"plugin": "handoff-schedules", "version": "0.7"}
+    finally:
+        reg.components["schedules"].pop("handoff_linear", None)
+        reg.plugins.pop("handoff-schedules", None)
+    err = _fails("sample", run, "-n", "1", "--seconds", "0.2", "-o", tmp_path / "s")
+    assert "needs plugin 'handoff-schedules' (version 0.7)" in err and "schedules.handoff_linear" in err
+
+
+def test_decoding_a_one_file_shard_hands_torch_writable_arrays(tmp_path):
+    """A shard of one file is a read-only memory map; handing a view of it to torch printed "The given NumPy array
+    is not writable" (torch warns once per process, so the arrays themselves are checked)."""
+    from audiogen.latents.decode import iter_latents
+
+    path = _export(FakeRave(), tmp_path / "model.ts")
+    lat = tmp_path / "lat"
+    run_here("encode", "--gin", "pipelines/rave_bridge.gin", "--bind", f"RAVE_MODEL='{path}'",
+             write_tone(tmp_path / "in" / "a.wav", 0.3, 8000), "-o", lat, "--no-progress")
+    items = list(iter_latents([str(lat)]))
+    assert len(items) == 1 and all(z.flags.writeable for _, z, _ in items)
+
+
+def test_sample_reference_level_represents_the_dataset(tmp_path):
+    """A corpus whose first files are quiet: the reference level for the silent-decode check comes from a seeded
+    random subset (stated in samples.json), not from the first n files (which made it warn "13.7 dB louder" about
+    samples at the dataset's level). An exact autoencoder (DelayRave) makes decoded levels equal source levels."""
+    path = _export(DelayRave(), tmp_path / "exact.ts")
+    wavs = []
+    for i in range(10):
+        w = tmp_path / "in" / f"{i:02d}.wav"
+        write_tone(w, 0.3, 8000, 300.0 + 40 * i)
+        if i < 3:  # the first three files 40 dB quieter
+            x, sr = sf.read(w)
+            sf.write(w, 0.01 * x, sr)
+        wavs.append(w)
+    lat, run = tmp_path / "lat", tmp_path / "prior"
+    run_here("encode", "--gin", "pipelines/rave_bridge.gin", "--bind", f"RAVE_MODEL='{path}'", *wavs, "-o", lat,
+             "--no-progress")
+    _prior(lat, run)
+    run_here("sample", run, "-n", "2", "--seconds", "0.2", "-o", tmp_path / "s")
+    ref = json.loads((tmp_path / "s" / "samples.json").read_text())["diagnostics"]["reference_audio"]
+    level = 20 * np.log10(np.sqrt(np.mean([np.mean(sf.read(w)[0] ** 2) for w in wavs])))
+    assert len(ref["files"]) == 8 and "seed 0" in ref["reference"]
+    assert abs(ref["rms_dbfs"] - level) < 2.0, (ref["rms_dbfs"], level)  # the first two files: about -40 dB off
+
+
+def test_damaged_record_names_the_file(tiny_run, corpus, tmp_path):
+    from audiogen.errors import ArtifactError
+
+    lat = tmp_path / "lat"
+    run_here("encode", "--ckpt", tiny_run, corpus / "train.txt", "-o", lat, "--no-progress")
+    meta = json.loads((lat / "meta.json").read_text())
+    for key, value, what in [("hop", "512", "hop"), ("sample_rate", None, "sample_rate"),
+                             ("checkpoint", {"path": 3}, "checkpoint")]:
+        with pytest.raises(ArtifactError, match=what) as e:
+            LatentRecord.from_meta({**meta, key: value}, lat / "meta.json")
+        assert str(lat / "meta.json") in str(e.value)
+    bad = tmp_path / "bad"
+    shutil.copytree(lat, bad)
+    (bad / "meta.json").write_text(json.dumps({**meta, "hop": 0}))
+    assert "hop" in _fails("decode", bad, "-o", tmp_path / "d")
