@@ -241,7 +241,9 @@ def decode(gin_files, bindings, ckpt, latents, out) -> None:
     )
     from audiogen.settings import audio_settings_for
 
-    pipe = decoder_pipeline(dataset_meta(list(latents)), ckpt, gin_files, bindings)
+    datasets = [Path(p) / "meta.json" for p in latents if Path(p).is_dir()]
+    pipe = decoder_pipeline(dataset_meta(list(latents)), ckpt, gin_files, bindings,
+                            source=str(datasets[0]) if datasets else "a latent dataset")
     sr = audio_settings_for(pipe.decoder, "decoder").sample_rate
     written = decode_to_files(pipe.decoder, iter_latents(list(latents), pipe.decoder.latent_size), out, sr)
     click.echo(f"wrote {len(written)} wav files to {out}")

@@ -111,7 +111,7 @@ def sample_prior(ck: dict, out: Path, n: int, seconds: float | None, frames: int
         from audiogen.latents.dataset import LatentDataset
         from audiogen.latents.decode import decoder_pipeline
 
-        dec = decoder_pipeline(meta, decoder_ckpt).decoder
+        dec = decoder_pipeline(meta, decoder_ckpt, source=f"the dataset meta recorded in {ckpt_path}").decoder
         with torch.no_grad():
             audio = [dec(torch.from_numpy(zi)[None])[0, 0].numpy() for zi in z]
             for name, a in zip(names, audio):

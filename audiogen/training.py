@@ -237,7 +237,7 @@ def start_run(out: Path, gin_files: list[str], bindings: list[str], example: str
         logging.getLogger(noisy).setLevel(logging.WARNING)
     writable_folder(out, "run folder")  # before anything is built: a clean error, not a traceback later
     last = out / "checkpoints" / "last.ckpt"
-    base = None
+    base, base_source = None, f"checkpoint {last}"
     if last.exists():
         from audiogen.artifacts import load_checkpoint
 
@@ -245,7 +245,7 @@ def start_run(out: Path, gin_files: list[str], bindings: list[str], example: str
         log.info("resuming from %s", last)
     elif not gin_files and not bindings:
         raise ConfigError("no configuration given", fix=f"pass --gin {example}")
-    config.parse(gin_files, bindings, base=base)
+    config.parse(gin_files, bindings, base=base, base_source=base_source)
     s = train_settings()
     # checked here, before the run's file index is written: the samplers share each global batch over the ranks
     devices, num_nodes = resolve_shape(s.devices, s.num_nodes, "train")

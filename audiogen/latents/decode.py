@@ -82,10 +82,11 @@ def dataset_meta(inputs: list[str]) -> dict | None:
     return None
 
 
-def decoder_pipeline(meta: dict | None, ckpt=None, gin_files=(), bindings=()):
+def decoder_pipeline(meta: dict | None, ckpt=None, gin_files=(), bindings=(), source: str = "a latent dataset"):
     """The autoencoder pipeline whose decoder turns these latents into audio: ``ckpt`` if given, else the
     checkpoint recorded in the dataset's meta (refused if it changed since: its decoder would not match), else
-    the meta's operative config (weightless decoders such as a RAVE model file named in gin)."""
+    the meta's operative config (weightless decoders such as a RAVE model file named in gin). ``source`` names
+    where ``meta`` was read, for errors."""
     from audiogen.artifacts import sha256_file
     from audiogen.errors import ConfigError
     from audiogen.pipeline import load_pipeline
@@ -106,7 +107,7 @@ def decoder_pipeline(meta: dict | None, ckpt=None, gin_files=(), bindings=()):
     if ckpt is None and base is None and not gin_files and not bindings:
         raise ConfigError("these latents do not name the autoencoder that made them",
                           fix="pass --ckpt of the autoencoder (or --gin for a pretrained one)")
-    pipe, _ = load_pipeline(ckpt, gin_files, bindings, base=base)
+    pipe, _ = load_pipeline(ckpt, gin_files, bindings, base=base, base_source=source)
     if pipe.decoder is None or pipe.latent_model is not None or pipe.decoder.out_channels != 1:
         raise ConfigError("decoding needs an autoencoder whose decoder outputs audio; this pipeline "
                           + ("has no decoder" if pipe.decoder is None else "decodes to distribution parameters"),
