@@ -243,6 +243,15 @@ def build_pipeline() -> Pipeline:
         raise ConfigError(f"cannot build the pipeline: {msg}", fix="check the gin files and --bind values") from None
 
 
+def refuse_untrained(component, role: str) -> None:
+    """Built from a config without a checkpoint, a component with weights would run with random ones: refused,
+    unless it is marked ``pretrained`` (it loaded its weights itself, e.g. a RAVE export or a pretrained CPC)."""
+    weights = sum(p.numel() for p in component.parameters())
+    if weights and not getattr(component, "pretrained", False):
+        raise ConfigError(f"{role} {getattr(component, 'audiogen_component', type(component).__name__)} has "
+                          f"{weights} untrained weights", fix="pass --ckpt with a model trained by `audiogen train`")
+
+
 def load_pipeline(ckpt_path=None, gin_files=(), bindings=(), base: str | None = None,
                   base_source: str = "an artifact"):
     """Build the gin-configured pipeline, optionally from a checkpoint (a path, or one already read by
