@@ -16,7 +16,13 @@ from audiogen.latents.dataset import collate_latents
 from audiogen.latents.sequences import open_sequences, set_fixed_dims
 from audiogen.pipeline import build_pipeline
 from audiogen.settings import prior_settings
-from audiogen.training import AudiogenModule, batch_loader, fit, start_run
+from audiogen.training import (
+    AudiogenModule,
+    batch_loader,
+    fit,
+    locks_run_folder,
+    start_run,
+)
 
 log = logging.getLogger("audiogen")
 
@@ -50,6 +56,7 @@ def dataset_summary(ds, normalize: bool) -> dict:
             "normalization": {"mean": ds.mean.tolist(), "std": ds.std.tolist()} if normalize else None}
 
 
+@locks_run_folder
 def train_prior(data: str, out: Path, gin_files: list[str], bindings: list[str], valid: str | None = None,
                 progress: bool = True) -> Path:
     out = Path(out)
