@@ -185,7 +185,8 @@ def check_stored(text: str, source: str) -> None:
     lines = text.splitlines()
 
     def refuse(line_num: int, what: str):
-        line = lines[line_num - 1].strip() if 0 < line_num <= len(lines) else ""
+        line_num = min(line_num, len(lines))  # an unclosed bracket is reported past the last line
+        line = lines[line_num - 1].strip() if line_num > 0 else ""
         return ArtifactError(f"the operative config stored in {source} {what} (line {line_num}: {line})",
                              fix="stored configs may only bind audiogen configurables and installed plugin "
                                  "components; do not use an artifact that was edited or made by another tool "
@@ -212,7 +213,8 @@ def check_stored(text: str, source: str) -> None:
     except (SyntaxError, ValueError, tokenize.TokenError) as exc:
         where = exc.args[1] if isinstance(exc, tokenize.TokenError) and len(exc.args) > 1 else None
         line_num = getattr(exc, "lineno", None) or (where[0] if isinstance(where, tuple) else 0)
-        raise refuse(line_num, f"is not valid gin ({str(exc).splitlines()[0]})") from None
+        detail = exc.args[0] if isinstance(exc, tokenize.TokenError) else (str(exc).splitlines() or [""])[0]
+        raise refuse(line_num, f"is not valid gin ({detail})") from None
 
 
 def parse(gin_files: Sequence[str] = (), bindings: Sequence[str] = (), base: str | None = None,

@@ -73,6 +73,12 @@ def test_sources_that_leave_the_output_are_refused(tmp_path, dataset):
     msg = _refused("decode", _edited(dataset, tmp_path / "rel", relative), "-o", out)
     assert "files[0]" in msg and "some/relative.wav" in msg and not _wavs(out), msg
 
+    def nul(meta):
+        meta["files"][2]["source"] = meta["files"][2]["source"] + "\0.wav"
+
+    msg = _refused("decode", _edited(dataset, tmp_path / "nul", nul), "-o", out)
+    assert "files[2]" in msg and not _wavs(out), msg
+
 
 def test_names_that_would_collide_are_made_unique(tmp_path, dataset):
     def same_stem(meta):
