@@ -79,6 +79,12 @@ def test_sources_that_leave_the_output_are_refused(tmp_path, dataset):
     msg = _refused("decode", _edited(dataset, tmp_path / "nul", nul), "-o", out)
     assert "files[2]" in msg and not _wavs(out), msg
 
+    def root(meta):
+        meta["files"][1]["source"] = "/"
+
+    msg = _refused("decode", _edited(dataset, tmp_path / "root", root), "-o", out)
+    assert "files[1]" in msg and not _wavs(out), msg
+
 
 def test_names_that_would_collide_are_made_unique(tmp_path, dataset):
     def same_stem(meta):

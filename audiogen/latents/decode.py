@@ -75,7 +75,7 @@ def _dataset_items(ds: LatentDataset):
     for f in ds.files:
         src, samples = f.get("source"), f.get("samples")
         pure = PurePath(src) if isinstance(src, str) and src else None
-        if pure is None or not pure.is_absolute() or ".." in pure.parts or "\0" in src:
+        if pure is None or not pure.is_absolute() or not pure.name or ".." in pure.parts or "\0" in src:
             raise ArtifactError(f"{meta_path}: files[{position[id(f)]}].source is {src!r}; decoded files are named "
                                 "after their absolute source paths, which may not contain '..'",
                                 fix="re-encode the dataset with `audiogen encode`")
