@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import platform
+import socket
 import uuid
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,119 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=1, sort_keys=False) + "\n")
+
+
+def take_lock(folder: Path, what: str) -> Path:
+    """Take ``folder/lock`` ("PID HOST") for the one writer of ``folder`` (``what``: "encode", "training run").
+
+    The lock appears with its content in one step (a filled temporary file hard-linked into place), so another
+    process never reads an empty lock and takes it for a stale one. A lock from a dead process on this host is
+    taken over (renamed away first, so two processes cannot both take over the same stale lock); one from another
+    host (a shared file system) cannot be checked, so it is refused with the way out."""
+    lock = Path(folder) / "lock"
+    host = socket.gethostname()
+    mine = f"{os.getpid()} {host}"
+    for _ in range(3):
+        if _create_filled(lock, mine):
+            return lock
+        try:
+            held = lock.read_text()
+        except FileNotFoundError:  # released meanwhile: try again
+            continue
+        pid_text, _, owner = held.strip().partition(" ")
+        pid = int(pid_text) if pid_text.isdigit() else 0
+        if pid and owner and owner != host:
+            raise ArtifactError(f"another {what} (pid {pid} on {owner}) is writing {folder}",
+                                fix=f"wait for it to finish, or if no {what} runs there any more, delete {lock}")
+        if pid and _alive(pid):
+            raise ArtifactError(f"another {what} (pid {pid}) is writing {folder}",
+                                fix="wait for it to finish, or choose another output folder")
+        _remove_stale(lock, held, what, folder)
+    raise ArtifactError(f"another {what} keeps taking the lock of {folder}", fix="wait for it to finish")
+
+
+def _create_filled(lock: Path, text: str) -> bool:
+    tmp = lock.with_name(f".{lock.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp.write_text(text)
+    try:
+        os.link(tmp, lock)  # fails if the lock exists; never leaves it empty
+        return True
+    except FileExistsError:
+        return False
+    except OSError:  # a file system without hard links: exclusive create, then fill
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            return False
+        os.write(fd, text.encode())
+        os.close(fd)
+        return True
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _remove_stale(lock: Path, held: str, what: str, folder: Path) -> None:
+    grave = lock.with_name(f".{lock.name}.stale.{os.getpid()}.{uuid.uuid4().hex[:8]}")
+    try:
+        os.rename(lock, grave)
+    except FileNotFoundError:  # another process took it over first
+        return
+    if grave.read_text() != held:  # a live process's fresh lock replaced the stale one meanwhile: give it back
+        with contextlib.suppress(OSError):
+            os.link(grave, lock)
+        grave.unlink(missing_ok=True)
+        raise ArtifactError(f"another {what} is writing {folder}", fix="wait for it to finish")
+    grave.unlink(missing_ok=True)
+
+
+def release_lock(lock: Path) -> None:
+    """Remove ``lock`` if this process holds it (never another writer's)."""
+    with contextlib.suppress(OSError):
+        if lock.read_text().strip().partition(" ")[0] == str(os.getpid()):
+            lock.unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def folder_lock(folder: Path, what: str, hold: bool = True):
+    """``take_lock`` for the duration of the block (nothing when ``hold`` is False: the other ranks of a
+    distributed job work under rank 0's lock). Folders created for the lock are removed again if the block
+    leaves them empty (a run refused on its configuration leaves no empty folder)."""
+    if not hold:
+        yield None
+        return
+    folder = Path(folder)
+    top = folder
+    while not top.parent.exists() and top.parent != top.parent.parent:
+        top = top.parent
+    created = not top.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = take_lock(folder, what)
+    try:
+        yield lock
+    finally:
+        release_lock(lock)
+        if created:
+            for d in (folder, *folder.parents):
+                if d == top.parent or not _rmdir_if_empty(d):
+                    break
+
+
+def _rmdir_if_empty(d: Path) -> bool:
+    try:
+        d.rmdir()
+        return True
+    except OSError:
+        return False
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:

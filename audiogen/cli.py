@@ -186,7 +186,7 @@ def encode(gin_files, bindings, ckpt, inputs, out, strict, overwrite, no_progres
     from audiogen.audio.io import expand_inputs
     from audiogen.errors import ConfigError
     from audiogen.latents.encode import EncodeJob, run_encode
-    from audiogen.pipeline import describe_pipeline, load_pipeline
+    from audiogen.pipeline import describe_pipeline, load_pipeline, refuse_untrained
     from audiogen.settings import audio_settings_for, encode_settings
 
     files = expand_inputs(list(inputs))  # missing inputs fail before anything is built or written
@@ -196,10 +196,8 @@ def encode(gin_files, bindings, ckpt, inputs, out, strict, overwrite, no_progres
                           + ("has no encoder" if pipe.encoder is None else "is a temporal VAE (its encoder reads "
                              "coded audio and feeds the latent model)"),
                           fix="pass --ckpt of an autoencoder (e.g. trained with pipelines/conv_ae.gin)")
-    trainable = sum(p.numel() for p in pipe.encoder.parameters())
-    if ck is None and trainable and not getattr(pipe.encoder, "pretrained", False):
-        raise ConfigError(f"encoder {pipe.encoder.audiogen_component} has {trainable} untrained weights",
-                          fix="pass --ckpt with a model trained by `audiogen train`")
+    if ck is None:
+        refuse_untrained(pipe.encoder, "encoder")
     audio = audio_settings_for(pipe.encoder, "encoder")
     from audiogen.artifacts import sha256_file
 

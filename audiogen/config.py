@@ -6,6 +6,11 @@ registered by plugins. A name found in two folders of the same rank is an error 
 
 Layering when an artifact is reused: its saved operative config first, then ``--gin`` files in order, then
 ``--bind`` strings in order (later wins).
+
+A saved operative config comes from an artifact someone else may have made, so it is data, not code: it is read
+statement by statement without executing anything (``check_stored``) and parsed only if every binding and reference
+names an audiogen configurable or an installed plugin component. ``--gin`` files and ``--bind`` strings are the
+user's own and keep full gin (imports included).
 """
 
 from __future__ import annotations
@@ -14,12 +19,14 @@ import difflib
 import logging
 import os
 import re
+import tokenize
 from pathlib import Path
 from typing import Sequence
 
 import gin
-from audiogen.errors import AudiogenError, ConfigError
+from audiogen.errors import ArtifactError, AudiogenError, ConfigError
 from audiogen.plugins import get_registry
+from gin import config_parser
 
 GIN_PATH_ENV = "AUDIOGEN_GIN_PATH"
 
@@ -173,12 +180,80 @@ def _add_search_paths() -> None:
                 gin.add_config_file_search_path(str(d))
 
 
+class _References(config_parser.ParserDelegate):
+    """Records each ``@reference`` met inside a value (lists and dicts nest) with its line; builds nothing."""
+
+    def __init__(self):
+        self.parser: config_parser.ConfigParser | None = None
+        self.found: list[tuple[str, int]] = []
+
+    def configurable_reference(self, scoped_configurable_name, evaluate):
+        self.found.append((scoped_configurable_name, self.parser.current_token.start[0]))
+
+    def macro(self, macro_name):  # %NAME reads a value bound in the same config: data
+        return None
+
+
+def _allowed(selector: str) -> bool:
+    """An audiogen configurable (settings, pipeline, objectives, anneal.*) or a registered plugin component."""
+    try:
+        match = gin.config._REGISTRY.get_match(selector)
+    except KeyError:  # ambiguous: gin would refuse it too
+        return False
+    if match is None:
+        return False
+    components = {c.gin_name for kind in get_registry().components.values() for c in kind.values()}
+    return match.selector in components or match.module in CORE_CONFIGURABLES + ("anneal",)
+
+
+def check_stored(text: str, source: str) -> None:
+    """Refuse a stored operative config that is more than bindings of allow-listed configurables and macros:
+    imports (dynamic registration included), includes, and selectors or references outside the allow-list are an
+    ArtifactError naming ``source`` and the line. Nothing in ``text`` is executed."""
+    lines = text.splitlines()
+
+    def refuse(line_num: int, what: str):
+        line_num = min(line_num, len(lines))  # an unclosed bracket is reported past the last line
+        line = lines[line_num - 1].strip() if line_num > 0 else ""
+        return ArtifactError(f"the operative config stored in {source} {what} (line {line_num}: {line})",
+                             fix="stored configs may only bind audiogen configurables and installed plugin "
+                                 "components; do not use an artifact that was edited or made by another tool "
+                                 "(a config you trust can be passed as a file with --gin)")
+
+    refs = _References()
+    try:
+        parser = config_parser.ConfigParser(text, refs)
+        refs.parser = parser
+        for st in parser:
+            if isinstance(st, config_parser.ImportStatement):
+                raise refuse(st.location.line_num, "imports code")
+            if isinstance(st, config_parser.IncludeStatement):
+                raise refuse(st.location.line_num, "includes another file")
+            macro = isinstance(st, config_parser.BindingStatement) and not st.arg_name
+            if not macro and not _allowed(st.selector):
+                raise refuse(st.location.line_num, f"binds '{st.selector}', which is not an audiogen configurable "
+                                                   "or an installed plugin component")
+            for name, line_num in refs.found:
+                if not _allowed(name.rsplit("/", 1)[-1]):
+                    raise refuse(line_num, f"references '@{name}', which is not an audiogen configurable or an "
+                                           "installed plugin component")
+            refs.found.clear()
+    except (SyntaxError, ValueError, tokenize.TokenError) as exc:
+        where = exc.args[1] if isinstance(exc, tokenize.TokenError) and len(exc.args) > 1 else None
+        line_num = getattr(exc, "lineno", None) or (where[0] if isinstance(where, tuple) else 0)
+        detail = exc.args[0] if isinstance(exc, tokenize.TokenError) else (str(exc).splitlines() or [""])[0]
+        raise refuse(line_num, f"is not valid gin ({detail})") from None
+
+
 def parse(gin_files: Sequence[str] = (), bindings: Sequence[str] = (), base: str | None = None,
-          clear: bool = True) -> None:
-    """Load plugins, then parse ``base`` (a saved operative config), the files, and the bindings."""
+          clear: bool = True, base_source: str = "an artifact") -> None:
+    """Load plugins, then parse ``base`` (a saved operative config, read from ``base_source``; checked first by
+    ``check_stored``), the files, and the bindings."""
     get_registry().check()  # plugins load (and register configurables) before gin parses
     _import_core()
     _add_search_paths()
+    if base:
+        check_stored(base, base_source)
     if clear:
         gin.clear_config()
     with gin.unlock_config():
@@ -186,7 +261,7 @@ def parse(gin_files: Sequence[str] = (), bindings: Sequence[str] = (), base: str
             try:
                 gin.parse_config(base)
             except Exception as exc:
-                raise _explain(exc, "the saved operative config") from None
+                raise _explain(exc, f"the operative config stored in {base_source}") from None
         for name in gin_files:
             path = resolve(name)
             try:

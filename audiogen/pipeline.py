@@ -249,10 +249,21 @@ def build_pipeline() -> Pipeline:
         raise ConfigError(f"cannot build the pipeline: {msg}", fix="check the gin files and --bind values") from None
 
 
-def load_pipeline(ckpt_path=None, gin_files=(), bindings=(), base: str | None = None):
+def refuse_untrained(component, role: str) -> None:
+    """Built from a config without a checkpoint, a component with weights would run with random ones: refused,
+    unless it is marked ``pretrained`` (it loaded its weights itself, e.g. a RAVE export or a pretrained CPC)."""
+    weights = sum(p.numel() for p in component.parameters())
+    if weights and not getattr(component, "pretrained", False):
+        raise ConfigError(f"{role} {getattr(component, 'audiogen_component', type(component).__name__)} has "
+                          f"{weights} untrained weights", fix="pass --ckpt with a model trained by `audiogen train`")
+
+
+def load_pipeline(ckpt_path=None, gin_files=(), bindings=(), base: str | None = None,
+                  base_source: str = "an artifact"):
     """Build the gin-configured pipeline, optionally from a checkpoint (a path, or one already read by
     ``load_checkpoint``; its operative config is parsed first, then ``gin_files`` and ``bindings``, then its weights
-    are loaded). Returns (pipeline, checkpoint or None)."""
+    are loaded), or from ``base``, an operative config stored in ``base_source``. Returns (pipeline, checkpoint or
+    None)."""
     from audiogen import config
     from audiogen.artifacts import (
         load_checkpoint,
@@ -264,11 +275,11 @@ def load_pipeline(ckpt_path=None, gin_files=(), bindings=(), base: str | None = 
     if ckpt is not None:
         from audiogen.plugins import check_provenance
 
-        base = ckpt["audiogen"]["operative_config"]
+        base, base_source = ckpt["audiogen"]["operative_config"], f"checkpoint {ckpt['path']}"
         check_provenance(ckpt["audiogen"].get("built_components"), f"this run ({ckpt['path']})")
     if base is None and not gin_files and not bindings:
         raise ConfigError("nothing to build the pipeline from", fix="pass --ckpt RUN/model.ckpt or --gin CONFIG")
-    config.parse(list(gin_files), list(bindings), base=base)
+    config.parse(list(gin_files), list(bindings), base=base, base_source=base_source)
     with weights_from_checkpoint() if ckpt is not None else contextlib.nullcontext():
         pipe = build_pipeline()
     if ckpt is not None:

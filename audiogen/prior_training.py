@@ -19,7 +19,13 @@ from audiogen.latents.dataset import collate_latents
 from audiogen.latents.sequences import open_sequences, peek_latent_size, set_fixed_dims
 from audiogen.pipeline import build_pipeline
 from audiogen.settings import prior_settings
-from audiogen.training import AudiogenModule, batch_loader, fit, start_run
+from audiogen.training import (
+    AudiogenModule,
+    batch_loader,
+    fit,
+    locks_run_folder,
+    start_run,
+)
 
 log = logging.getLogger("audiogen")
 
@@ -73,6 +79,7 @@ def check_plugin_prior(prior) -> None:
                           "audiogen.contracts.check_prior; see the plugin guide, docs/plugins.md)") from None
 
 
+@locks_run_folder
 def train_prior(data: str, out: Path, gin_files: list[str], bindings: list[str], valid: str | None = None,
                 progress: bool = True) -> Path:
     out = Path(out)

@@ -46,7 +46,8 @@ def reconstruct_files(pipe, ckpt: dict, files: list[Path], out: Path, audio, mea
     for f in files:
         x = load_audio(f, sample_rate, channels=audio.channels, resample=audio.resample)
         wave = torch.from_numpy(x)[None, None]
-        y = pipe.vae_reconstruct(wave, mean=mean) if pipe.latent_model is not None else pipe.reconstruct(wave)
+        with torch.no_grad():  # an autoencoder's reconstruct() is also its training forward
+            y = pipe.vae_reconstruct(wave, mean=mean) if pipe.latent_model is not None else pipe.reconstruct(wave)
         y = y[0, 0].numpy()
         paths.append(save_audio(out / f"{Path(f).stem}.wav", y, sample_rate))
         if len(pairs) < 4:

@@ -26,6 +26,7 @@ from audiogen.artifacts import (
     CHECKPOINT_FORMAT,
     CHECKPOINT_VERSION,
     atomic_write_text,
+    folder_lock,
     versions,
 )
 from audiogen.audio.dataset import (
@@ -36,7 +37,7 @@ from audiogen.audio.dataset import (
 )
 from audiogen.audio.manifest import run_index
 from audiogen.checkpoint_io import AtomicCheckpointIO, writable_folder, write_failure
-from audiogen.distributed import rank_share, resolve_shape, split_batch
+from audiogen.distributed import is_main_process, rank_share, resolve_shape, split_batch
 from audiogen.errors import ConfigError, TrainingDiverged
 from audiogen.pipeline import Pipeline, build_pipeline, describe_pipeline
 from audiogen.settings import (
@@ -230,6 +231,17 @@ def batch_loader(ds, batch_size: int, seed: int, workers: int, collate_fn, train
                       generator=torch.Generator().manual_seed(seed))
 
 
+def locks_run_folder(fn):
+    """``fn(data, out, ...)`` run holding ``out/lock``: a second `train` or `train-prior` on the same run folder is
+    refused while the first runs (rank 0 holds the lock for every rank of a distributed run)."""
+    @functools.wraps(fn)
+    def run(data, out, *args, **kwargs):
+        writable_folder(Path(out), "run folder")  # a clean error before the lock's folder is made
+        with folder_lock(Path(out), "training run", hold=is_main_process()):
+            return fn(data, out, *args, **kwargs)
+    return run
+
+
 def start_run(out: Path, gin_files: list[str], bindings: list[str], example: str) -> tuple[Path, TrainSettings]:
     """Parse the run's config (a resumed run's saved config first), set threads and seeds; returns
     (``checkpoints/last.ckpt``, train settings). ``example`` is the gin file suggested when none is given."""
@@ -237,7 +249,7 @@ def start_run(out: Path, gin_files: list[str], bindings: list[str], example: str
         logging.getLogger(noisy).setLevel(logging.WARNING)
     writable_folder(out, "run folder")  # before anything is built: a clean error, not a traceback later
     last = out / "checkpoints" / "last.ckpt"
-    base = None
+    base, base_source = None, f"checkpoint {last}"
     if last.exists():
         from audiogen.artifacts import load_checkpoint
 
@@ -245,7 +257,7 @@ def start_run(out: Path, gin_files: list[str], bindings: list[str], example: str
         log.info("resuming from %s", last)
     elif not gin_files and not bindings:
         raise ConfigError("no configuration given", fix=f"pass --gin {example}")
-    config.parse(gin_files, bindings, base=base)
+    config.parse(gin_files, bindings, base=base, base_source=base_source)
     s = train_settings()
     # checked here, before the run's file index is written: the samplers share each global batch over the ranks
     devices, num_nodes = resolve_shape(s.devices, s.num_nodes, "train")
@@ -256,6 +268,7 @@ def start_run(out: Path, gin_files: list[str], bindings: list[str], example: str
     return last, s
 
 
+@locks_run_folder
 def train(data: list[str], out: Path, gin_files: list[str], bindings: list[str], valid: list[str] | None = None,
           progress: bool = True) -> Path:
     """Train the gin-configured pipeline; returns the path of ``model.ckpt``."""

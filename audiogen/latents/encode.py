@@ -16,7 +16,6 @@ import json
 import math
 import os
 import shutil
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -26,7 +25,13 @@ import torch
 from tqdm.auto import tqdm
 
 from audiogen import errors
-from audiogen.artifacts import atomic_write_bytes, atomic_write_json, versions
+from audiogen.artifacts import (
+    atomic_write_bytes,
+    atomic_write_json,
+    release_lock,
+    take_lock,
+    versions,
+)
 from audiogen.audio.io import AudioInfo, check_policy, frames_at_rate, load_audio, probe
 from audiogen.contracts import chunk_spans
 from audiogen.distributed import Ranks, launch
@@ -64,44 +69,6 @@ def _release_freed_memory() -> None:
 
 
 _LIBC = None
-
-
-def _lock(staging: Path) -> Path:
-    """Take ``staging/lock`` ("PID HOST"). One per job: the other ranks of a distributed encode work under rank 0's
-    lock. A lock from a dead process on this host is taken over; one from another host (a shared file system)
-    cannot be checked, so it is refused with the way out."""
-    lock = staging / "lock"
-    host = socket.gethostname()
-    try:
-        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-    except FileExistsError:
-        try:
-            pid_text, _, owner = lock.read_text().strip().partition(" ")
-            pid = int(pid_text or 0)
-        except (OSError, ValueError):
-            pid, owner = 0, ""
-        if pid and owner and owner != host:
-            raise ArtifactError(f"another encode (pid {pid} on {owner}) is writing {staging}",
-                                fix=f"wait for it to finish, or if no encode runs there any more, delete {lock}") \
-                from None
-        if pid and _alive(pid):
-            raise ArtifactError(f"another encode (pid {pid}) is writing {staging}",
-                                fix="wait for it to finish, or choose another output folder") from None
-        lock.unlink(missing_ok=True)  # stale lock from a killed run
-        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-    os.write(fd, f"{os.getpid()} {host}".encode())
-    os.close(fd)
-    return lock
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
 
 
 def _fingerprint(job: EncodeJob) -> dict:
@@ -194,7 +161,7 @@ def run_encode(job: EncodeJob, ranks: Ranks | None = None) -> dict | None:
         meta = _agree(ranks, _writing(staging, lambda: _finish(job, staging, plan, failed)), share=False)
     except BaseException as exc:
         if ranks.rank == 0:
-            (staging / "lock").unlink(missing_ok=True)
+            release_lock(staging / "lock")
             # A clean error (bad input under --strict, nothing encodable) leaves nothing behind; an interruption
             # keeps finished shards so that re-running resumes.
             if isinstance(exc, AudiogenError) and created:
@@ -255,7 +222,7 @@ def _open_staging(job: EncodeJob, staging: Path) -> bool:
     except OSError as exc:
         raise ArtifactError(f"cannot create output folder {staging} ({exc.strerror})",
                             fix="choose a writable location for -o") from None
-    _lock(staging)  # rank 0 holds it for all the ranks of this job
+    take_lock(staging, "encode")  # rank 0 holds it for all the ranks of this job
     return created
 
 
@@ -368,8 +335,9 @@ def _finish(job: EncodeJob, staging: Path, plan: list, failed: list[dict]) -> di
     LatentRecord.from_meta(meta, job.out)  # what later stages read back: checked before it is written
     (staging / "job.json").unlink(missing_ok=True)
     atomic_write_json(staging / "meta.json", meta)
-    (staging / "lock").unlink(missing_ok=True)
     out = job.out
+    # renamed with the lock inside, released after: until OUT/meta.json exists, OUT.partial stays locked, so a
+    # second encode can never take it over between the unlock and the rename
     if out.exists():
         trash = out.with_name(f".{out.name}.old-{os.getpid()}")
         os.replace(out, trash)
@@ -377,4 +345,5 @@ def _finish(job: EncodeJob, staging: Path, plan: list, failed: list[dict]) -> di
         shutil.rmtree(trash, ignore_errors=True)
     else:
         os.replace(staging, out)
+    release_lock(out / "lock")
     return meta

@@ -1,0 +1,167 @@
+"""Artifacts are data: a stored operative config (checkpoint, meta.json, a run's last.ckpt) never runs code.
+
+Each attack is a real artifact edited the way an attacker would; the marker file the payload writes proves whether
+it ran. Commands run in-process (the same click path as the console script); two go through the console script.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import numpy as np
+import pytest
+import torch
+from conftest import run_cli, write_tone
+
+from audiogen import config
+from audiogen.errors import ArtifactError
+
+IMPORT_LINE = "import subprocess"
+
+
+def _payload(marker: Path) -> str:
+    """Dynamic registration: the pipeline's objective becomes subprocess.run, which touches ``marker``."""
+    return ("from __gin__ import dynamic_registration\n" + IMPORT_LINE + "\nimport audiogen.pipeline\n"
+            "audiogen.pipeline.Pipeline.objective = @subprocess.run()\n"
+            f"subprocess.run.args = ['touch', '{marker}']\n")
+
+
+def _cli(*args) -> None:
+    from audiogen.cli import cli
+
+    cli.main(args=[str(a) for a in args], prog_name="audiogen", standalone_mode=False)
+
+
+def _refused(*args) -> str:
+    with pytest.raises(click.ClickException) as err:
+        _cli(*args)
+    assert err.value.exit_code == 2
+    return err.value.message
+
+
+def _evil_checkpoint(src: Path, dst: Path, text: str) -> Path:
+    ck = torch.load(src, map_location="cpu", weights_only=True)
+    ck["audiogen"]["operative_config"] = ck["audiogen"]["operative_config"] + "\n" + text
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(ck, dst)
+    return dst
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory, tiny_run, corpus) -> Path:
+    lat = tmp_path_factory.mktemp("trust") / "lat"
+    _cli("encode", "--ckpt", tiny_run, corpus / "train.txt", "-o", lat, "--no-progress")
+    return lat
+
+
+def _evil_dataset(src: Path, dst: Path, text: str) -> Path:
+    """A copy of the dataset whose meta names no checkpoint and carries ``text`` in its operative config."""
+    import shutil
+
+    shutil.copytree(src, dst)
+    meta = json.loads((dst / "meta.json").read_text())
+    meta["checkpoint"] = None
+    meta["operative_config"] += "\n" + text
+    (dst / "meta.json").write_text(json.dumps(meta))
+    return dst
+
+
+def _commands(evil: Path, tmp: Path, corpus: Path) -> dict[str, list]:
+    wav = sorted(corpus.rglob("*.wav"))[0]
+    npy = tmp / "z.npy"
+    np.save(npy, np.zeros((4, 8), np.float32))
+    return {
+        "encode": ["encode", "--ckpt", evil, corpus / "train.txt", "-o", tmp / "lat", "--no-progress"],
+        "decode": ["decode", "--ckpt", evil, npy, "-o", tmp / "dec"],
+        "sample": ["sample", evil, "-n", "1", "--seconds", "0.1", "-o", tmp / "samples"],
+        "evaluate": ["evaluate", evil, "--data", wav, "--no-progress"],
+        "reconstruct": ["reconstruct", evil, wav, "-o", tmp / "rec"],
+        "explore": ["explore", "interpolate", "--ckpt", evil, wav, wav, "--steps", "2", "-o", tmp / "exp"],
+    }
+
+
+@pytest.mark.parametrize("command", ["encode", "decode", "sample", "evaluate", "reconstruct", "explore"])
+def test_checkpoint_config_never_runs_code(command, tmp_path, tiny_run, corpus):
+    marker = tmp_path / "MARKER"
+    evil = _evil_checkpoint(tiny_run / "model.ckpt", tmp_path / "evil.ckpt", _payload(marker))
+    msg = _refused(*_commands(evil, tmp_path, corpus)[command])
+    assert not marker.exists(), "the stored config ran code"
+    assert str(evil) in msg and "dynamic_registration" in msg and "line" in msg, msg
+    assert not (tmp_path / "lat").exists() and not (tmp_path / "dec").exists()
+
+
+def test_dataset_config_never_runs_code(tmp_path, dataset, capfd):
+    marker = tmp_path / "MARKER"
+    evil = _evil_dataset(dataset, tmp_path / "evil", _payload(marker))
+    msg = _refused("decode", evil, "-o", tmp_path / "dec")
+    assert not marker.exists() and str(evil / "meta.json") in msg and "dynamic_registration" in msg, msg
+    # `import this` prints the Zen of Python when it runs
+    zen = _evil_dataset(dataset, tmp_path / "zen", "import this")
+    msg = _refused("decode", zen, "-o", tmp_path / "dec")
+    assert "import this" in msg and "line" in msg, msg
+    assert "Beautiful is better" not in capfd.readouterr().out
+
+
+def test_resumed_run_config_never_runs_code(tmp_path, tiny_run, corpus):
+    """`train` re-parses checkpoints/last.ckpt when it resumes a run folder."""
+    marker, run = tmp_path / "MARKER", tmp_path / "run"
+    last = _evil_checkpoint(tiny_run / "model.ckpt", run / "checkpoints" / "last.ckpt", _payload(marker))
+    msg = _refused("train", "--data", corpus / "train.txt", "-o", run, "--no-progress")
+    assert not marker.exists() and str(last) in msg, msg
+
+
+def test_console_script_refuses_stored_code(tmp_path, tiny_run, dataset, corpus):
+    marker = tmp_path / "MARKER"
+    evil = _evil_checkpoint(tiny_run / "model.ckpt", tmp_path / "evil.ckpt", _payload(marker))
+    proc = run_cli("encode", "--ckpt", evil, corpus / "train.txt", "-o", tmp_path / "lat", check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert str(evil) in proc.stderr and not marker.exists()
+    ds = _evil_dataset(dataset, tmp_path / "evil_ds", "import os")
+    proc = run_cli("decode", ds, "-o", tmp_path / "dec", check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and "import os" in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("text, words", [
+    ("import os", ["import os", "line 2"]),
+    ("from __gin__ import dynamic_registration", ["dynamic_registration"]),
+    ("include '/etc/some.gin'", ["include", "/etc/some.gin"]),
+    ("pipeline.objective = @gin.singleton()", ["gin.singleton"]),
+    ("gin.constant.value = 1", ["gin.constant"]),
+    ("X = [1, {'a': @subprocess.run()}]", ["subprocess.run"]),
+    ("nothing.here.x = 1", ["nothing.here"]),
+    ("audio.sample_rate = (", ["not valid gin"]),
+])
+def test_stored_config_refusals_name_the_line(text, words):
+    stored = "LATENT_SIZE = 4\n" + text + "\n"
+    with pytest.raises(ArtifactError) as err:
+        config.parse(base=stored, base_source="checkpoint /x/model.ckpt")
+    msg = str(err.value)
+    assert "/x/model.ckpt" in msg and all(w in msg for w in words), msg
+
+
+def test_shipped_configs_pass_as_stored_configs():
+    """Everything the shipped pipelines bind (a superset of what an operative config records) is allow-listed:
+    scoped references, macros, anneal schedules, components of every kind."""
+    import gin
+
+    for path in sorted((config.packaged_config_dir() / "pipelines").glob("*.gin")):
+        config.parse([str(path)])
+        text = gin.config_str()
+        config.parse(base=text, base_source=str(path))  # raises if anything were refused
+
+
+def test_user_gin_files_keep_full_gin(tmp_path):
+    """--gin files are the user's own code: imports stay allowed there."""
+    g = tmp_path / "mine.gin"
+    g.write_text("import math\nLATENT_SIZE = 4\n")
+    config.parse([str(g)])
+
+
+def test_untouched_artifacts_still_load(tmp_path, tiny_run, dataset):
+    write_tone(tmp_path / "a.wav", 0.2)
+    _cli("reconstruct", tiny_run, tmp_path / "a.wav", "-o", tmp_path / "rec")
+    _cli("decode", dataset, "-o", tmp_path / "dec")
+    assert list((tmp_path / "dec").rglob("*.wav"))
+
