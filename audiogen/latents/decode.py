@@ -220,7 +220,7 @@ def dataset_record(inputs: list[str]) -> LatentRecord | None:
     """The record of the first latent dataset among the inputs (it names the decoder to use)."""
     for inp in inputs:
         if Path(inp).is_dir():
-            return LatentRecord.from_meta(read_meta(inp), inp)
+            return LatentRecord.from_meta(read_meta(inp), Path(inp) / "meta.json")
     return None
 
 
