@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shlex
 import sys
 import time
@@ -16,6 +17,9 @@ from audiogen import __version__
 from audiogen.errors import AudiogenError
 
 log = logging.getLogger("audiogen")
+
+
+_GIN_CALL = re.compile(r"\n\s*In call to configurable '[^']*' \(<[^>]*>\)")
 
 
 class UserError(click.ClickException):
@@ -49,7 +53,8 @@ class AudiogenGroup(click.Group):
         try:
             return super().invoke(ctx)
         except AudiogenError as exc:
-            raise UserError(str(exc)) from None
+            # gin appends "In call to configurable 'x' (<function ...>)" to errors raised in a configurable
+            raise UserError(_GIN_CALL.sub("", str(exc))) from None
 
 
 def gin_options(f):

@@ -14,6 +14,7 @@ import difflib
 import logging
 import os
 import re
+import tokenize
 from pathlib import Path
 from typing import Sequence
 
@@ -22,6 +23,10 @@ from audiogen.errors import ConfigError
 from audiogen.plugins import get_registry
 
 GIN_PATH_ENV = "AUDIOGEN_GIN_PATH"
+
+# What gin raises for a malformed file or binding: its own parse errors (SyntaxError), unknown names (ValueError,
+# KeyError), an unclosed bracket (tokenize.TokenError), an `import` of a missing module (ImportError).
+_GIN_ERRORS = (ValueError, KeyError, SyntaxError, TypeError, tokenize.TokenError, ImportError)
 
 
 def _quiet_gin_search(record: logging.LogRecord) -> bool:
@@ -94,6 +99,9 @@ _NO_PARAMETER = re.compile(r"Configurable '([\w.]+)' doesn't have a parameter na
 
 def _explain(exc: Exception, source: str) -> ConfigError:
     """Turn gin's error into one that lists close matches."""
+    if isinstance(exc, tokenize.TokenError):  # str() is a tuple repr: ('EOF in multi-line statement', (2, 0))
+        return ConfigError(f"unclosed bracket or quote in {source} ({exc.args[0]})",
+                           fix="close every [, ( and { and every quote")
     text = str(exc)
     first = text.splitlines()[0] if text else type(exc).__name__
     where = "\n  ".join(text.splitlines()[1:])
@@ -163,12 +171,12 @@ def parse(gin_files: Sequence[str] = (), bindings: Sequence[str] = (), base: str
             path = resolve(name)
             try:
                 gin.parse_config_file(str(path))
-            except (ValueError, KeyError, SyntaxError, TypeError, IOError) as exc:
+            except (*_GIN_ERRORS, OSError) as exc:
                 raise _explain(exc, f"gin file {path}") from None
         for b in bindings:
             try:
                 gin.parse_config(b)
-            except (ValueError, KeyError, SyntaxError, TypeError) as exc:
+            except _GIN_ERRORS as exc:
                 raise _explain(exc, f"binding {b!r}") from None
 
 
