@@ -527,7 +527,7 @@ def reconstruct(gin_files, bindings, ckpt, inputs, out, mean, seed) -> None:
 
 # ------------------------------------------------------------------------------------------------------------- info
 @cli.command()
-@click.argument("path", type=click.Path(path_type=Path, exists=True))
+@click.argument("path", type=click.Path(path_type=Path))  # describe() names an interrupted encode or a missing path
 @click.option("--json", "as_json", is_flag=True)
 def info(path: Path, as_json: bool) -> None:
     """Describe a latent dataset or checkpoint from its recorded metadata."""

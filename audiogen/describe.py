@@ -9,6 +9,8 @@ from audiogen.errors import ArtifactError
 
 def describe(path: Path) -> dict:
     path = Path(path)
+    if not path.exists() and not path.with_name(path.name + ".partial").exists():
+        raise ArtifactError(f"{path} does not exist", fix="pass a latent dataset folder or a checkpoint")
     if path.is_dir() and (path / "meta.json").exists() or path.name == "meta.json" or \
             path.with_name(path.name + ".partial").exists():
         return _dataset(path)

@@ -77,7 +77,8 @@ def decode_to_files(decoder: torch.nn.Module, items, out: Path, sample_rate: int
 def dataset_meta(inputs: list[str]) -> dict | None:
     """The meta of the first latent dataset among the inputs (it names the decoder to use)."""
     for inp in inputs:
-        if Path(inp).is_dir():
+        p = Path(inp)
+        if p.is_dir() or p.with_name(p.name + ".partial").is_dir():  # read_meta names an interrupted encode
             return read_meta(inp)
     return None
 
