@@ -161,7 +161,8 @@ def train_prior(gin_files, bindings, data, valid, out, no_progress) -> None:
 @click.option("--ckpt", type=click.Path(path_type=Path), help="Trained pipeline (run folder or .ckpt).")
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--out", type=click.Path(path_type=Path), required=True, help="Latent dataset folder.")
-@click.option("--strict", is_flag=True, help="Fail on the first unreadable file instead of listing it.")
+@click.option("--strict", is_flag=True, help="Fail, listing every unreadable, truncated or clipped file (without it unreadable "
+              "files are skipped, the others encoded; all are recorded in meta.json).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing dataset at OUT.")
 @click.option("--no-progress", is_flag=True)
 def encode(gin_files, bindings, ckpt, inputs, out, strict, overwrite, no_progress) -> None:
@@ -173,7 +174,8 @@ def encode(gin_files, bindings, ckpt, inputs, out, strict, overwrite, no_progres
     from audiogen.pipeline import describe_pipeline, load_pipeline
     from audiogen.settings import audio_settings_for, encode_settings
 
-    files = expand_inputs(list(inputs))  # missing inputs fail before anything is built or written
+    missing: list[dict] = []  # list entries that do not exist: skipped and recorded like unreadable files
+    files = expand_inputs(list(inputs), missing)  # missing inputs fail before anything is built or written
     pipe, ck = load_pipeline(ckpt, gin_files, bindings)
     if pipe.encoder is None or pipe.latent_model is not None:
         raise ConfigError("encode needs an autoencoder pipeline; this one "
@@ -194,7 +196,7 @@ def encode(gin_files, bindings, ckpt, inputs, out, strict, overwrite, no_progres
         "operative_config": config.operative_config(),
     }
     job = EncodeJob(pipe.encoder, files, out, audio, encode_settings(), meta_prov, strict=strict,
-                    overwrite=overwrite, progress=not no_progress)
+                    overwrite=overwrite, progress=not no_progress, failed=missing)
     t0 = time.perf_counter()
     meta = run_encode(job)
     if meta is None:  # another rank of a distributed encode: rank 0 reports
@@ -202,6 +204,9 @@ def encode(gin_files, bindings, ckpt, inputs, out, strict, overwrite, no_progres
     secs = time.perf_counter() - t0
     click.echo(f"encoded {meta['num_files']} files ({meta['total_seconds']:.1f} s of audio, "
                f"{meta['total_frames']} frames of {meta['latent_size']} dims) into {out} in {secs:.1f} s")
+    for e in meta["files"]:
+        for w in e.get("warnings", ()):
+            click.echo(f"warning: {e['source']}: {w}", err=True)
     if meta["failed"]:
         click.echo(f"{len(meta['failed'])} files could not be read:", err=True)
         for e in meta["failed"]:
@@ -212,21 +217,29 @@ def encode(gin_files, bindings, ckpt, inputs, out, strict, overwrite, no_progres
 @cli.command()
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--out", type=click.Path(path_type=Path), required=True, help="Manifest CSV to write.")
-@click.option("--strict", is_flag=True, help="Fail on the first unreadable file instead of listing it.")
+@click.option("--strict", is_flag=True, help="Fail, listing every unreadable or truncated file, instead of skipping "
+              "them.")
 def index(inputs, out, strict) -> None:
     """Write a manifest CSV (path, frames, sample_rate, channels, subtype) of audio inputs. Every command takes it as
     an input list; training opens it without listing folders or probing files."""
-    from audiogen.audio.io import index_inputs
+    from audiogen.audio.io import bad_files_error, index_inputs
     from audiogen.audio.manifest import write_manifest
 
     failed: list[dict] = []
-    infos = index_inputs(list(inputs), failed=None if strict else failed)
+    infos = index_inputs(list(inputs), failed=failed)  # every input probed: --strict lists all bad ones
+    if strict:  # a truncated copy fails as encode --strict fails it
+        failed += [{"source": str(i.path), "reason": f"{i.path}: {w}"} for i in infos for w in i.warnings]
+        if failed:
+            raise bad_files_error(failed)
     if not infos:
         raise AudiogenError("no input file could be read:\n  " + "\n  ".join(e["reason"] for e in failed[:5]))
     write_manifest(out, infos)
     click.echo(f"indexed {len(infos)} files ({sum(i.duration for i in infos):.1f} s of audio) into {out}")
     for e in failed:
         click.echo(f"skipped: {e['reason']}", err=True)
+    for i in infos:
+        for w in i.warnings:
+            click.echo(f"warning: {i.path}: {w}", err=True)
 
 
 # ----------------------------------------------------------------------------------------------------------- decode
@@ -540,6 +553,9 @@ def info(path: Path, as_json: bool) -> None:
         for k, v in d.items():
             if k == "operative_config":
                 click.echo(f"{k}:\n" + "\n".join("    " + ln for ln in v.splitlines() if ln and not ln.startswith("#")))
+            elif k in ("failed_files", "warnings"):
+                if v:
+                    click.echo(f"{k}:\n" + "\n".join("  - " + "\n    ".join(str(e).splitlines()) for e in v))
             else:
                 click.echo(f"{k}: {v}")
 

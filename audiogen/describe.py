@@ -31,6 +31,10 @@ def _dataset(path: Path) -> dict:
         "sample_rate": m["sample_rate"], "hop": m["hop"], "frame_rate": m["frame_rate"],
         "latent_size": m["latent_size"], "dtype": m["dtype"],
         "files": m["num_files"], "failed": len(m["failed"]), "shards": len(m["shards"]),
+        # why each file was left out, and what was wrong with files that were encoded anyway
+        "failed_files": [str(e.get("reason", e)) if isinstance(e, dict) else str(e) for e in m["failed"]],
+        "warnings": [f"{f.get('source')}: {w}" for f in m["files"] if isinstance(f, dict)
+                     for w in (f.get("warnings") or ())],
         "total_seconds": round(m["total_seconds"], 2), "total_frames": m["total_frames"],
         "latent_mean_range": [round(min(s["mean"]), 4), round(max(s["mean"]), 4)],
         "latent_std_range": [round(min(s["std"]), 4), round(max(s["std"]), 4)],

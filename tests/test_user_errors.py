@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_here, write_tone
+from conftest import run_failing, run_here, write_tone
 
 AE = ["--gin", "pipelines/conv_ae.gin"]
 PRIOR = ["--gin", "pipelines/vrnn_latents.gin", "--bind", "DZ=4", "--bind", "HIDDEN=8", "--bind", "MIXTURE=2",
@@ -182,21 +182,6 @@ def lat(tmp_path_factory, tiny_run, corpus) -> Path:
     out = tmp_path_factory.mktemp("lat") / "lat"
     run_here("encode", "--ckpt", tiny_run, corpus / "train.txt", "-o", out, "--no-progress")
     return out
-
-
-def run_failing(*args) -> str:
-    """Run a command in-process that must fail cleanly; returns its output (message)."""
-    from click.testing import CliRunner
-
-    import gin
-    from audiogen.cli import cli
-
-    gin.clear_config()
-    res = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
-    gin.clear_config()
-    assert res.exit_code == 2, f"exit code {res.exit_code}:\n{res.output}"
-    assert "Traceback" not in res.output
-    return res.output
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
