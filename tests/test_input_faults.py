@@ -104,6 +104,9 @@ def test_missing_list_entry_is_skipped_and_recorded(tmp_path, tiny_run):
     assert "line 2" in meta["failed"][0]["reason"]
     text = run_failing("encode", "--ckpt", tiny_run, lst, "-o", tmp_path / "strict", "--strict")
     assert "gone.wav" in text and "line 2" in text
+    lst.write_text("gone.wav\nalso_gone.wav\n")  # nothing left: both named, not "no audio files found"
+    text = run_failing("encode", "--ckpt", tiny_run, lst, "-o", tmp_path / "none")
+    assert "gone.wav" in text and "also_gone.wav" in text and "2 input files" in text
     # `info` shows why
     res = run_here("info", out)
     assert "gone.wav" in res.output and "does not exist" in res.output

@@ -88,6 +88,12 @@ class W:
         return p
 
     @cached_property
+    def binary_gin(self) -> Path:
+        p = self.tmp / "binary.gin"
+        p.write_bytes(bytes(range(256)) * 4)
+        return p
+
+    @cached_property
     def labels(self) -> Path:
         p = self.tmp / "labels.csv"
         p.write_text("path,speaker\n" + "".join(f"{f},s{i % 2}\n" for i, f in enumerate(sorted(
@@ -126,12 +132,20 @@ CASES = [
      lambda w: ["train.max_minutes", "'5'"]),
     ("train-sample_rate-str", lambda w: [*_train(w), "--bind", "audio.sample_rate='16k'"],
      lambda w: ["audio.sample_rate", "'16k'"]),
+    ("train-max_steps-bool", lambda w: [*_train(w), "--bind", "train.max_steps=True"],
+     lambda w: ["train.max_steps", "True", "bool"]),
+    ("train-unclosed-quote", lambda w: [*_train(w), "--bind", "train.lr='1"], lambda w: ["train.lr='1"]),
+    ("train-sample_rate-zero", lambda w: [*_train(w), "--bind", "audio.sample_rate=0"],
+     lambda w: ["audio.sample_rate", "0"]),
+    ("train-binary-gin", lambda w: [*_train(w), "--gin", w.binary_gin], lambda w: [w.binary_gin]),
     ("train-prior-max_steps-str", lambda w: ["train-prior", *PRIOR, "--bind", "train.max_steps='x'", w.lat, "-o",
                                              w.out], lambda w: ["train.max_steps", "'x'"]),
     ("train-prior-unclosed-bind", lambda w: ["train-prior", *PRIOR, "--bind", "DZ=(4", w.lat, "-o", w.out],
      lambda w: ["DZ=(4", "unclosed"]),
     ("encode-shard_mb-str", lambda w: ["encode", "--ckpt", w.run, "--bind", "encode.shard_mb='64'", w.wav, "-o",
                                        w.out], lambda w: ["encode.shard_mb", "'64'"]),
+    ("encode-chunk-zero", lambda w: ["encode", "--ckpt", w.run, "--bind", "encode.chunk_seconds=0", w.wav, "-o",
+                                     w.out], lambda w: ["encode.chunk_seconds", "0"]),
     ("encode-unclosed-bind", lambda w: ["encode", "--ckpt", w.run, "--bind", "audio.sample_rate=(1", w.wav, "-o",
                                         w.out], lambda w: ["audio.sample_rate=(1", "unclosed"]),
     ("decode-unclosed-gin", lambda w: [*_decode(w), "--gin", w.unclosed_gin], lambda w: [w.unclosed_gin]),

@@ -396,6 +396,8 @@ def _expand(inputs: str | os.PathLike | Iterable[str | os.PathLike],
 
     for p in inputs:
         visit(p, None, ())
+    if not found and missing:  # every listed entry is missing: say which, not "no audio files"
+        raise bad_files_error(missing, None)
     if not found:
         names = ", ".join(str(p) for p in inputs) or "(no inputs)"
         raise AudioFileError(f"no audio files found in {names}; supported extensions are "
@@ -446,4 +448,4 @@ def bad_files_error(failed: list[dict], skip_hint: str | None = "drop --strict t
         return AudioFileError(failed[0]["reason"])
     lines = "\n  ".join(e["reason"].splitlines()[0] for e in failed)
     return AudioFileError(f"{len(failed)} input files cannot be used:\n  {lines}",
-                          fix="re-export or remove these files" + (f", or {skip_hint}" if skip_hint else ""))
+                          fix="repair or remove these inputs" + (f", or {skip_hint}" if skip_hint else ""))
