@@ -441,7 +441,8 @@ def index_inputs(inputs: str | os.PathLike | Iterable[str | os.PathLike],
     return infos
 
 
-def bad_files_error(failed: list[dict], skip_hint: str | None = "drop --strict to skip them") -> AudioFileError:
+def bad_files_error(failed: list[dict],
+                    skip_hint: str | None = "drop --strict to go on (each is recorded with its reason)") -> AudioFileError:
     """One error for every bad input (``{"source", "reason"}``): a single one as it is, several listed by their
     first lines."""
     if len(failed) == 1:
