@@ -70,7 +70,9 @@ def take_lock(folder: Path, what: str) -> Path:
                                 fix=f"wait for it to finish, or if no {what} runs there any more, delete {lock}")
         if pid and _alive(pid):
             raise ArtifactError(f"another {what} (pid {pid}) is writing {folder}",
-                                fix="wait for it to finish, or choose another output folder")
+                                fix=f"wait for it to finish, or choose another output folder; if pid {pid} is no "
+                                    f"audiogen {what} (a crashed run's pid reused by another program), delete "
+                                    f"{lock} and re-run")
         _remove_stale(lock, held, what, folder)
     raise ArtifactError(f"another {what} keeps taking the lock of {folder}", fix="wait for it to finish")
 
@@ -206,8 +208,14 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise ArtifactError(f"cannot read checkpoint {path} ({type(exc).__name__}: {str(exc).splitlines()[0]})",
-                            fix="checkpoints are loaded with weights_only=True; use a checkpoint written by audiogen") from None
+        if path.name == "last.ckpt" and path.parent.name == "checkpoints":  # a run's resume point, torn or damaged
+            fix = f"restore {path} from a backup, or delete it to start the run again from step 0"
+        else:
+            fix = ("copy the file again (it may be truncated); checkpoints are loaded with weights_only=True, so "
+                   "only checkpoints written by audiogen load")
+        detail = (str(exc).splitlines() or [""])[0].split(". ")[0]  # torch's own advice follows the first sentence
+        why = "empty (0 bytes)" if path.stat().st_size == 0 else f"{type(exc).__name__}: {detail}"
+        raise ArtifactError(f"cannot read checkpoint {path} ({why})", fix=fix) from None
     meta = ckpt.get("audiogen") if isinstance(ckpt, dict) else None
     if not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT:
         raise ArtifactError(f"{path} is not an audiogen checkpoint (no 'audiogen' metadata)")

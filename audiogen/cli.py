@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shlex
 import sys
 import time
@@ -16,6 +17,9 @@ from audiogen import __version__
 from audiogen.errors import AudiogenError
 
 log = logging.getLogger("audiogen")
+
+
+_GIN_CALL = re.compile(r"\n\s*In call to configurable '[^']*' \(<[^>]*>\)")
 
 
 class UserError(click.ClickException):
@@ -49,7 +53,8 @@ class AudiogenGroup(click.Group):
         try:
             return super().invoke(ctx)
         except AudiogenError as exc:
-            raise UserError(str(exc)) from None
+            # gin appends "In call to configurable 'x' (<function ...>)" to errors raised in a configurable
+            raise UserError(_GIN_CALL.sub("", str(exc))) from None
 
 
 def gin_options(f):
@@ -177,7 +182,8 @@ def train_prior(gin_files, bindings, data, valid, out, no_progress) -> None:
 @click.option("--ckpt", type=click.Path(path_type=Path), help="Trained pipeline (run folder or .ckpt).")
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--out", type=click.Path(path_type=Path), required=True, help="Latent dataset folder.")
-@click.option("--strict", is_flag=True, help="Fail on the first unreadable file instead of listing it.")
+@click.option("--strict", is_flag=True, help="Fail, listing every unreadable, truncated or clipped file (without it unreadable "
+              "files are skipped, the others encoded; all are recorded in meta.json).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing dataset at OUT.")
 @click.option("--no-progress", is_flag=True)
 def encode(gin_files, bindings, ckpt, inputs, out, strict, overwrite, no_progress) -> None:
@@ -189,7 +195,8 @@ def encode(gin_files, bindings, ckpt, inputs, out, strict, overwrite, no_progres
     from audiogen.pipeline import describe_pipeline, load_pipeline, refuse_untrained
     from audiogen.settings import audio_settings_for, encode_settings
 
-    files = expand_inputs(list(inputs))  # missing inputs fail before anything is built or written
+    missing: list[dict] = []  # list entries that do not exist: skipped and recorded like unreadable files
+    files = expand_inputs(list(inputs), missing)  # missing inputs fail before anything is built or written
     pipe, ck = load_pipeline(ckpt, gin_files, bindings)
     if pipe.encoder is None or pipe.latent_model is not None:
         raise ConfigError("encode needs an autoencoder pipeline; this one "
@@ -209,7 +216,7 @@ def encode(gin_files, bindings, ckpt, inputs, out, strict, overwrite, no_progres
         "operative_config": config.operative_config(),
     }
     job = EncodeJob(pipe.encoder, files, out, audio, encode_settings(), meta_prov, strict=strict,
-                    overwrite=overwrite, progress=not no_progress)
+                    overwrite=overwrite, progress=not no_progress, failed=missing)
     t0 = time.perf_counter()
     meta = run_encode(job)
     if meta is None:  # another rank of a distributed encode: rank 0 reports
@@ -224,6 +231,9 @@ def encode(gin_files, bindings, ckpt, inputs, out, strict, overwrite, no_progres
     if rec.autoencoder and rec.autoencoder.latency:
         click.echo(f"the autoencoder's output lags its input by {rec.autoencoder.latency} samples (causal model): "
                    "decode compensates it", err=True)
+    for e in meta["files"]:
+        for w in e.get("warnings", ()):
+            click.echo(f"warning: {e['source']}: {w}", err=True)
     if meta["failed"]:
         click.echo(f"{len(meta['failed'])} files could not be read:", err=True)
         for e in meta["failed"]:
@@ -234,21 +244,29 @@ def encode(gin_files, bindings, ckpt, inputs, out, strict, overwrite, no_progres
 @cli.command()
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--out", type=click.Path(path_type=Path), required=True, help="Manifest CSV to write.")
-@click.option("--strict", is_flag=True, help="Fail on the first unreadable file instead of listing it.")
+@click.option("--strict", is_flag=True, help="Fail, listing every unreadable or truncated file, instead of skipping "
+              "them.")
 def index(inputs, out, strict) -> None:
     """Write a manifest CSV (path, frames, sample_rate, channels, subtype) of audio inputs. Every command takes it as
     an input list; training opens it without listing folders or probing files."""
-    from audiogen.audio.io import index_inputs
+    from audiogen.audio.io import bad_files_error, index_inputs
     from audiogen.audio.manifest import write_manifest
 
     failed: list[dict] = []
-    infos = index_inputs(list(inputs), failed=None if strict else failed)
+    infos = index_inputs(list(inputs), failed=failed)  # every input probed: --strict lists all bad ones
+    if strict:  # a truncated copy fails as encode --strict fails it
+        failed += [{"source": str(i.path), "reason": f"{i.path}: {w}"} for i in infos for w in i.warnings]
+        if failed:
+            raise bad_files_error(failed)
     if not infos:
         raise AudiogenError("no input file could be read:\n  " + "\n  ".join(e["reason"] for e in failed[:5]))
     write_manifest(out, infos)
     click.echo(f"indexed {len(infos)} files ({sum(i.duration for i in infos):.1f} s of audio) into {out}")
     for e in failed:
         click.echo(f"skipped: {e['reason']}", err=True)
+    for i in infos:
+        for w in i.warnings:
+            click.echo(f"warning: {i.path}: {w}", err=True)
 
 
 # ----------------------------------------------------------------------------------------------------------- decode
@@ -570,7 +588,7 @@ def reconstruct(gin_files, bindings, ckpt, inputs, out, mean, seed) -> None:
 
 # ------------------------------------------------------------------------------------------------------------- info
 @cli.command()
-@click.argument("path", type=click.Path(path_type=Path, exists=True))
+@click.argument("path", type=click.Path(path_type=Path))  # describe() names an interrupted encode or a missing path
 @click.option("--json", "as_json", is_flag=True)
 def info(path: Path, as_json: bool) -> None:
     """Describe a latent dataset or checkpoint from its recorded metadata."""
@@ -583,6 +601,9 @@ def info(path: Path, as_json: bool) -> None:
         for k, v in d.items():
             if k == "operative_config":
                 click.echo(f"{k}:\n" + "\n".join("    " + ln for ln in v.splitlines() if ln and not ln.startswith("#")))
+            elif k in ("failed_files", "warnings"):
+                if v:
+                    click.echo(f"{k}:\n" + "\n".join("  - " + "\n    ".join(str(e).splitlines()) for e in v))
             else:
                 click.echo(f"{k}: {v}")
 

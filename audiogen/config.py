@@ -30,6 +30,10 @@ from gin import config_parser
 
 GIN_PATH_ENV = "AUDIOGEN_GIN_PATH"
 
+# What gin raises for a malformed file or binding: its own parse errors (SyntaxError), unknown names (ValueError,
+# KeyError), an unclosed bracket (tokenize.TokenError), an `import` of a missing module (ImportError).
+_GIN_ERRORS = (ValueError, KeyError, SyntaxError, TypeError, tokenize.TokenError, ImportError)
+
 
 def _quiet_gin_search(record: logging.LogRecord) -> bool:
     """gin logs every folder it tries for an include on the root logger; only real failures matter (we raise)."""
@@ -120,6 +124,9 @@ _NO_INCLUDE = re.compile(r"Unable to open file: (.+?)\. Searched config paths")
 
 def _explain(exc: Exception, source: str) -> AudiogenError:
     """Turn gin's error into one that lists close matches."""
+    if isinstance(exc, tokenize.TokenError):  # str() is a tuple repr: ('EOF in multi-line statement', (2, 0))
+        return ConfigError(f"unclosed bracket or quote in {source} ({exc.args[0]})",
+                           fix="close every [, ( and { and every quote")
     text = str(exc)
     first = text.splitlines()[0] if text else type(exc).__name__
     where = "\n  ".join(text.splitlines()[1:])
@@ -266,12 +273,12 @@ def parse(gin_files: Sequence[str] = (), bindings: Sequence[str] = (), base: str
             path = resolve(name)
             try:
                 gin.parse_config_file(str(path))
-            except (ValueError, KeyError, SyntaxError, TypeError, IOError) as exc:
+            except (*_GIN_ERRORS, OSError) as exc:
                 raise _explain(exc, f"gin file {path}") from None
         for b in bindings:
             try:
                 gin.parse_config(b)
-            except (ValueError, KeyError, SyntaxError, TypeError) as exc:
+            except _GIN_ERRORS as exc:
                 raise _explain(exc, f"binding {b!r}") from None
 
 

@@ -9,6 +9,8 @@ from audiogen.errors import ArtifactError
 
 def describe(path: Path) -> dict:
     path = Path(path)
+    if not path.exists() and not path.with_name(path.name + ".partial").exists():
+        raise ArtifactError(f"{path} does not exist", fix="pass a latent dataset folder or a checkpoint")
     if path.is_dir() and (path / "meta.json").exists() or path.name == "meta.json" or \
             path.with_name(path.name + ".partial").exists():
         return _dataset(path)
@@ -30,7 +32,10 @@ def _dataset(path: Path) -> dict:
         **({"encoder_info": m["encoder_info"]} if m.get("encoder_info") else {}),
         "dtype": r.dtype,
         "files": m["num_files"], "failed": len(m["failed"]), "shards": len(m["shards"]),
-        **({"failed_files": [f"{e.get('source')}: {e.get('reason')}" for e in m["failed"]]} if m["failed"] else {}),
+        # why each file was left out, and what was wrong with files that were encoded anyway
+        "failed_files": [str(e.get("reason", e)) if isinstance(e, dict) else str(e) for e in m["failed"]],
+        "warnings": [f"{f.get('source')}: {w}" for f in m["files"] if isinstance(f, dict)
+                     for w in (f.get("warnings") or ())],
         "total_seconds": round(m["total_seconds"], 2), "total_frames": m["total_frames"],
         "latent_mean_range": [round(min(s["mean"]), 4), round(max(s["mean"]), 4)],
         "latent_std_range": [round(min(s["std"]), 4), round(max(s["std"]), 4)],

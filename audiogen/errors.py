@@ -33,5 +33,10 @@ class ArtifactError(AudiogenError):
     """A latent dataset, checkpoint or sample folder is missing, incomplete, or of an unknown format."""
 
 
+class WriteFailed(ArtifactError):
+    """Writing an artifact failed part way (disk full, file too large, read-only); what was finished is kept so
+    that re-running the same command resumes."""
+
+
 class TrainingDiverged(AudiogenError):
     """The loss became NaN or inf; the last good checkpoint is kept."""

@@ -2,10 +2,49 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import inspect
+import types
+import typing
+from dataclasses import asdict, dataclass, fields
 
 import gin
 from audiogen.errors import ConfigError
+
+_EXAMPLES = {int: 1, float: 1.0, str: "auto"}
+_TYPE_NAMES = {int: "an integer", float: "a number", str: "a quoted string", bool: "True or False"}
+
+
+def _fits(value, kind) -> bool:
+    if kind is bool:
+        return isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, kind)
+
+
+def checked(cls, scope: str, fn, values: dict):
+    """``cls(**values)`` after checking each value against the field's type: the one place where run settings
+    bound in gin are checked, so that ``train.max_steps='abc'`` is a ConfigError naming the gin name, the value
+    and its type, and the fix, not a ValueError from int() deep in a run."""
+    hints = typing.get_type_hints(cls)
+    defaults = inspect.signature(fn).parameters
+    for f in fields(cls):
+        value, hint = values[f.name], hints[f.name]
+        kinds = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+        if any(k is type(None) and value is None or k is not type(None) and _fits(value, k) for k in kinds):
+            if float in kinds and isinstance(value, int):
+                values = {**values, f.name: float(value)}  # lr=1 is 1.0: one type per field in every artifact
+            continue
+        wanted = " or ".join("None" if k is type(None) else _TYPE_NAMES.get(k, k.__name__) for k in kinds)
+        example = defaults[f.name].default
+        if example is None:  # an optional setting: show a value of its type
+            example = next((_EXAMPLES[k] for k in kinds if k in _EXAMPLES), None)
+        raise ConfigError(f"{scope}.{f.name} must be {wanted}, got {value!r} ({type(value).__name__})",
+                          fix=f"--bind {scope}.{f.name}={example!r}" + (" (no quotes around numbers)"
+                                                                       if isinstance(value, str) else ""))
+    return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -21,10 +60,14 @@ class AudioSettings:
 @gin.configurable("audio")
 def audio_settings(sample_rate: int = 16000, channels: str = "downmix", resample: bool = True) -> AudioSettings:
     """How audio is read: target rate, channel policy ('downmix' or 'error'), resample files at other rates."""
+    settings = checked(AudioSettings, "audio", audio_settings, locals())
     if channels not in ("downmix", "error"):
         raise ConfigError(f"audio.channels must be 'downmix' or 'error', got {channels!r}",
                           fix="--bind \"audio.channels='downmix'\"")
-    return AudioSettings(int(sample_rate), channels, bool(resample))
+    if sample_rate <= 0:
+        raise ConfigError(f"audio.sample_rate must be a positive integer, got {sample_rate!r}",
+                          fix="--bind audio.sample_rate=16000")
+    return settings
 
 
 def audio_settings_for(component, role: str) -> AudioSettings:
@@ -79,15 +122,14 @@ def train_settings(max_steps: int = 2000, batch_size: int = 8, crop_seconds: flo
     Distributed: ``devices`` processes per node (one per GPU) on ``num_nodes`` nodes; None is 1, or what torchrun or
     SLURM launched. ``batch_size`` is the global batch, shared evenly by all processes. ``strategy`` 'auto' is
     Lightning's 'ddp' when there is more than one process (gloo on CPU, NCCL on GPUs)."""
+    settings = checked(TrainSettings, "train", train_settings, locals())
     for name, value in (("max_steps", max_steps), ("batch_size", batch_size), ("val_every", val_every),
                         ("log_every", log_every)):
         if int(value) < 1:
             raise ConfigError(f"train.{name} must be a positive integer, got {value!r}")
     if float(crop_seconds) <= 0 or float(lr) <= 0:
         raise ConfigError(f"train.crop_seconds and train.lr must be positive, got {crop_seconds!r} and {lr!r}")
-    return TrainSettings(int(max_steps), int(batch_size), float(crop_seconds), float(lr), int(val_every),
-                         int(log_every), int(num_workers), int(seed), grad_clip, grad_clip_value, accelerator,
-                         threads, max_minutes, devices, num_nodes, str(strategy))
+    return settings
 
 
 @dataclass(frozen=True)
@@ -107,10 +149,14 @@ def encode_settings(shard_mb: float = 64.0, chunk_seconds: float = 30.0, dtype: 
     """Latent dataset writing: shard size bound, chunk length for long files, storage dtype. ``devices`` x
     ``num_nodes`` processes (None: 1, or what torchrun or SLURM launched) share the shards; ``accelerator`` is
     where each runs the encoder ('cpu', 'gpu', ...)."""
+    settings = checked(EncodeSettings, "encode", encode_settings, locals())
     if dtype not in ("float32", "float16"):
         raise ConfigError(f"encode.dtype must be 'float32' or 'float16', got {dtype!r}",
                           fix="--bind \"encode.dtype='float32'\"")
-    return EncodeSettings(float(shard_mb), float(chunk_seconds), dtype, devices, num_nodes, str(accelerator))
+    if shard_mb <= 0 or chunk_seconds <= 0:
+        raise ConfigError(f"encode.shard_mb and encode.chunk_seconds must be positive, got {shard_mb!r} and "
+                          f"{chunk_seconds!r}", fix="--bind encode.shard_mb=64.0")
+    return settings
 
 
 @dataclass(frozen=True)
@@ -124,6 +170,7 @@ def prior_settings(crop_frames: int = 128, normalize: bool = True) -> PriorSetti
     """Prior training on sequences: random crops of ``crop_frames`` frames; ``normalize`` trains the prior on
     (x - mean) / std with the dataset's per-dimension statistics and inverts it on samples (the default: a prior
     that sees latents spanning +-4 while generating in +-1 decodes to near silence)."""
+    settings = checked(PriorSettings, "train_prior", prior_settings, locals())
     if int(crop_frames) < 1:
         raise ConfigError(f"train_prior.crop_frames must be a positive integer, got {crop_frames!r}")
-    return PriorSettings(int(crop_frames), bool(normalize))
+    return settings

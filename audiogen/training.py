@@ -35,10 +35,10 @@ from audiogen.audio.dataset import (
     _seed_from,
     collate_audio,
 )
-from audiogen.audio.manifest import run_index
+from audiogen.audio.manifest import drop_run_index, run_index
 from audiogen.checkpoint_io import AtomicCheckpointIO, writable_folder, write_failure
 from audiogen.distributed import is_main_process, rank_share, resolve_shape, split_batch
-from audiogen.errors import ConfigError, TrainingDiverged
+from audiogen.errors import AudioFileError, ConfigError, TrainingDiverged
 from audiogen.pipeline import Pipeline, build_pipeline, describe_pipeline
 from audiogen.settings import (
     AudioSettings,
@@ -277,12 +277,18 @@ def train(data: list[str], out: Path, gin_files: list[str], bindings: list[str],
     audio = audio_settings()
     pipe = build_pipeline()
     provenance = describe_pipeline(pipe, audio)
-    train_files = run_index(out, "train", data)  # written on the first start, reused on resume
-    valid_files = run_index(out, "valid", valid) if valid else None
+    resuming = last.exists()
+    train_files = run_index(out, "train", data, resuming)  # written on the first start, reused on resume
+    valid_files = run_index(out, "valid", valid, resuming) if valid else None
     module = PipelineModule(pipe, s, provenance)
     train_loader = _loader(train_files, audio, s, pipe.hop, train=True)
     valid_loader = _loader(valid_files, audio, s, pipe.hop, train=False) if valid_files else None
-    return fit(module, out, s, train_loader, valid_loader, last, progress)
+    try:
+        return fit(module, out, s, train_loader, valid_loader, last, progress)
+    except AudioFileError:
+        # the index lists the file the user is now told to repair or remove: the next start indexes the inputs again
+        drop_run_index(out)
+        raise
 
 
 def fit(module: AudiogenModule, out: Path, s: TrainSettings, train_loader, valid_loader, last: Path,

@@ -80,6 +80,23 @@ def run_here(*args):
     return res
 
 
+def run_failing(*args) -> str:
+    """Run an `audiogen` command in this process that must fail the way the CLI reports user errors: exit code 2,
+    no traceback (catch_exceptions=False: any other exception fails the test with its own traceback). Returns the
+    output (stdout and stderr)."""
+    from click.testing import CliRunner
+
+    import gin
+    from audiogen.cli import cli
+
+    gin.clear_config()
+    res = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+    gin.clear_config()
+    assert res.exit_code == 2, f"audiogen {' '.join(map(str, args))} exited {res.exit_code}\n{res.output}"
+    assert "Traceback" not in res.output
+    return res.output
+
+
 def write_tone(path: Path, seconds: float = 0.5, sr: int = 16000, freq: float = 440.0, channels: int = 1,
                subtype: str = "PCM_16") -> Path:
     t = np.arange(int(seconds * sr)) / sr

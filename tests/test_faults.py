@@ -150,12 +150,27 @@ def test_full_disk_during_training_leaves_no_torn_file(tmp_path, corpus, sequenc
     _no_torn_files(run)
 
 
-def test_full_disk_during_encode_leaves_no_dataset(tmp_path, corpus, tiny_run):
+def test_full_disk_during_encode_keeps_finished_shards_and_the_rerun_resumes(tmp_path, tiny_run):
+    """Short files fill small shards that fit under the limit; the long last one's shard does not. The finished
+    shards stay, so re-running the same command (with room again) encodes only the last one."""
+    src = tmp_path / "in"
+    for i in range(3):
+        write_tone(src / f"a{i}.wav", seconds=0.3, freq=200 + 50 * i)  # 300 frames x 4 dims: ~5 kB shards
+    write_tone(src / "z_long.wav", seconds=2.0)  # ~32 kB: past the limit
     out = tmp_path / "lat"
-    proc = _run_limited(["encode", "--ckpt", tiny_run, corpus, "-o", out, "--no-progress"], 6_000)
+    args = ["encode", "--ckpt", tiny_run, src, "-o", out, "--no-progress", "--bind", "encode.shard_mb=0.001"]
+    proc = _run_limited(args, 12_000)
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert "File too large" in proc.stderr and "lat.partial" in proc.stderr and "Traceback" not in proc.stderr
-    assert not out.exists() and not out.with_name("lat.partial").exists()
+    assert "3 finished shard(s) are kept" in proc.stderr and "re-run the same command" in proc.stderr
+    staging = out.with_name("lat.partial")
+    assert not out.exists() and not list(staging.rglob("*.tmp")) and not (staging / "lock").exists()
+    kept = {p.name: p.stat().st_mtime_ns for p in (staging / "shards").glob("shard-*.npy")}
+    assert len(kept) == 3
+    _cli(*args)
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["num_files"] == 4 and len(meta["shards"]) == 4
+    assert {n: (out / "shards" / n).stat().st_mtime_ns for n in kept} == kept  # resumed, not re-encoded
 
 
 # ---------------------------------------------------------------------------------------------- format versions

@@ -11,6 +11,7 @@ import csv
 import io
 import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -33,6 +34,16 @@ _FORMATS = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG", ".mp3": "MP3", ".aif"
 
 # Plausible audio sample rates; others are damaged headers (see probe).
 MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1000, 1_536_000
+# A float file whose samples go beyond +-CLIP_WARN_PEAK is reported as clipped (smaller overshoots are rounding).
+CLIP_WARN_PEAK = 1.01
+# Bytes per frame and channel of uncompressed subtypes; compressed ones need at least 1 byte per
+# _MIN_COMPRESSED_FRAMES frames (a FLAC of digital silence takes about 1 byte per 300 frames).
+_SUBTYPE_BYTES = {"PCM_S8": 1, "PCM_U8": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "DOUBLE": 8,
+                  "ULAW": 1, "ALAW": 1}
+_MIN_COMPRESSED_FRAMES = 8192
+_COMPRESSED_FORMATS = ("FLAC", "OGG", "MPEG")  # their subtype names the decoded sample width (FLAC: PCM_16)
+# libsndfile's log line for a chunk cut short: "data : 64000 (should be 31978)"
+_CUT_CHUNK = re.compile(r"^\s*(?:data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
 # Extra source samples read on each side of a crop so the resampling filter sees real context
 # instead of the chunk edges.
 _RESAMPLE_CONTEXT = 256
@@ -49,6 +60,7 @@ class AudioInfo:
     frames: int
     channels: int
     subtype: str
+    warnings: tuple[str, ...] = ()  # what is wrong but still readable (a truncated copy), said once per file
 
     @property
     def duration(self) -> float:
@@ -93,7 +105,39 @@ def probe(path: str | os.PathLike) -> AudioInfo:
                              f"{MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz audiogen reads (damaged header?)", path=path,
                              fix="re-export the file at an audio sample rate")
     return AudioInfo(path=path, sample_rate=int(info.samplerate), frames=int(info.frames),
-                     channels=int(info.channels), subtype=str(info.subtype))
+                     channels=int(info.channels), subtype=str(info.subtype),
+                     warnings=_check_claim(path, size, info))
+
+
+def _check_claim(path: Path, size: int, info) -> tuple[str, ...]:
+    """Compare the header's claim with the file size: a header promising more audio than the file can hold is
+    damaged (an AudioFileError); a data chunk cut short (libsndfile reads what is there) is a truncated copy
+    (a warning)."""
+    sr, frames = int(info.samplerate), int(info.frames)
+    per_frame = None if info.format in _COMPRESSED_FORMATS else _SUBTYPE_BYTES.get(str(info.subtype))
+    need = frames * info.channels * per_frame if per_frame else frames // _MIN_COMPRESSED_FRAMES
+    if need > size:
+        raise AudioFileError(f"{path} claims {_span(frames / sr)} of audio in {size} bytes, more than the file can "
+                             f"hold (damaged header?)", path=path, fix="re-export the file, or remove it")
+    cut = _CUT_CHUNK.search(getattr(info, "extra_info", "") or "")
+    if cut and int(cut.group(1)) > int(cut.group(2)) > 0:
+        claimed = frames * int(cut.group(1)) / int(cut.group(2)) / sr
+        return (f"truncated: the header promises {_span(claimed)} but the file holds {_span(frames / sr)} (a copy "
+                f"cut short?); the {_span(frames / sr)} present are used",)
+    return ()
+
+
+def _span(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds:.2f} s"
+
+
+def clip_warning(clipped: list[tuple[int, float]]) -> str | None:
+    """One warning for the (count, peak) pairs ``load_audio(clipped=...)`` collected over a file's reads."""
+    if not clipped:
+        return None
+    count, peak = sum(c for c, _ in clipped), max(p for _, p in clipped)
+    return (f"{count} samples beyond [-1, 1] (peak {peak:.2f}) were clipped when read (a float file scaled "
+            f"beyond full scale?)")
 
 
 def frames_at_rate(frames: int, sr_in: int, sr_out: int) -> int:
@@ -166,12 +210,14 @@ def load_audio(
     offset: int = 0,
     frames: int | None = None,
     info: AudioInfo | None = None,
+    clipped: list[tuple[int, float]] | None = None,
 ) -> np.ndarray:
     """Load a file as float32 mono 1-D in [-1, 1] at ``sample_rate`` (None keeps the file rate).
 
     ``offset`` and ``frames`` count samples at the target rate. With ``frames`` given, only the
     needed span of the file is read and the result is exactly ``frames`` long (zero-padded at
-    the end when the file ends first). ``info`` skips probing when the caller already has it.
+    the end when the file ends first). ``info`` skips probing when the caller already has it. Samples of the file
+    beyond +-CLIP_WARN_PEAK are clipped; ``clipped`` collects (count, peak) for :func:`clip_warning`.
     """
     if offset < 0 or (frames is not None and frames < 0):
         raise ValueError(f"offset and frames must be >= 0, got offset={offset}, frames={frames}")
@@ -210,6 +256,10 @@ def load_audio(
         raise AudioFileError(f"{path} contains NaN or infinite samples (or values beyond float32): {int(bad.sum())} "
                              f"in frames {src0}..{src0 + len(data)}, the first at frame {first}", path=path,
                              fix="re-export the file (the float data is corrupt) or remove it from the inputs")
+    if clipped is not None and data.size:
+        peak = float(np.abs(data).max())
+        if peak > CLIP_WARN_PEAK:
+            clipped.append((int((np.abs(data) > 1.0).sum()), peak))
     mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
     if sr_in != sr_out:
         n_out = frames_at_rate(len(mono), sr_in, sr_out)
@@ -304,8 +354,11 @@ def _list_entries(list_file: Path) -> list[tuple[str, int]] | list[AudioInfo]:
             if len(row) > column and row[column].strip() and not row[column].strip().startswith("#")]
 
 
-def _expand(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> dict[Path, AudioInfo | None]:
-    """Absolute audio paths in input order, each with its AudioInfo when a manifest supplied it."""
+def _expand(inputs: str | os.PathLike | Iterable[str | os.PathLike],
+            missing: list[dict] | None = None) -> dict[Path, AudioInfo | None]:
+    """Absolute audio paths in input order, each with its AudioInfo when a manifest supplied it. A list entry that
+    does not exist is appended to ``missing`` (``{"source", "reason"}``) when it is given, else raised; a missing
+    input given on the command line is always raised."""
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
     inputs = [Path(p) for p in inputs]
@@ -319,7 +372,11 @@ def _expand(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> dict[Pat
             where = f" (listed in {origin[0]}, line {origin[1]})" if origin else ""
             fix = ("check the list entry; relative entries are resolved against the list file's folder" if origin
                    else "check the path; inputs are audio files, folders or list files (.txt, .lst, .csv)")
-            raise AudioFileError(f"input {p} does not exist{where}", path=p, fix=fix)
+            err = AudioFileError(f"input {p} does not exist{where}", path=p, fix=fix)
+            if origin and missing is not None:
+                missing.append({"source": str(p), "reason": str(err)})
+                return
+            raise err
         if p.is_dir():
             for f in _scan_dir(p):
                 add(f)
@@ -339,6 +396,8 @@ def _expand(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> dict[Pat
 
     for p in inputs:
         visit(p, None, ())
+    if not found and missing:  # every listed entry is missing: say which, not "no audio files"
+        raise bad_files_error(missing, None)
     if not found:
         names = ", ".join(str(p) for p in inputs) or "(no inputs)"
         raise AudioFileError(f"no audio files found in {names}; supported extensions are "
@@ -347,32 +406,47 @@ def _expand(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> dict[Pat
     return found
 
 
-def expand_inputs(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path]:
+def expand_inputs(inputs: str | os.PathLike | Iterable[str | os.PathLike],
+                  missing: list[dict] | None = None) -> list[Path]:
     """Turn files, folders (recursive) and list files (.txt/.lst/.csv) into absolute audio paths.
 
     Order is kept (folders sorted), duplicates dropped. List entries are resolved against the
     list file's folder and may themselves be files or folders. Manifest rows (see
-    :mod:`audiogen.audio.manifest`) are taken as written, without checking that the files exist.
+    :mod:`audiogen.audio.manifest`) are taken as written, without checking that the files exist. List entries
+    that do not exist go to ``missing`` when it is given (see :func:`_expand`).
     """
-    return list(_expand(inputs))
+    return list(_expand(inputs, missing))
 
 
 def index_inputs(inputs: str | os.PathLike | Iterable[str | os.PathLike],
                  failed: list[dict] | None = None) -> list[AudioInfo]:
     """Like :func:`expand_inputs`, with each file's AudioInfo: from a manifest when one lists it, else probed.
 
-    Unreadable files raise AudioFileError, or, when a ``failed`` list is given, are appended to it as
-    ``{"source", "reason"}`` and skipped.
+    Unreadable files and missing list entries are appended to ``failed`` as ``{"source", "reason"}`` and skipped
+    when a ``failed`` list is given; else every one of them is listed in one AudioFileError (all are probed first).
     """
-    infos = []
-    for p, info in _expand(inputs).items():
+    infos, problems = [], []
+    for p, info in _expand(inputs, problems).items():
         if info is None:
             try:
                 info = probe(p)
             except AudioFileError as exc:
-                if failed is None:
-                    raise
-                failed.append({"source": str(p), "reason": str(exc)})
+                problems.append({"source": str(p), "reason": str(exc)})
                 continue
         infos.append(info)
+    if failed is None and problems:
+        raise bad_files_error(problems, None)
+    if failed is not None:
+        failed.extend(problems)
     return infos
+
+
+def bad_files_error(failed: list[dict],
+                    skip_hint: str | None = "drop --strict to go on (each is recorded with its reason)") -> AudioFileError:
+    """One error for every bad input (``{"source", "reason"}``): a single one as it is, several listed by their
+    first lines."""
+    if len(failed) == 1:
+        return AudioFileError(failed[0]["reason"])
+    lines = "\n  ".join(e["reason"].splitlines()[0] for e in failed)
+    return AudioFileError(f"{len(failed)} input files cannot be used:\n  {lines}",
+                          fix="repair or remove these inputs" + (f", or {skip_hint}" if skip_hint else ""))

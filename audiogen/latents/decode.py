@@ -219,8 +219,9 @@ def _move_into_place(stage: Path, out: Path, names: list[str]) -> list[Path]:
 def dataset_record(inputs: list[str]) -> LatentRecord | None:
     """The record of the first latent dataset among the inputs (it names the decoder to use)."""
     for inp in inputs:
-        if Path(inp).is_dir():
-            return LatentRecord.from_meta(read_meta(inp), Path(inp) / "meta.json")
+        p = Path(inp)
+        if p.is_dir() or p.with_name(p.name + ".partial").is_dir():  # read_meta names an interrupted encode
+            return LatentRecord.from_meta(read_meta(inp), p / "meta.json")
     return None
 
 

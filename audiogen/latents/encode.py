@@ -16,7 +16,7 @@ import json
 import math
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -32,10 +32,18 @@ from audiogen.artifacts import (
     take_lock,
     versions,
 )
-from audiogen.audio.io import AudioInfo, check_policy, frames_at_rate, load_audio, probe
+from audiogen.audio.io import (
+    AudioInfo,
+    bad_files_error,
+    check_policy,
+    clip_warning,
+    frames_at_rate,
+    load_audio,
+    probe,
+)
 from audiogen.contracts import chunk_spans
 from audiogen.distributed import Ranks, launch
-from audiogen.errors import ArtifactError, AudioFileError, AudiogenError
+from audiogen.errors import ArtifactError, AudioFileError, AudiogenError, WriteFailed
 from audiogen.latents.dataset import FORMAT, VERSION, RunningStats
 from audiogen.latents.record import LatentRecord
 from audiogen.pipeline import encoder_info
@@ -53,6 +61,7 @@ class EncodeJob:
     strict: bool = False
     overwrite: bool = False
     progress: bool = True
+    failed: list[dict] = field(default_factory=list)  # inputs already known bad (missing list entries)
 
 
 def _release_freed_memory() -> None:
@@ -123,9 +132,11 @@ class _ShardBuffer:
     def nbytes(self) -> int:
         return self.frames * (self.arrays[0].shape[1] if self.arrays else 0) * self.dtype.itemsize
 
-    def add(self, source: str, info: AudioInfo, duration: float, samples: int, z: np.ndarray) -> None:
+    def add(self, source: str, info: AudioInfo, duration: float, samples: int, z: np.ndarray,
+            warnings: list[str]) -> None:
         self.entries.append({"source": source, "duration": duration, "samples": samples, "length": len(z),
-                             "shard": self.index, "offset": self.frames, "source_sample_rate": info.sample_rate})
+                             "shard": self.index, "offset": self.frames, "source_sample_rate": info.sample_rate,
+                             **({"warnings": warnings} if warnings else {})})
         self.arrays.append(z.astype(self.dtype))
         self.frames += len(z)
 
@@ -163,23 +174,26 @@ def run_encode(job: EncodeJob, ranks: Ranks | None = None) -> dict | None:
         if ranks.rank == 0:
             release_lock(staging / "lock")
             # A clean error (bad input under --strict, nothing encodable) leaves nothing behind; an interruption
-            # keeps finished shards so that re-running resumes.
-            if isinstance(exc, AudiogenError) and created:
+            # or a failed write (a full disk) keeps the finished shards so that re-running resumes.
+            if isinstance(exc, AudiogenError) and not isinstance(exc, WriteFailed) and created:
                 shutil.rmtree(staging, ignore_errors=True)
         raise
     return meta if ranks.rank == 0 else None
 
 
 def _writing(staging: Path, fn: Callable) -> Callable:
-    """``fn`` with a failed write (disk full, file too large, folder made read-only) as an ArtifactError, so that it
-    is one clean message, reaches every rank, and the staging folder this run created is removed. Reading audio
-    raises AudioFileError, so an OSError here is a write."""
+    """``fn`` with a failed write (disk full, file too large, folder made read-only) as one clean message that
+    reaches every rank. The finished shards stay (each was written atomically), so re-running resumes. Reading
+    audio raises AudioFileError, so an OSError here is a write."""
     def run():
         try:
             return fn()
         except OSError as exc:
-            raise ArtifactError(f"writing the latent dataset in {staging} failed ({exc.strerror or exc})",
-                                fix="free disk space (or fix the permissions) and re-run the same command") from None
+            done = len(list((staging / "shards").glob("shard-*.json")))
+            raise WriteFailed(f"writing the latent dataset in {staging} failed ({exc.strerror or exc}); "
+                              f"{done} finished shard(s) are kept there",
+                              fix="free disk space (or fix the permissions) and re-run the same command: it "
+                                  f"resumes from the finished shards (or delete {staging} to start over)") from None
     return run
 
 
@@ -247,7 +261,7 @@ def _plan(job: EncodeJob, staging: Path) -> tuple[list[list[tuple[str, AudioInfo
         atomic_write_json(job_file, fp)
 
     sr, hop = job.audio.sample_rate, job.encoder.hop
-    failed: list[dict] = []
+    failed: list[dict] = list(job.failed)
     plan: list[list[tuple[str, AudioInfo]]] = [[]]
     limit = int(job.settings.shard_mb * 2**20)
     row = job.encoder.latent_size * np.dtype(job.settings.dtype).itemsize
@@ -257,15 +271,18 @@ def _plan(job: EncodeJob, staging: Path) -> tuple[list[list[tuple[str, AudioInfo
             info = probe(f)
             check_policy(info, sr, channels=job.audio.channels, resample=job.audio.resample)
         except AudioFileError as exc:
-            if job.strict:
-                raise
             failed.append({"source": str(f), "reason": str(exc)})
+            continue
+        if job.strict and info.warnings:  # a truncated copy: encoded with a warning, refused under --strict
+            failed.append({"source": str(f), "reason": f"{f}: {info.warnings[0]}"})
             continue
         plan[-1].append((str(f), info))
         size += math.ceil(frames_at_rate(info.frames, info.sample_rate, sr) / hop) * row
         if size >= limit:
             plan.append([])
             size = 0
+    if job.strict and failed:  # every input was probed: one error lists them all
+        raise bad_files_error(failed)
     if not plan[-1]:
         plan.pop()
     todo = [k for k in range(len(plan)) if not _side(staging, k).exists()]
@@ -284,21 +301,28 @@ def _encode_shards(job: EncodeJob, staging: Path, plan: list, mine: list[int], r
         for f, info in plan[k]:
             samples = frames_at_rate(info.frames, info.sample_rate, sr)
 
-            def read(start: int, stop: int, _f=f, _info=info) -> np.ndarray:
+            clipped: list[tuple[int, float]] = []
+
+            def read(start: int, stop: int, _f=f, _info=info, _clipped=clipped) -> np.ndarray:
                 return load_audio(_f, sr, channels=job.audio.channels, resample=job.audio.resample,
-                                  offset=start, frames=stop - start, info=_info)
+                                  offset=start, frames=stop - start, info=_info, clipped=_clipped)
 
             try:
                 z = encode_array(job.encoder, read, samples, chunk, device=ranks.device)
                 if not np.isfinite(z).all():
                     raise AudioFileError("the encoder produced non-finite latents", path=f,
                                          fix="check the file for NaN/inf samples and the checkpoint for NaN weights")
+                warnings = [*info.warnings, *filter(None, [clip_warning(clipped)])]
+                if job.strict and warnings:
+                    raise AudioFileError(f"{f}: {warnings[0]}", path=f,
+                                         fix="re-export the file within [-1, 1], or drop --strict to encode it "
+                                             "clipped (the warning is recorded in meta.json)")
             except AudioFileError as exc:
                 if job.strict:
                     raise
                 buf.failed.append({"source": f, "reason": str(exc)})
             else:
-                buf.add(f, info, info.duration, samples, z)
+                buf.add(f, info, info.duration, samples, z, warnings)
                 _release_freed_memory()
             bar.update(round(info.duration, 1))
         buf.flush()
