@@ -520,6 +520,26 @@ def reconstruct(gin_files, bindings, ckpt, inputs, out, mean, seed) -> None:
     click.echo(f"wrote {len(paths)} reconstructions and reconstructions.png to {out}")
 
 
+# ----------------------------------------------------------------------------------------------------------- export
+@cli.command()
+@click.argument("run", type=click.Path(path_type=Path, exists=True))
+@click.option("-o", "--out", type=click.Path(path_type=Path), required=True, help="TorchScript file to write (.ts).")
+@click.option("--window-frames", type=click.IntRange(min=2),
+              help="DiffWave priors: frames generated per window (default: the crop the prior was trained on).")
+@click.option("--context-frames", type=click.IntRange(min=0),
+              help="DiffWave priors: frames of the previous window each window continues (default: a quarter).")
+@click.option("--steps", type=click.IntRange(min=1), default=10, show_default=True,
+              help="DiffWave priors: DDIM steps per window.")
+def export(run, out, window_frames, context_frames, steps) -> None:
+    """One TorchScript file for nn~ (Max/MSP, Pure Data): encode/decode/forward of an autoencoder run, plus a
+    streaming `prior` method for a prior run on a latent dataset (e.g. RAVE latents)."""
+    from audiogen.export import export_run
+
+    rec = export_run(run, out, window_frames, context_frames, steps)
+    click.echo(f"wrote {out}: {rec['kind']} export with methods {', '.join(rec['methods'])} "
+               f"({rec['sample_rate']} Hz, {rec['latent_size']} latent dims, hop {rec['hop']})")
+
+
 # ------------------------------------------------------------------------------------------------------------- info
 @cli.command()
 @click.argument("path", type=click.Path(path_type=Path, exists=True))
