@@ -208,6 +208,8 @@ def export_run(run, out: Path, window: int | None = None, context: int | None = 
                steps: int = DEFAULT_STEPS) -> dict:
     """Script and write the export to ``out`` (atomically); returns the record written into it."""
     module, record = build_export(run, window, context, steps)
+    for p in module.parameters():  # a player runs inference only: outputs must not carry autograd
+        p.requires_grad_(False)
     with warnings.catch_warnings():  # torch marks TorchScript deprecated; nn~ still loads only TorchScript
         warnings.simplefilter("ignore", DeprecationWarning)
         scripted = torch.jit.script(module.eval())
