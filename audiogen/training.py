@@ -269,11 +269,15 @@ def train(data: list[str], out: Path, gin_files: list[str], bindings: list[str],
     module = PipelineModule(pipe, s, provenance)
     train_loader = _loader(train_files, audio, s, pipe.hop, train=True)
     valid_loader = _loader(valid_files, audio, s, pipe.hop, train=False) if valid_files else None
-    return fit(module, out, s, train_loader, valid_loader, last, progress)
+    from audiogen.listen import listen_callbacks, pipeline_listener
+
+    listen = listen_callbacks(lambda ls: pipeline_listener(pipe, valid_files or train_files, audio, ls), s.val_every,
+                              out)
+    return fit(module, out, s, train_loader, valid_loader, last, progress, listen)
 
 
 def fit(module: AudiogenModule, out: Path, s: TrainSettings, train_loader, valid_loader, last: Path,
-        progress: bool) -> Path:
+        progress: bool, callbacks: list = ()) -> Path:
     """Run (or resume) Lightning on ``module``; write operative_config.gin and model.ckpt in ``out``."""
     devices, num_nodes = resolve_shape(s.devices, s.num_nodes, "train")
     world = devices * num_nodes  # start_run has refused a global batch that does not split over the ranks
@@ -288,7 +292,7 @@ def fit(module: AudiogenModule, out: Path, s: TrainSettings, train_loader, valid
         use_distributed_sampler=False,  # our batch samplers give each rank its share (ResumableBatches)
         # one CSV per (re)start, so a resumed run never overwrites the metrics of the earlier part
         logger=[CSVLogger(out, name="logs"), TensorBoardLogger(out, name="logs", version="tensorboard")],
-        callbacks=[ckpt_cb, EpochCallback()], log_every_n_steps=s.log_every, plugins=[AtomicCheckpointIO()],
+        callbacks=[ckpt_cb, EpochCallback(), *callbacks], log_every_n_steps=s.log_every, plugins=[AtomicCheckpointIO()],
         val_check_interval=min(s.val_every, s.max_steps) if valid_loader else None,
         check_val_every_n_epoch=None if valid_loader else 1, limit_val_batches=None if valid_loader else 0,
         enable_progress_bar=progress, enable_model_summary=False, num_sanity_val_steps=0,
