@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from audiogen.artifacts import atomic_write_json, versions
+from audiogen.progress import bar
 
 log = logging.getLogger("audiogen")
 SILENT_DBFS = -50.0  # frames quieter than this (RMS, dBFS) count as near-silent
@@ -113,7 +114,7 @@ def sample_prior(ck: dict, out: Path, n: int, seconds: float | None, frames: int
 
         dec = decoder_pipeline(meta, decoder_ckpt).decoder
         with torch.no_grad():
-            audio = [dec(torch.from_numpy(zi)[None])[0, 0].numpy() for zi in z]
+            audio = [dec(torch.from_numpy(zi)[None])[0, 0].numpy() for zi in bar(z, desc="decode", unit="sample")]
             for name, a in zip(names, audio):
                 save_audio(out / f"{name}.wav", a, sr)
             diag["audio"] = audio_diagnostics(audio, sr)

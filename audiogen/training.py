@@ -39,6 +39,7 @@ from audiogen.checkpoint_io import AtomicCheckpointIO, writable_folder, write_fa
 from audiogen.distributed import rank_share, resolve_shape, split_batch
 from audiogen.errors import ConfigError, TrainingDiverged
 from audiogen.pipeline import Pipeline, build_pipeline, describe_pipeline
+from audiogen.progress import stderr_progress_bar
 from audiogen.settings import (
     AudioSettings,
     TrainSettings,
@@ -292,7 +293,7 @@ def fit(module: AudiogenModule, out: Path, s: TrainSettings, train_loader, valid
         use_distributed_sampler=False,  # our batch samplers give each rank its share (ResumableBatches)
         # one CSV per (re)start, so a resumed run never overwrites the metrics of the earlier part
         logger=[CSVLogger(out, name="logs"), TensorBoardLogger(out, name="logs", version="tensorboard")],
-        callbacks=[ckpt_cb, EpochCallback(), *callbacks], log_every_n_steps=s.log_every, plugins=[AtomicCheckpointIO()],
+        callbacks=[ckpt_cb, EpochCallback(), *callbacks, *([stderr_progress_bar()] if progress else [])], log_every_n_steps=s.log_every, plugins=[AtomicCheckpointIO()],
         val_check_interval=min(s.val_every, s.max_steps) if valid_loader else None,
         check_val_every_n_epoch=None if valid_loader else 1, limit_val_batches=None if valid_loader else 0,
         enable_progress_bar=progress, enable_model_summary=False, num_sanity_val_steps=0,

@@ -11,6 +11,7 @@ import torch
 from audiogen.audio.io import save_audio
 from audiogen.errors import ArtifactError
 from audiogen.latents.dataset import LatentDataset, read_meta
+from audiogen.progress import bar
 
 
 def common_root(paths: list[str]) -> Path:
@@ -67,7 +68,7 @@ def _check_shape(arr: np.ndarray, path: Path, latent_size: int | None) -> np.nda
 def decode_to_files(decoder: torch.nn.Module, items, out: Path, sample_rate: int) -> list[Path]:
     written = []
     with torch.inference_mode():
-        for name, z, samples in items:
+        for name, z, samples in bar(items, desc="decode", unit="file"):
             audio = decoder(torch.from_numpy(z)[None])[0, 0].numpy()
             audio = audio[:samples] if samples else audio  # a dataset's files come back at their source length
             written.append(save_audio(out / name, audio, sample_rate))
