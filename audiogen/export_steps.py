@@ -204,9 +204,11 @@ class DiffWaveDenoiser(nn.Module):
 class DiffWaveGenerator(nn.Module):
     """Windows of ``window`` frames queued and handed out ``n`` frames per call (normalised latents).
 
-    The output does not depend on how a stream is cut into calls when running free (``listen`` off): windows are
-    made in the same order with the same noise. With ``listen`` the context of the next window is the last
-    ``context`` incoming frames instead of the prior's own."""
+    The next window is computed a few DDIM steps per call while the current one is handed out (enough steps per
+    call to finish it before the queue runs dry), so no single call pays for a whole window after the first.
+    Running free (``listen`` off), the output does not depend on how a stream is cut into calls: windows are made
+    in the same order from the same noise, each continuing the last ``context`` frames of the one before. With
+    ``listen`` the context of a window is the last ``context`` incoming frames when it starts."""
 
     def __init__(self, prior, window: int, context: int, steps: int):
         super().__init__()
@@ -229,10 +231,17 @@ class DiffWaveGenerator(nn.Module):
         self.a: List[float] = [float(abar[t]) for t in ts]
         self.a_prev: List[float] = [float(abar[ts[i - 1]]) if i > 0 else 1.0 for i in range(len(ts))]
         self.register_buffer("ts", torch.tensor(ts, dtype=torch.long))
-        self.started = False
+        self.per_frame = self.latent_size if self.flatten else 1
+        self.net_channels = 1 if self.flatten else self.latent_size
         w = prior.net.out.weight
+        self.started = False
+        self.next_step = -1  # the DDIM step the window in progress runs next (counting down); -1: none
+        self.work_context = 0  # frames of context at the start of the window in progress
         self.register_buffer("queue", w.new_zeros(1, self.latent_size, 0))
         self.register_buffer("tail", w.new_zeros(1, self.latent_size, 0))
+        self.register_buffer("work", w.new_zeros(1, self.net_channels, 0))
+        self.register_buffer("known", w.new_zeros(1, self.net_channels, 0))
+        self.register_buffer("noise0", w.new_zeros(1, self.net_channels, 0))
 
     def _to_net(self, x: Tensor) -> Tensor:
         if not self.flatten:
@@ -244,31 +253,60 @@ class DiffWaveGenerator(nn.Module):
             return y
         return y.reshape(y.shape[0], length, self.latent_size).transpose(1, 2)
 
+    def _noise(self, batch: int, temperature: float) -> Tensor:
+        w = self.queue
+        return torch.randn(batch, self.net_channels, self.window * self.per_frame, dtype=w.dtype,
+                           device=w.device) * temperature
+
+    def _step(self, x: Tensor, known: Tensor, noise0: Tensor, i: int) -> Tensor:
+        """DDIM step ``i`` (``samplers.ddim``'s update) with the known start of the window written over x."""
+        a, a_prev = self.a[i], self.a_prev[i]
+        c = known.shape[-1]
+        if c > 0:
+            x = torch.cat([math.sqrt(a) * known + math.sqrt(1 - a) * noise0, x[..., c:]], -1)
+        eps = self.denoiser(x, self.ts[i:i + 1])
+        x0 = (x - math.sqrt(1 - a) * eps) / math.sqrt(a)
+        return math.sqrt(a_prev) * x0 + math.sqrt(max(1 - a_prev, 0.0)) * eps
+
     @torch.jit.export
     def window_from(self, ctx: Tensor, batch: int, temperature: float) -> Tensor:
-        """One window whose first ``ctx.shape[-1]`` frames are ``ctx``; returns the frames after them."""
-        W = self.window
-        per_frame = self.latent_size if self.flatten else 1
-        channels = 1 if self.flatten else self.latent_size
-        w = self.queue
-        x = torch.randn(batch, channels, W * per_frame, dtype=w.dtype, device=w.device) * temperature
-        c = ctx.shape[-1] * per_frame
-        noise0 = x[..., :c].clone()
+        """One whole window whose first ``ctx.shape[-1]`` frames are ``ctx``; returns the frames after them."""
+        x = self._noise(batch, temperature)
         known = self._to_net(ctx)
+        noise0 = x[..., :known.shape[-1]].clone()
         for i in range(len(self.a) - 1, -1, -1):
-            a, a_prev = self.a[i], self.a_prev[i]
-            if c > 0:
-                x = torch.cat([math.sqrt(a) * known + math.sqrt(1 - a) * noise0, x[..., c:]], -1)
-            eps = self.denoiser(x, self.ts[i:i + 1])
-            x0 = (x - math.sqrt(1 - a) * eps) / math.sqrt(a)
-            x = math.sqrt(a_prev) * x0 + math.sqrt(max(1 - a_prev, 0.0)) * eps
-        return self._from_net(x, W)[..., ctx.shape[-1]:]
+            x = self._step(x, known, noise0, i)
+        return self._from_net(x, self.window)[..., ctx.shape[-1]:]
+
+    def _start(self, ctx: Tensor, temperature: float):
+        x = self._noise(self.queue.shape[0], temperature)
+        self.known = self._to_net(ctx)
+        self.noise0 = x[..., :self.known.shape[-1]].clone()
+        self.work = x
+        self.work_context = ctx.shape[-1]
+        self.next_step = len(self.a) - 1
+
+    def _advance(self, budget: int, listen: bool, temperature: float):
+        """Run up to ``budget`` steps of the window in progress; a finished window is queued and the next begun."""
+        x = self.work
+        while budget > 0 and self.next_step >= 0:
+            x = self._step(x, self.known, self.noise0, self.next_step)
+            self.next_step -= 1
+            budget -= 1
+        self.work = x
+        if self.next_step < 0:
+            new = self._from_net(x, self.window)[..., self.work_context:]
+            self.queue = torch.cat([self.queue, new], -1)
+            if not listen:
+                self._keep_tail(new)
+            self._start(self.tail, temperature)
 
     @torch.jit.export
     def reset(self, batch: int):
         self.queue = self.queue.new_zeros(batch, self.latent_size, 0)
         self.tail = self.tail.new_zeros(batch, self.latent_size, 0)
         self.started = False
+        self.next_step = -1
 
     def _keep_tail(self, x: Tensor):
         t = torch.cat([self.tail, x], -1)
@@ -280,15 +318,16 @@ class DiffWaveGenerator(nn.Module):
             self.reset(B)
         if listen:
             self._keep_tail(x)
-        while self.queue.shape[-1] < n:
-            ctx = self.tail if self.started else self.tail[..., :0]
-            new = self.window_from(ctx, B, temperature)
-            self.queue = torch.cat([self.queue, new], -1)
-            if not listen:
-                self._keep_tail(new)
+        if not self.started:
+            self._start(self.tail[..., :0], temperature)  # the first window has no context
             self.started = True
+        while self.queue.shape[-1] < n:  # only when the queue runs dry (the first call): finish it now
+            self._advance(len(self.a), listen, temperature)
         out = self.queue[..., :n]
         self.queue = self.queue[..., n:]
+        # enough steps that the window in progress is done before the queue (at least window - context frames) is
+        self._advance((len(self.a) * n + self.window - self.context - 1) // (self.window - self.context), listen,
+                      temperature)
         return out
 
 
