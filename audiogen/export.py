@@ -214,13 +214,19 @@ def export_run(run, out: Path, window: int | None = None, context: int | None = 
         warnings.simplefilter("ignore", DeprecationWarning)
         scripted = torch.jit.script(module.eval())
         out = Path(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
         try:
+            out.parent.mkdir(parents=True, exist_ok=True)
             scripted.save(str(tmp))
             os.replace(tmp, out)
+        except (OSError, RuntimeError) as exc:  # torch.jit.save reports an unwritable path as a RuntimeError
+            from audiogen.errors import ArtifactError
+
+            raise ArtifactError(f"cannot write the export to {out} ({str(exc).splitlines()[0][:160]})",
+                                fix="pass -o a writable file path, e.g. -o model.ts") from None
         finally:
-            tmp.unlink(missing_ok=True)
+            if tmp.is_file():
+                tmp.unlink()
     record["methods"] = list(scripted.get_methods())
     return record
 

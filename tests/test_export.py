@@ -6,6 +6,8 @@ compared with the Python priors under the same seed; streaming block by block is
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -136,6 +138,13 @@ def test_autoencoder_export(tiny_run, corpus, tmp_path):
     z = pipe.encoder(x)
     torch.testing.assert_close(m.decode(z), pipe.decoder(z), rtol=1e-5, atol=1e-6)
     assert m.forward(x).shape == (2, 1, 38 * hop)
+    from click.testing import CliRunner
+
+    from audiogen.cli import cli
+
+    (tmp_path / "a_file").write_text("")
+    res = CliRunner().invoke(cli, ["export", str(tiny_run), "-o", str(tmp_path / "a_file" / "m.ts")])
+    assert res.exit_code == 2 and "cannot write the export" in res.output and "Traceback" not in res.output
 
 
 # ---------------------------------------------------------------------------------------------- on RAVE latents
@@ -227,6 +236,13 @@ def test_vrnn_prior_on_rave_latents_exports_streams_and_decodes(rave_latents, tm
     db = 20 * np.log10(float(audio.pow(2).mean().sqrt()) + 1e-12)
     ref_db = 20 * np.log10(float(np.sqrt(np.mean(ref_audio ** 2))) + 1e-12)
     assert abs(db - ref_db) < 3.0, (db, ref_db)
+    # torch alone: a fresh interpreter that imports nothing of audiogen streams and decodes the file
+    code = (f"import sys, torch; m = torch.jit.load({str(out)!r}); m.set_listen(False); "
+            f"y = torch.cat([m.prior(torch.zeros(1, {D}, 4)) for _ in range(3)], -1); a = m.decode(y); "
+            "assert a.shape[-1] == 12 * int(m.decode_params[1]) and bool(torch.isfinite(a).all()); "
+            "assert not [k for k in sys.modules if k.startswith('audiogen')]; print('ok')")
+    proc = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
     # encode and forward are the RAVE model's
     x = torch.randn(1, 1, 4 * hop) * 0.1
     torch.manual_seed(3)
@@ -255,3 +271,20 @@ def test_diffwave_prior_on_rave_latents(rave_latents, tmp_path):
     parts = torch.cat([m.prior(torch.zeros(1, D, 8)) for _ in range(5)], -1)
     torch.testing.assert_close(parts, whole, rtol=0, atol=0)
     assert m.decode(whole).shape[-1] == 40 * m.decode_params[1]
+
+
+def test_refusals_are_one_message(corpus, tmp_path):
+    """A temporal VAE run is not exportable, and an unwritable output is an error naming it (exit code 2)."""
+    from click.testing import CliRunner
+
+    from audiogen.cli import cli
+
+    run = tmp_path / "vae"
+    tiny = ["DZ=4", "HIDDEN=8", "ENCODER_CHANNELS=8", "DECODER_CHANNELS=8", "COMPONENTS=2", "DMOL_PARAMS=6",
+            "CONTEXT=8", "DECODER_HIDDEN=[8]", "train.max_steps=1", "train.batch_size=2", "train.crop_seconds=0.2",
+            "listen.enabled=False"]
+    run_here("train", "--gin", "pipelines/vrnn_speech.gin", *[a for b in tiny for a in ("--bind", b)], "--data",
+             corpus / "train.txt", "-o", run, "--no-progress")
+    res = CliRunner().invoke(cli, ["export", str(run), "-o", str(tmp_path / "x.ts")])
+    assert res.exit_code == 2 and "temporal VAE" in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "x.ts").exists()
