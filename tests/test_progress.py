@@ -13,3 +13,12 @@ def test_decode_and_reconstruct_show_progress_on_stderr(tiny_run, corpus, tmp_pa
         assert f"{cmd}:" in shown.stderr and "file" in shown.stderr and f"{cmd}:" not in shown.stdout
         quiet = run_here(cmd, *args, "-o", tmp_path / f"{cmd}_b", "--no-progress")
         assert quiet.stderr == "" and quiet.stdout.startswith("wrote")
+
+
+def test_training_bar_goes_to_stderr(corpus, tmp_path):
+    from conftest import TINY
+
+    binds = [a for b in TINY + ["listen.enabled=False"] for a in ("--bind", b)]
+    res = run_here("train", "--gin", "pipelines/conv_ae.gin", *binds, "--data", corpus / "train.txt", "-o",
+                   tmp_path / "run")
+    assert "Epoch 0" in res.stderr and "Epoch" not in res.stdout
