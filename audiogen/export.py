@@ -16,7 +16,6 @@ import json
 import os
 import warnings
 from pathlib import Path
-from typing import List
 
 import torch
 import torch.nn.functional as F
@@ -131,12 +130,18 @@ def dataset_info(ck: dict) -> dict:
     return {"meta": info.get("meta") or {}, "normalization": info.get("normalization")}
 
 
-def _codec(pipe, what: str):
-    """(codec module, sample rate, input channels, latent size, hop) of an autoencoder pipeline."""
+def _codec(pipe, what: str, meta: dict | None = None):
+    """(codec module, sample rate, input channels, latent size, hop) of an autoencoder pipeline; a RAVE model must
+    be the file that made the dataset (``meta``'s recorded sha256)."""
     from audiogen.decoders.rave import RaveDecoder
 
     if isinstance(pipe.decoder, RaveDecoder):
         rave = pipe.decoder.rave
+        recorded = ((meta or {}).get("encoder_info") or {}).get("model_sha256")
+        if recorded and recorded != rave.describe()["model_sha256"]:
+            raise ConfigError(f"the RAVE model {rave.path} has changed since it encoded the prior's dataset "
+                              "(sha256 differs): the prior would be paired with another latent space",
+                              fix="restore the model file that encoded the dataset, or re-encode and retrain")
         rave.reset()
         return rave.module, rave.sample_rate, rave.in_channels, rave.latent_size, rave.hop
     from audiogen.settings import audio_settings_for
@@ -179,7 +184,7 @@ def build_export(run, window: int | None = None, context: int | None = None, ste
     if not (meta.get("checkpoint") or meta.get("operative_config")):
         raise ConfigError(f"{ck['path']}: the prior's dataset does not name the autoencoder that made its latents",
                           fix="train the prior on a latent dataset written by `audiogen encode`")
-    codec, sr, ch, latent, hop = _codec(decoder_pipeline(meta), "the dataset's autoencoder")
+    codec, sr, ch, latent, hop = _codec(decoder_pipeline(meta), "the dataset's autoencoder", meta)
     if latent != prior.latent_size:
         raise ConfigError(f"the prior models {prior.latent_size} dimensions but its dataset's autoencoder has "
                           f"{latent}", fix="train the prior on latents of this autoencoder")
@@ -230,5 +235,3 @@ def export_run(run, out: Path, window: int | None = None, context: int | None = 
     record["methods"] = list(scripted.get_methods())
     return record
 
-
-__all__: List[str] = ["export_run", "build_export", "dataset_info"]

@@ -243,6 +243,15 @@ def test_vrnn_prior_on_rave_latents_exports_streams_and_decodes(rave_latents, tm
             "assert not [k for k in sys.modules if k.startswith('audiogen')]; print('ok')")
     proc = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
+    # the RAVE file must be the one that encoded the dataset (its sha256 is in the dataset's meta)
+    ck = torch.load(run / "model.ckpt", weights_only=True)
+    ck["audiogen"]["dataset"]["meta"]["encoder_info"]["model_sha256"] = "0" * 64
+    torch.save(ck, tmp_path / "changed.ckpt")
+    from audiogen.errors import ConfigError
+    from audiogen.export import build_export
+
+    with pytest.raises(ConfigError, match="has changed since it encoded"):
+        build_export(tmp_path / "changed.ckpt")
     # encode and forward are the RAVE model's
     x = torch.randn(1, 1, 4 * hop) * 0.1
     torch.manual_seed(3)
