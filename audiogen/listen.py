@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -46,6 +47,8 @@ class ListenCallback(L.Callback):
                  logdir: Path):
         self.make_items, self.every, self.settings, self.logdir = make_items, int(every), settings, Path(logdir)
         self._done = -1
+        self._stopped = False
+        self._events = None  # tensorboardX EventsWriter, opened on the first log
 
     def on_fit_start(self, trainer, pl_module) -> None:
         if trainer.is_global_zero:
@@ -59,22 +62,11 @@ class ListenCallback(L.Callback):
     def on_train_end(self, trainer, pl_module) -> None:
         self._log(trainer, pl_module)
 
-    def _writer(self, trainer):
-        from lightning.pytorch.loggers import TensorBoardLogger
-
-        for lg in trainer.loggers:
-            if isinstance(lg, TensorBoardLogger):
-                return lg.experiment
-        return None
-
     def _log(self, trainer, pl_module) -> None:
         step = int(trainer.global_step)
-        if step == self._done or not trainer.is_global_zero:
+        if step == self._done or not trainer.is_global_zero or self._stopped:
             return
         self._done = step
-        writer = self._writer(trainer)
-        if writer is None:
-            return
         was_training = pl_module.training
         devices = [pl_module.device.index or 0] if pl_module.device.type == "cuda" else []
         try:
@@ -85,11 +77,36 @@ class ListenCallback(L.Callback):
                 items = self.make_items(pl_module)
         finally:
             pl_module.train(was_training)
+        try:
+            self._write(items, step)
+        except OSError as exc:  # disk full, file too large: the training goes on (its checkpoints report it)
+            self._stopped = True
+            log.warning("listening stopped: cannot write to %s (%s)", self.logdir, exc)
+
+    def _write(self, items: Items, step: int) -> None:
+        """Events in a file of their own, written here and now: tensorboardX's writer thread dies on a write
+        error and then blocks every later write of the run's metrics (a full disk would hang the training)."""
+        from tensorboardX import summary
+        from tensorboardX.event_file_writer import EventsWriter
+        from tensorboardX.proto.event_pb2 import Event
+
+        if self._events is None:
+            self.logdir.mkdir(parents=True, exist_ok=True)
+            self._events = EventsWriter(str(self.logdir / "events"), ".listen")
         for tag, audio, sr in items:
             audio = np.clip(np.nan_to_num(np.asarray(audio, dtype=np.float32)), -1, 1)
-            writer.add_audio(f"listen/{tag}", audio, step, sample_rate=sr)
-            writer.add_image(f"spectrogram/{tag}", spectrogram_image(audio, sr), step, dataformats="HWC")
-        writer.flush()
+            for s in (summary.audio(f"listen/{tag}", audio, sample_rate=sr),
+                      summary.image(f"spectrogram/{tag}", spectrogram_image(audio, sr), dataformats="HWC")):
+                self._events.write_event(Event(wall_time=time.time(), step=step, summary=s))
+        self._events.flush()
+
+    def teardown(self, trainer, pl_module, stage) -> None:
+        if self._events is not None:
+            try:
+                self._events.close()
+            except OSError:
+                pass
+            self._events = None
 
 
 def pipeline_listener(pipe, files: list, audio, settings: ListenSettings) -> Callable | None:
