@@ -38,10 +38,12 @@ def _binds(items):
 LISTEN = ["listen.items=2", "listen.seconds=0.25", "train.val_every=2"]
 
 
-def test_train_logs_audio_and_spectrograms(corpus, tmp_path):
+def test_train_logs_audio_and_spectrograms(corpus, tmp_path, caplog):
     run = tmp_path / "run"
+    caplog.set_level("INFO", logger="audiogen")
     run_here("train", "--gin", "pipelines/conv_ae.gin", *_binds(TINY + LISTEN + ["train.max_steps=3"]),
                    "--data", corpus / "train.txt", "--valid", corpus / "valid.txt", "-o", run, "--no-progress")
+    assert f"tensorboard --logdir {run / 'logs' / 'tensorboard'}" in caplog.text  # how to open it
     events = read_events(run / "logs" / "tensorboard")
     audio = [(s, t, v) for s, t, v in events if v.HasField("audio")]
     images = [(s, t, v) for s, t, v in events if v.HasField("image")]
