@@ -5,7 +5,7 @@ The Python priors cannot be scripted whole (their training paths use custom auto
 so each wrapper here repeats only the sampling step. tests/test_export.py checks that every wrapper gives the
 same numbers as the Python prior under the same seed, so the two cannot drift apart unnoticed.
 
-- Recurrent priors (``priors.sequence`` over VRNN, SRNN or LSTM, one Gaussian output): frame by frame, the
+- Recurrent priors (``priors.sequence`` over VRNN, SRNN or LSTM, one Gaussian or Gaussian-mixture output): frame by frame, the
   recurrent state and the previous frame's embedding kept in buffers between calls.
 - DiffWave: one window of ``window`` frames per generation with deterministic DDIM (eta 0) over ``steps`` of the
   training steps; after the first, each window starts with ``context`` frames of what came before (inpainting by
@@ -21,7 +21,8 @@ from torch import Tensor, nn
 
 from audiogen.errors import ConfigError
 
-EXPORT_FIX = "export a priors.sequence prior (VRNN, SRNN or LSTM) with one Gaussian output, or priors.diffwave"
+EXPORT_FIX = ("export a priors.sequence prior (VRNN, SRNN or LSTM) with one Gaussian or Gaussian-mixture output, "
+              "or priors.diffwave")
 
 
 def _gaussian(x: Tensor, min_std: float) -> Tuple[Tensor, Tensor]:
@@ -109,13 +110,16 @@ class RecurrentGenerator(nn.Module):
         from audiogen.distributions.gaussian import GaussianMixture
 
         dists = list(prior.dists)
-        if len(dists) != 1 or type(dists[0]).__name__ != "Gaussian" or not isinstance(dists[0], GaussianMixture):
+        if len(dists) != 1 or not isinstance(dists[0], GaussianMixture):
             raise ConfigError(f"this priors.sequence has outputs {[type(d).__name__ for d in dists]}; the export "
-                              "draws one Gaussian per dimension", fix=EXPORT_FIX)
+                              "draws from one Gaussian or Gaussian mixture over all dimensions", fix=EXPORT_FIX)
         self.step = _step_for(prior.model)
         self.embed, self.head = prior.embed[0], prior.head
         self.latent_size = prior.latent_size
-        self.min_log_std = math.log(dists[0].min_std)
+        q = dists[0]
+        self.num_params, self.has_logits, self.components = q.num_params, bool(q.has_logits), q.num_components
+        self.min_log_std = math.log(q.min_std)
+        self.eps = float(torch.finfo(torch.float32).eps)  # mixture.uniform keeps U(0, 1) off 0 and 1
         s1, s2 = self.step.init_state(1)
         self.register_buffer("prev", s1.new_zeros(1, prior.model.input_sizes[0]))
         self.register_buffer("s1", s1)
@@ -130,13 +134,23 @@ class RecurrentGenerator(nn.Module):
 
     @torch.jit.export
     def frame(self, prev: Tensor, s1: Tensor, s2: Tensor, temperature: float) -> Tuple[Tensor, Tensor, Tensor]:
-        """One frame (B, D) drawn as ``SequencePrior._draw`` draws it (one Gaussian, noise in (B * D) order)."""
+        """One frame (B, D) drawn as ``SequencePrior._draw`` and ``GaussianMixture.sample`` draw it (component by
+        Gumbel-max, then its Gaussian; the noise in the same order), all noise scaled by ``temperature``."""
         context, s1, s2 = self.step(prev, s1, s2, temperature)
         p = self.head(context[..., None])
-        B, D = p.shape[0], self.latent_size
-        noise = torch.randn(B * D, 1, 1, dtype=p.dtype, device=p.device).view(B, D, 1)
-        x = p[:, :D] + p[:, D:].clamp_min(self.min_log_std).exp() * (noise * temperature)
-        return x[..., 0], s1, s2
+        B, D, P, K = p.shape[0], self.latent_size, self.num_params, self.components
+        q = p.reshape(B, P, D, 1).transpose(1, 2).reshape(B * D, P, 1)
+        if self.has_logits:
+            logits, means, log_stds = q[:, :K], q[:, K:2 * K], q[:, 2 * K:].clamp_min(self.min_log_std)
+            u = torch.rand(logits.shape, dtype=q.dtype, device=q.device).clamp(self.eps, 1.0 - self.eps)
+            # temperature scales the Gumbel noise too: at 0 the most likely component, at 1 softmax(logits)
+            idx = (logits + -torch.log(-torch.log(u)) * temperature).argmax(1, keepdim=True)
+            mu, log_std = means.gather(1, idx), log_stds.gather(1, idx)
+        else:
+            mu, log_std = q[:, :1], q[:, 1:].clamp_min(self.min_log_std)
+        noise = torch.randn(mu.shape, dtype=q.dtype, device=q.device)
+        x = mu + log_std.exp() * (noise * temperature)
+        return x.view(B, D), s1, s2
 
     def forward(self, x: Tensor, listen: bool, temperature: float) -> Tensor:
         if self.prev.shape[0] != x.shape[0]:

@@ -28,6 +28,8 @@ SEQ = {"vrnn": ["priors.sequence.model=@priors.vrnn()", "priors.vrnn.input_size=
                 "priors.srnn.hidden_size=8", "priors.srnn.context_size=8"],
        "lstm": ["priors.sequence.model=@priors.lstm()", "priors.lstm.input_size=8", "priors.lstm.hidden_size=8",
                 "priors.lstm.context_size=8", "priors.lstm.num_layers=2"]}
+SEQ["srnn_mixture"] = SEQ["srnn"] + ["priors.sequence.distributions=[@distributions.gaussian_mixture()]",
+                                     "distributions.gaussian_mixture.num_components=3"]
 TINY_DIFFWAVE = ["priors.diffwave.residual_layers=3", "priors.diffwave.residual_channels=8",
                  "priors.diffwave.dilation_cycle=2", "schedules.linear.steps=20"]
 
@@ -112,8 +114,9 @@ def test_unsupported_priors_are_refused():
     from audiogen.errors import ConfigError
 
     gin.clear_config()
-    config.parse(["pipelines/vrnn_latents.gin"], ["LATENT_SIZE=3", "priors.sequence.distributions="
-                                                  "[@distributions.gaussian_mixture()]"] + SEQ["vrnn"][1:])
+    config.parse(["pipelines/vrnn_latents.gin"], ["LATENT_SIZE=3", "priors.sequence.dims=[2, 1]",
+                                                  "priors.sequence.distributions=[@distributions.gaussian(), "
+                                                  "@distributions.bernoulli()]"] + SEQ["vrnn"][1:])
     with pytest.raises(ConfigError, match="one Gaussian"):
         generator_for(build_pipeline().prior, 8, 2, 4)
     prior = _prior("pipelines/diffwave_latents.gin", TINY_DIFFWAVE)
