@@ -300,3 +300,30 @@ def test_refusals_are_one_message(corpus, tmp_path):
     res = CliRunner().invoke(cli, ["export", str(run), "-o", str(tmp_path / "x.ts")])
     assert res.exit_code == 2 and "temporal VAE" in res.output and "Traceback" not in res.output
     assert not (tmp_path / "x.ts").exists()
+
+
+def test_prior_on_a_trained_autoencoder_embeds_its_traced_coders(tiny_run, corpus, tmp_path):
+    """A prior over a Conv1d autoencoder's latents: the export carries that autoencoder, traced, and the prior."""
+    lat = tmp_path / "lat"
+    run_here("encode", "--ckpt", tiny_run, corpus / "train.txt", "-o", lat, "--no-progress")
+    run = _train(lat, tmp_path, "pipelines/vrnn_latents.gin",
+                 ["LATENT_SIZE=4", "HIDDEN=8", "DZ=4", "train.max_steps=2", "train.batch_size=2",
+                  "train_prior.crop_frames=16", "listen.enabled=False"])
+    out = tmp_path / "p.ts"
+    run_here("export", run, "-o", out)
+    m = torch.jit.load(str(out))
+    from audiogen.pipeline import load_pipeline
+
+    pipe, _ = load_pipeline(tiny_run)
+    hop = pipe.hop
+    assert m.get_methods() == ["encode", "decode", "forward", "prior"]
+    assert m.prior_params.tolist() == [4, hop, 4, hop] and m.encode_params.tolist() == [1, 1, 4, hop]
+    x = torch.randn(1, 1, 20 * hop) * 0.1
+    z = m.encode(x)
+    torch.testing.assert_close(z, pipe.encoder(x), rtol=1e-5, atol=1e-6)
+    m.set_temperature(0.0)
+    y = m.prior(z)
+    assert y.shape == z.shape and m.decode(y).shape == (1, 1, 20 * hop)
+    assert m.get_temperature() == 0.0 and m.set_temperature(-1.0) == -1  # refused, as msprior refuses it
+    rec = json.loads(m.audiogen_export)
+    assert rec["kind"] == "prior" and rec["normalized"] and rec["window_frames"] is None
