@@ -546,8 +546,8 @@ def reconstruct(gin_files, bindings, ckpt, inputs, out, mean, seed, no_progress)
               help="DiffWave priors: frames generated per window (default: the crop the prior was trained on).")
 @click.option("--context-frames", type=click.IntRange(min=0),
               help="DiffWave priors: frames of the previous window each window continues (default: a quarter).")
-@click.option("--steps", type=click.IntRange(min=1), default=10, show_default=True,
-              help="DiffWave priors: DDIM steps per window.")
+@click.option("--steps", type=click.IntRange(min=1),
+              help="DiffWave priors: DDIM steps per window (default: audiogen.export.DEFAULT_STEPS, 10).")
 def export(run, out, window_frames, context_frames, steps) -> None:
     """One TorchScript file for nn~ (Max/MSP, Pure Data): encode/decode/forward of an autoencoder run, plus a
     streaming `prior` method for a prior run on a latent dataset (e.g. RAVE latents)."""

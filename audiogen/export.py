@@ -153,8 +153,9 @@ def _codec(pipe, what: str, meta: dict | None = None):
     return TracedCodec(pipe.encoder, pipe.decoder, pipe.hop, pipe.latent_size), sr, 1, pipe.latent_size, pipe.hop
 
 
-def build_export(run, window: int | None = None, context: int | None = None, steps: int = DEFAULT_STEPS):
+def build_export(run, window: int | None = None, context: int | None = None, steps: int | None = None):
     """The scriptable nn~ module for a run folder or checkpoint, and the record written into it."""
+    steps = DEFAULT_STEPS if steps is None else int(steps)
     from audiogen.artifacts import load_checkpoint, sha256_file, versions
     from audiogen.pipeline import load_pipeline
 
@@ -210,7 +211,7 @@ def _crop_frames() -> int | None:
 
 
 def export_run(run, out: Path, window: int | None = None, context: int | None = None,
-               steps: int = DEFAULT_STEPS) -> dict:
+               steps: int | None = None) -> dict:
     """Script and write the export to ``out`` (atomically); returns the record written into it."""
     module, record = build_export(run, window, context, steps)
     for p in module.parameters():  # a player runs inference only: outputs must not carry autograd
