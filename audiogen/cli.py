@@ -276,7 +276,8 @@ def index(inputs, out, strict) -> None:
               help="Pipeline whose decoder to use (default: the one recorded in the dataset's meta).")
 @click.argument("latents", nargs=-1, required=True)
 @click.option("-o", "--out", type=click.Path(path_type=Path), required=True, help="Folder for the wav files.")
-def decode(gin_files, bindings, ckpt, latents, out) -> None:
+@click.option("--no-progress", is_flag=True)
+def decode(gin_files, bindings, ckpt, latents, out, no_progress) -> None:
     """Decode latents (a latent dataset folder, or .npy/.safetensors files of shape (C, L)) to wav files."""
     from audiogen.latents.decode import (
         dataset_record,
@@ -288,7 +289,10 @@ def decode(gin_files, bindings, ckpt, latents, out) -> None:
 
     pipe = decoder_pipeline(dataset_record(list(latents)), ckpt, gin_files, bindings)
     sr = audio_settings_for(pipe.decoder, "decoder").sample_rate
-    written = decode_to_files(pipe.decoder, iter_latents(list(latents), pipe.decoder.latent_size), out, sr)
+    from audiogen.progress import shown
+
+    with shown(not no_progress):
+        written = decode_to_files(pipe.decoder, iter_latents(list(latents), pipe.decoder.latent_size), out, sr)
     click.echo(f"wrote {len(written)} wav files to {out}")
 
 
@@ -488,8 +492,9 @@ def evaluate(gin_files, bindings, ckpt, data, iw_samples, segment_seconds, out, 
 @click.option("--limit", type=click.IntRange(min=3), help="Use N rows, evenly spaced over the file (after --where).")
 @click.option("-o", "--out", type=click.Path(path_type=Path), required=True,
               help="Folder for probe.json, probe.md and the LDA plots.")
+@click.option("--no-progress", is_flag=True)
 def probe(gin_files, bindings, source, labels_csv, label_cols, where, ks, lda_dims, folds, no_mel, n_mels, limit,
-          out) -> None:
+          out, no_progress) -> None:
     """What the latents capture: leave-one-out kNN accuracy per label and 2-D LDA plots of time-averaged
     representations, per level of a checkpoint (or of a latent dataset), against log-mel features."""
     from audiogen import __version__
@@ -510,15 +515,20 @@ def probe(gin_files, bindings, source, labels_csv, label_cols, where, ks, lda_di
         col, val = w.split("=", 1)
         conditions[col.strip()] = val
     items, labels = read_labels(labels_csv, list(label_cols), conditions, limit)
+    from audiogen.progress import shown
+
     if (source / "meta.json").is_file():
-        reps = dataset_representations(source, items, not no_mel, n_mels)
+        with shown(not no_progress):
+            reps = dataset_representations(source, items, not no_mel, n_mels)
         made_from = {"latent_dataset": str(source.resolve())}
     else:
         from audiogen.pipeline import load_pipeline
         from audiogen.settings import audio_settings_for
 
         pipe, ck = load_pipeline(source, gin_files, bindings)
-        reps = model_representations(pipe, items, audio_settings_for(pipe.encoder, "encoder"), not no_mel, n_mels)
+        with shown(not no_progress):
+            reps = model_representations(pipe, items, audio_settings_for(pipe.encoder, "encoder"), not no_mel,
+                                         n_mels)
         made_from = {"checkpoint": ck["path"], "global_step": ck["audiogen"].get("global_step"),
                      "kind": ck["audiogen"].get("kind")}
     results = run(reps, items, labels, sorted(set(ks)), out, lda_dims, folds)
@@ -542,17 +552,20 @@ def probe(gin_files, bindings, source, labels_csv, label_cols, where, ks, lda_di
 @click.option("--frames", type=click.IntRange(min=1), help="Length in frames (priors over sequences without audio).")
 @click.option("--decoder-ckpt", type=click.Path(path_type=Path),
               help="Prior samples: autoencoder to decode with (default: the one the prior's dataset names).")
-def sample(gin_files, bindings, ckpt, num, seconds, out, seed, mean, frames, decoder_ckpt) -> None:
+@click.option("--no-progress", is_flag=True)
+def sample(gin_files, bindings, ckpt, num, seconds, out, seed, mean, frames, decoder_ckpt, no_progress) -> None:
     """Unconditional samples from a temporal VAE, or from a prior (decoded with its dataset's autoencoder):
     wavs, PNGs and samples.json (with diagnostics for priors)."""
     from audiogen.artifacts import load_checkpoint
     from audiogen.pipeline import load_pipeline
+    from audiogen.progress import shown
 
     ck = load_checkpoint(ckpt)  # read once: it says which kind of sampling applies
     if ck["audiogen"].get("kind") == "prior":
         from audiogen.prior_sampling import sample_prior
 
-        rec = sample_prior(ck, out, num, seconds, frames, seed, gin_files, bindings, decoder_ckpt=decoder_ckpt)
+        with shown(not no_progress):
+            rec = sample_prior(ck, out, num, seconds, frames, seed, gin_files, bindings, decoder_ckpt=decoder_ckpt)
         # its warnings were logged once by sample_prior (and are kept in samples.json)
         click.echo(f"wrote {num} samples ({rec['frames']} frames each) and samples.png to {out}")
         return
@@ -560,7 +573,8 @@ def sample(gin_files, bindings, ckpt, num, seconds, out, seed, mean, frames, dec
     from audiogen.settings import audio_settings
 
     pipe, ck = load_pipeline(ck, gin_files, bindings)
-    paths = write_samples(pipe, ck, out, num, seconds, audio_settings().sample_rate, seed, mean=mean)
+    with shown(not no_progress):
+        paths = write_samples(pipe, ck, out, num, seconds, audio_settings().sample_rate, seed, mean=mean)
     click.echo(f"wrote {len(paths)} samples and samples.png to {out}")
 
 
@@ -573,7 +587,8 @@ def sample(gin_files, bindings, ckpt, num, seconds, out, seed, mean, frames, dec
               help="Write the output distribution's mean instead of a sample (for mu-law audio the mean of a "
                    "broad, sign-symmetric prediction is near silence; samples keep the envelope).")
 @click.option("--seed", type=int, default=0, show_default=True)
-def reconstruct(gin_files, bindings, ckpt, inputs, out, mean, seed) -> None:
+@click.option("--no-progress", is_flag=True)
+def reconstruct(gin_files, bindings, ckpt, inputs, out, mean, seed, no_progress) -> None:
     """Posterior reconstructions of audio files: wavs and a comparison PNG."""
     from audiogen.audio.io import expand_inputs
     from audiogen.pipeline import load_pipeline
@@ -582,8 +597,31 @@ def reconstruct(gin_files, bindings, ckpt, inputs, out, mean, seed) -> None:
 
     files = expand_inputs(list(inputs))
     pipe, ck = load_pipeline(ckpt, gin_files, bindings)
-    paths = reconstruct_files(pipe, ck, files, out, audio_settings(), mean=mean, seed=seed)
+    from audiogen.progress import shown
+
+    with shown(not no_progress):
+        paths = reconstruct_files(pipe, ck, files, out, audio_settings(), mean=mean, seed=seed)
     click.echo(f"wrote {len(paths)} reconstructions and reconstructions.png to {out}")
+
+
+# ----------------------------------------------------------------------------------------------------------- export
+@cli.command()
+@click.argument("run", type=click.Path(path_type=Path, exists=True))
+@click.option("-o", "--out", type=click.Path(path_type=Path), required=True, help="TorchScript file to write (.ts).")
+@click.option("--window-frames", type=click.IntRange(min=2),
+              help="DiffWave priors: frames generated per window (default: the crop the prior was trained on).")
+@click.option("--context-frames", type=click.IntRange(min=0),
+              help="DiffWave priors: frames of the previous window each window continues (default: a quarter).")
+@click.option("--steps", type=click.IntRange(min=1),
+              help="DiffWave priors: DDIM steps per window (default: audiogen.export.DEFAULT_STEPS, 10).")
+def export(run, out, window_frames, context_frames, steps) -> None:
+    """One TorchScript file for nn~ (Max/MSP, Pure Data): encode/decode/forward of an autoencoder run, plus a
+    streaming `prior` method for a prior run on a latent dataset (e.g. RAVE latents)."""
+    from audiogen.export import export_run
+
+    rec = export_run(run, out, window_frames, context_frames, steps)
+    click.echo(f"wrote {out}: {rec['kind']} export with methods {', '.join(rec['methods'])} "
+               f"({rec['sample_rate']} Hz, {rec['latent_size']} latent dims, hop {rec['hop']})")
 
 
 # ------------------------------------------------------------------------------------------------------------- info
@@ -616,11 +654,12 @@ def info(path: Path, as_json: bool) -> None:
               show_default=True)
 @click.option("--steps", type=int, default=None, help="Training steps (default from the gin file's quickstart).")
 @click.option("--bind", "bindings", multiple=True, help="Extra gin bindings for training.")
-def quickstart(data, out, steps, bindings) -> None:
+@click.option("--no-progress", is_flag=True)
+def quickstart(data, out, steps, bindings, no_progress) -> None:
     """Synthesise a corpus (or use --data), train a small autoencoder, encode, decode, and compare."""
     from audiogen.quickstart import run_quickstart
 
-    run_quickstart(cli, data, out, steps, list(bindings), echo=click.echo)
+    run_quickstart(cli, data, out, steps, list(bindings), echo=click.echo, progress=not no_progress)
 
 
 def _rank_zero_or_error(record: logging.LogRecord) -> bool:

@@ -15,6 +15,7 @@ user's own and keep full gin (imports included).
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import logging
 import os
@@ -310,3 +311,25 @@ def query(selector: str, default=None):
         return gin.query_parameter(selector)
     except ValueError:
         return default
+
+
+@contextlib.contextmanager
+def isolated():
+    """Parse and build something else (e.g. the autoencoder that decodes a prior's samples while it trains) and
+    come back to the current gin config and its operative record unchanged: checkpoints written later still
+    record the run's own config."""
+    from gin import config as g
+
+    saved = {name: {k: (dict(v) if isinstance(v, dict) else v) for k, v in getattr(g, name).items()}
+             for name in ("_CONFIG", "_OPERATIVE_CONFIG", "_SINGLETONS")}
+    imports = set(g._IMPORTS)
+    locked = g.config_is_locked()
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            getattr(g, name).clear()
+            getattr(g, name).update(value)
+        g._IMPORTS.clear()
+        g._IMPORTS.update(imports)
+        g._set_config_is_locked(locked)

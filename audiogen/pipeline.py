@@ -196,7 +196,9 @@ class Pipeline(nn.Module):
         lm, enc = self.latent_model, self.encoder
         device = next(self.parameters()).device
         prev, state, out = torch.zeros(n, enc.latent_size, device=device), None, []
-        for _ in range(frames):
+        from audiogen.progress import bar
+
+        for _ in bar(range(frames), desc="sample", unit="frame"):
             context, state = lm.step(prev, state)
             params = self.decoder(context[..., None])  # (n, P, hop)
             y = self.distribution.mean(params) if mean else self.distribution.sample(params)

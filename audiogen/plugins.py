@@ -36,7 +36,7 @@ ENV_VAR = "AUDIOGEN_PLUGINS"
 BUILTIN = "audiogen"
 # gin names of audiogen's own configurables; a component of the same name would make bindings ambiguous.
 RESERVED = ("audio", "train", "train_prior", "encode", "pipeline", "spectral_loss", "elbo", "infonce", "evaluate",
-            "sample")
+            "sample", "listen")
 KINDS = ("encoders", "decoders", "priors", "distributions", "schedules", "codings", "datasets")
 
 

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from audiogen.artifacts import atomic_write_json, versions
+from audiogen.progress import bar
 
 log = logging.getLogger("audiogen")
 SILENT_DBFS = -50.0  # frames quieter than this (RMS, dBFS) count as near-silent
@@ -138,7 +139,7 @@ def sample_prior(ck: dict, out: Path, n: int, seconds: float | None, frames: int
     audio = [None] * n
     if dec is not None:
         with torch.no_grad():
-            audio = [dec(torch.from_numpy(zi)[None])[0, 0].numpy() for zi in z]
+            audio = [dec(torch.from_numpy(zi)[None])[0, 0].numpy() for zi in bar(z, desc="decode", unit="sample")]
             for name, a in zip(names, audio):
                 save_audio(out / f"{name}.wav", a, sr)
             diag["audio"] = audio_diagnostics(audio, sr)

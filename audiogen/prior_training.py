@@ -115,4 +115,7 @@ def train_prior(data: str, out: Path, gin_files: list[str], bindings: list[str],
     train_loader = batch_loader(ds, s.batch_size, s.seed, s.num_workers, collate_latents, train=True)
     valid_loader = batch_loader(valid_ds, s.batch_size, s.seed, s.num_workers, collate_latents,
                                 train=False) if valid_ds else None
-    return fit(module, out, s, train_loader, valid_loader, last, progress)
+    from audiogen.listen import listen_callbacks, prior_listener
+
+    listen = listen_callbacks(lambda ls: prior_listener(prior, provenance["dataset"], ls), s.val_every, out)
+    return fit(module, out, s, train_loader, valid_loader, last, progress, listen)

@@ -21,6 +21,7 @@ import torch
 
 from audiogen.audio.io import load_audio
 from audiogen.errors import AudiogenError, ConfigError
+from audiogen.progress import bar
 
 RESERVED = ("path", "start", "end")
 
@@ -217,7 +218,7 @@ def model_representations(pipe, items: list[Item], audio, mel: bool, n_mels: int
     reps = [Representation(f"{prefix}{i + 1}", h, audio.sample_rate) for i, h in enumerate(enc.level_hops)]
     mel_rep = Representation("mel", enc.hop, audio.sample_rate) if mel else None
     path = None
-    for it in items:
+    for it in bar(items, desc="probe", unit="file"):
         if it.path != path:  # segments of one file (consecutive rows) share its encoding
             path = it.path
             x = load_audio(path, audio.sample_rate, channels=audio.channels, resample=audio.resample)
@@ -257,7 +258,7 @@ def dataset_representations(path: Path, items: list[Item], mel: bool, n_mels: in
     rep = Representation("latents", hop, sr)
     mel_rep = Representation("mel", hop, sr) if mel else None
     audio, mel_path = ds.meta.get("audio", {}), None
-    for it in items:
+    for it in bar(items, desc="probe", unit="file"):
         f = ds.files[index[it.path]]
         z = np.asarray(ds.sequence(index[it.path]), np.float64).T
         n = int(f["samples"])

@@ -38,7 +38,8 @@ def snr_db(x: np.ndarray, y: np.ndarray) -> float:
     return float(10 * np.log10(np.sum(x[:n] ** 2) / max(err, 1e-12)))
 
 
-def run_quickstart(cli, data: Path | None, out: Path, steps: int | None, bindings: list[str], echo=print) -> dict:
+def run_quickstart(cli, data: Path | None, out: Path, steps: int | None, bindings: list[str], echo=print,
+                   progress: bool = False) -> dict:
     from audiogen.audio.io import load_audio
     from audiogen.cli import run_command
     from audiogen.latents.dataset import read_meta
@@ -70,13 +71,14 @@ def run_quickstart(cli, data: Path | None, out: Path, steps: int | None, binding
         args += ["--data", str(d)]
     for d in valid_data:
         args += ["--valid", str(d)]
-    run_command(args + ["-o", str(run), "--no-progress"], echo)
+    quiet = [] if progress else ["--no-progress"]  # training is the long part: its bar goes to stderr
+    run_command(args + ["-o", str(run), *quiet], echo)
     t_train = time.perf_counter()
 
     latents, decoded = out / "latents", out / "decoded"
     run_command(["encode", "--ckpt", str(run / "model.ckpt"), *map(str, all_data), "-o", str(latents),
-                 "--overwrite", "--no-progress"], echo)
-    run_command(["decode", str(latents), "-o", str(decoded)], echo)
+                 "--overwrite", *quiet], echo)
+    run_command(["decode", str(latents), "-o", str(decoded), *quiet], echo)
 
     meta = read_meta(latents)
     rec = LatentRecord.from_meta(meta, latents)

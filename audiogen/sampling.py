@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 
 from audiogen.artifacts import atomic_write_json, versions
+from audiogen.progress import bar
 
 
 def write_samples(pipe, ckpt: dict, out: Path, n: int, seconds: float, sample_rate: int, seed: int,
@@ -43,7 +44,7 @@ def reconstruct_files(pipe, ckpt: dict, files: list[Path], out: Path, audio, mea
     sample_rate = audio.sample_rate
     out.mkdir(parents=True, exist_ok=True)
     paths, pairs = [], []
-    for f in files:
+    for f in bar(files, desc="reconstruct", unit="file"):
         x = load_audio(f, sample_rate, channels=audio.channels, resample=audio.resample)
         wave = torch.from_numpy(x)[None, None]
         with torch.no_grad():  # an autoencoder's reconstruct() is also its training forward

@@ -174,3 +174,21 @@ def prior_settings(crop_frames: int = 128, normalize: bool = True) -> PriorSetti
     if int(crop_frames) < 1:
         raise ConfigError(f"train_prior.crop_frames must be a positive integer, got {crop_frames!r}")
     return settings
+
+
+@dataclass(frozen=True)
+class ListenSettings:
+    enabled: bool
+    items: int
+    seconds: float
+    seed: int
+
+
+@gin.configurable("listen")
+def listen_settings(enabled: bool = True, items: int = 4, seconds: float = 3.0, seed: int = 0) -> ListenSettings:
+    """What training logs to TensorBoard to listen to: ``items`` items of at most ``seconds`` seconds each."""
+    settings = checked(ListenSettings, "listen", listen_settings, locals())
+    if settings.items < 1 or not settings.seconds > 0:
+        raise ConfigError(f"listen.items = {items!r} and listen.seconds = {seconds!r} must be positive",
+                          fix="e.g. listen.items = 4, listen.seconds = 3.0 (or listen.enabled = False)")
+    return settings

@@ -40,6 +40,7 @@ from audiogen.checkpoint_io import AtomicCheckpointIO, writable_folder, write_fa
 from audiogen.distributed import is_main_process, rank_share, resolve_shape, split_batch
 from audiogen.errors import AudioFileError, ConfigError, TrainingDiverged
 from audiogen.pipeline import Pipeline, build_pipeline, describe_pipeline
+from audiogen.progress import stderr_progress_bar
 from audiogen.settings import (
     AudioSettings,
     TrainSettings,
@@ -283,8 +284,12 @@ def train(data: list[str], out: Path, gin_files: list[str], bindings: list[str],
     module = PipelineModule(pipe, s, provenance)
     train_loader = _loader(train_files, audio, s, pipe.hop, train=True)
     valid_loader = _loader(valid_files, audio, s, pipe.hop, train=False) if valid_files else None
+    from audiogen.listen import listen_callbacks, pipeline_listener
+
+    listen = listen_callbacks(lambda ls: pipeline_listener(pipe, valid_files or train_files, audio, ls), s.val_every,
+                              out)
     try:
-        return fit(module, out, s, train_loader, valid_loader, last, progress)
+        return fit(module, out, s, train_loader, valid_loader, last, progress, listen)
     except AudioFileError:
         # the index lists the file the user is now told to repair or remove: the next start indexes the inputs again
         drop_run_index(out)
@@ -292,7 +297,7 @@ def train(data: list[str], out: Path, gin_files: list[str], bindings: list[str],
 
 
 def fit(module: AudiogenModule, out: Path, s: TrainSettings, train_loader, valid_loader, last: Path,
-        progress: bool) -> Path:
+        progress: bool, callbacks: list = ()) -> Path:
     """Run (or resume) Lightning on ``module``; write operative_config.gin and model.ckpt in ``out``."""
     devices, num_nodes = resolve_shape(s.devices, s.num_nodes, "train")
     world = devices * num_nodes  # start_run has refused a global batch that does not split over the ranks
@@ -307,7 +312,7 @@ def fit(module: AudiogenModule, out: Path, s: TrainSettings, train_loader, valid
         use_distributed_sampler=False,  # our batch samplers give each rank its share (ResumableBatches)
         # one CSV per (re)start, so a resumed run never overwrites the metrics of the earlier part
         logger=[CSVLogger(out, name="logs"), TensorBoardLogger(out, name="logs", version="tensorboard")],
-        callbacks=[ckpt_cb, EpochCallback()], log_every_n_steps=s.log_every, plugins=[AtomicCheckpointIO()],
+        callbacks=[ckpt_cb, EpochCallback(), *callbacks, *([stderr_progress_bar()] if progress else [])], log_every_n_steps=s.log_every, plugins=[AtomicCheckpointIO()],
         val_check_interval=min(s.val_every, s.max_steps) if valid_loader else None,
         check_val_every_n_epoch=None if valid_loader else 1, limit_val_batches=None if valid_loader else 0,
         enable_progress_bar=progress, enable_model_summary=False, num_sanity_val_steps=0,

@@ -25,7 +25,7 @@ TINY = {
 # Pipelines around a pretrained model file have nothing to train: the macro names the file, found in ../shared.
 PRETRAINED = {"pipelines/rave_bridge.gin": ("RAVE_MODEL", "models/*.ts")}
 STEPS = ["train.max_steps=2", "train.batch_size=2", "train.crop_seconds=0.2", "train.val_every=2",
-         "train.log_every=1"]
+         "train.log_every=1", "listen.items=1", "listen.seconds=0.2"]  # every pipeline's listening, kept cheap
 
 
 def _binds(items):

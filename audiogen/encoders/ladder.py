@@ -48,7 +48,9 @@ class LadderEncoder(Encoder):
             h = stage(h)
             if i >= base - 1:
                 level = i - (base - 1)
-                outs.append(self.heads[level](h)[..., : math.ceil(n / self._level_hops[level])])
+                y = self.heads[level](h)
+                # sliced only when padding added frames: a trace (``audiogen export``) then keeps no fixed length
+                outs.append(y[..., : math.ceil(n / self._level_hops[level])] if n % self._level_hops[level] else y)
                 if not all_levels:
                     break
         return outs

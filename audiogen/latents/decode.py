@@ -15,6 +15,7 @@ from audiogen.audio.io import save_audio
 from audiogen.errors import ArtifactError
 from audiogen.latents.dataset import LatentDataset, _is_int, read_meta
 from audiogen.latents.record import LatentRecord
+from audiogen.progress import bar
 
 
 def common_root(paths: list[str]) -> Path:
@@ -182,7 +183,7 @@ def decode_to_files(decoder: torch.nn.Module, items, out: Path, sample_rate: int
                             fix="choose a writable location for -o") from None
     try:
         with torch.inference_mode():
-            for name, z, samples in items:
+            for name, z, samples in bar(items, desc="decode", unit="file"):
                 # a writable copy: a memory-mapped shard is read-only (torch warns about views of it)
                 audio = decoder(torch.from_numpy(np.array(z, dtype=np.float32, order="C"))[None])[0, 0].numpy()
                 audio = audio[:samples] if samples else audio  # a dataset's files come back at their source length

@@ -15,6 +15,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from audiogen.progress import bar
 from audiogen.schedules import alpha_bars, fractional_steps
 
 Denoiser = Callable[[Tensor, Tensor], Tensor]
@@ -35,7 +36,7 @@ def ddpm(denoise: Denoiser, shape, betas: Tensor, steps: Tensor, generator=None,
     abar = alpha_bars(betas)
     x = _noise(shape, generator, device, dtype)
     steps = steps.to(device)  # once, not a host-to-device copy per network call
-    for n in range(len(betas) - 1, -1, -1):
+    for n in bar(range(len(betas) - 1, -1, -1), desc="sample", unit="step"):
         beta, ab = float(betas[n]), float(abar[n])
         eps = denoise(x, steps[n:n + 1])
         x = (x - beta / math.sqrt(1 - ab) * eps) / math.sqrt(1 - beta)
@@ -73,7 +74,7 @@ def ddim(denoise: Denoiser, shape, betas: Tensor, steps: int, eta: float = 0.0, 
     ts = ddim_steps(len(betas), steps).tolist()
     x = _noise(shape, generator, device, dtype)
     ts_dev = torch.tensor(ts, device=device)
-    for i in range(len(ts) - 1, -1, -1):
+    for i in bar(range(len(ts) - 1, -1, -1), desc="sample", unit="step"):
         t = ts[i]
         a, a_prev = float(abar[t]), (float(abar[ts[i - 1]]) if i > 0 else 1.0)
         eps = denoise(x, ts_dev[i:i + 1])

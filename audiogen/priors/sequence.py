@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from audiogen.contracts import Prior, PriorOutput
+from audiogen.progress import bar
 
 
 class SequencePrior(Prior):
@@ -113,7 +114,7 @@ class SequencePrior(Prior):
             context, _ = self.model.generate(n, math.ceil(length / top) * top)
             return self._draw(self.head(context), mean)[..., :length]
         prev, state, frames = torch.zeros(n, self.model.input_sizes[0], device=device), None, []
-        for _ in range(length):
+        for _ in bar(range(length), desc="sample", unit="frame"):
             context, state = self.model.step(prev, state)
             x = self._draw(self.head(context[..., None]), mean)
             frames.append(x)
