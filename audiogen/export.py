@@ -123,25 +123,13 @@ class PriorExport(AutoencoderExport):
         return 0
 
 
-def dataset_info(ck: dict) -> dict:
-    """What a prior checkpoint says about its latent dataset: {"meta", "normalization"} (one place to read it,
-    so that a typed record of it can replace this)."""
-    info = ck["audiogen"].get("dataset") or {}
-    return {"meta": info.get("meta") or {}, "normalization": info.get("normalization")}
-
-
-def _codec(pipe, what: str, meta: dict | None = None):
-    """(codec module, sample rate, input channels, latent size, hop) of an autoencoder pipeline; a RAVE model must
-    be the file that made the dataset (``meta``'s recorded sha256)."""
+def _codec(pipe, what: str):
+    """(codec module, sample rate, input channels, latent size, hop) of an autoencoder pipeline (a RAVE model's
+    sha256 is checked against the dataset's record by ``decoder_pipeline``)."""
     from audiogen.decoders.rave import RaveDecoder
 
     if isinstance(pipe.decoder, RaveDecoder):
         rave = pipe.decoder.rave
-        recorded = ((meta or {}).get("encoder_info") or {}).get("model_sha256")
-        if recorded and recorded != rave.describe()["model_sha256"]:
-            raise ConfigError(f"the RAVE model {rave.path} has changed since it encoded the prior's dataset "
-                              "(sha256 differs): the prior would be paired with another latent space",
-                              fix="restore the model file that encoded the dataset, or re-encode and retrain")
         rave.reset()
         return rave.module, rave.sample_rate, rave.in_channels, rave.latent_size, rave.hop
     from audiogen.settings import audio_settings_for
@@ -173,27 +161,27 @@ def build_export(run, window: int | None = None, context: int | None = None, ste
         return AutoencoderExport(codec, sr, ch, latent, hop, json.dumps(record)), record
     from audiogen.export_steps import generator_for
     from audiogen.latents.decode import decoder_pipeline
+    from audiogen.latents.record import LatentRecord
 
-    info = dataset_info(ck)
-    meta = info["meta"]
+    rec = LatentRecord.from_prior(ck)
     prior_pipe, _ = load_pipeline(ck)
     prior = prior_pipe.prior
     if window is None:
         window = _crop_frames() or 64
     context = window // 4 if context is None else int(context)
     generator = generator_for(prior, int(window), context, int(steps))
-    if not (meta.get("checkpoint") or meta.get("operative_config")):
+    if not rec.decodable:
         raise ConfigError(f"{ck['path']}: the prior's dataset does not name the autoencoder that made its latents",
                           fix="train the prior on a latent dataset written by `audiogen encode`")
-    codec, sr, ch, latent, hop = _codec(decoder_pipeline(meta), "the dataset's autoencoder", meta)
+    codec, sr, ch, latent, hop = _codec(decoder_pipeline(rec), "the dataset's autoencoder")
     if latent != prior.latent_size:
         raise ConfigError(f"the prior models {prior.latent_size} dimensions but its dataset's autoencoder has "
                           f"{latent}", fix="train the prior on latents of this autoencoder")
-    norm = info["normalization"]
+    norm = rec.normalization
     mean = torch.tensor(norm["mean"]) if norm else torch.zeros(latent)
     std = torch.tensor(norm["std"]) if norm else torch.ones(latent)
     record.update(kind="prior", prior=type(prior).__name__, sample_rate=sr, latent_size=latent, hop=hop,
-                  dataset=(ck["audiogen"].get("dataset") or {}).get("path"), normalized=norm is not None,
+                  dataset=rec.dataset_path, normalized=norm is not None,
                   window_frames=int(window) if hasattr(generator, "window") else None,
                   context_frames=context if hasattr(generator, "window") else None,
                   ddim_steps=int(steps) if hasattr(generator, "window") else None)

@@ -145,22 +145,20 @@ def pipeline_listener(pipe, files: list, audio, settings: ListenSettings) -> Cal
     return make
 
 
-def prior_listener(prior, dataset: dict, settings: ListenSettings) -> Callable | None:
-    """Prior samples, de-normalised and decoded by the autoencoder the dataset names (loaded once, aside from the
-    run's gin config); None when the dataset names none."""
+def prior_listener(prior, record, settings: ListenSettings) -> Callable | None:
+    """Prior samples, de-normalised (``record.normalization``) and decoded by the autoencoder the dataset's record
+    names (loaded once, aside from the run's gin config); None when it names none."""
     from audiogen import config
 
-    meta = dataset.get("meta") or {}
-    sr, hop = meta.get("sample_rate"), meta.get("hop")
-    if not (sr and hop and (meta.get("checkpoint") or meta.get("operative_config"))):
+    if not record.decodable:
         log.info("listen: the prior's data names no autoencoder, so there is nothing to decode samples with")
         return None
     from audiogen.latents.decode import decoder_pipeline
 
     with config.isolated():
-        decoder = decoder_pipeline(meta).decoder
-    norm = dataset.get("normalization")
-    frames = max(1, int(settings.seconds * sr) // hop)
+        decoder = decoder_pipeline(record).decoder
+    norm, sr = record.normalization, record.sample_rate
+    frames = max(1, int(settings.seconds * sr) // record.hop)
 
     def make(module) -> Items:
         z = prior.sample(settings.items, frames).float()

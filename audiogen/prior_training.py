@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -117,5 +118,6 @@ def train_prior(data: str, out: Path, gin_files: list[str], bindings: list[str],
                                 train=False) if valid_ds else None
     from audiogen.listen import listen_callbacks, prior_listener
 
-    listen = listen_callbacks(lambda ls: prior_listener(prior, provenance["dataset"], ls), s.val_every, out)
+    record = replace(ds.record, normalization=provenance["dataset"]["normalization"])
+    listen = listen_callbacks(lambda ls: prior_listener(prior, record, ls), s.val_every, out)
     return fit(module, out, s, train_loader, valid_loader, last, progress, listen)
