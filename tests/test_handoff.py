@@ -304,3 +304,52 @@ def test_damaged_record_names_the_file(tiny_run, corpus, tmp_path):
     shutil.copytree(lat, bad)
     (bad / "meta.json").write_text(json.dumps({**meta, "hop": 0}))
     assert "hop" in _fails("decode", bad, "-o", tmp_path / "d")
+
+
+# ------------------------------------------------------------------------------------------------- review: attacks
+def _meta(**over) -> dict:
+    """A valid record's meta (a RAVE-encoded dataset of 2 dims), with ``over`` applied."""
+    meta = {"sample_rate": 16000, "hop": 512, "latent_size": 2, "dtype": "float32",
+            "stats": {"mean": [0.0, 1.0], "std": [1.0, 2.0], "min": [-3.0, -4.0], "max": [3.0, 5.0]},
+            "encoder": {"name": "encoders.rave"}, "decoder": {"name": "decoders.rave"}, "checkpoint": None,
+            "operative_config": "RAVE_MODEL = 'm.ts'",
+            "encoder_info": {"model_path": "m.ts", "model_sha256": "a" * 64, "encoding_mode": "mean", "latency": 0}}
+    meta.update(over)
+    return meta
+
+
+@pytest.mark.parametrize("edit, what", [
+    (lambda m: m["stats"]["std"].__setitem__(0, -1.0), "std"),             # a std is never negative
+    (lambda m: m["stats"]["std"].__setitem__(0, float("nan")), "std"),     # prior checkpoints skip read_meta
+    (lambda m: m["stats"]["max"].__setitem__(1, -9.0), "max"),             # max below min
+    (lambda m: m["encoder_info"].pop("model_sha256"), "model_sha256"),     # would skip the changed-model check
+    (lambda m: m["encoder_info"].__setitem__("model_sha256", 5), "model_sha256"),
+    (lambda m: m["encoder_info"].__setitem__("encoding_mode", ["mean"]), "encoding_mode"),
+])
+def test_edited_record_is_refused(edit, what):
+    from audiogen.errors import ArtifactError
+
+    LatentRecord.from_meta(_meta(), "lat/meta.json")  # the unedited record reads
+    meta = _meta()
+    edit(meta)
+    with pytest.raises(ArtifactError, match=what) as e:
+        LatentRecord.from_meta(meta, "lat/meta.json")
+    assert "lat/meta.json" in str(e.value) and e.value.fix
+
+
+def test_latents_of_another_kind_of_autoencoder_are_not_the_same_kind():
+    """Same size, rate and hop, but one made by a RAVE model file and the other by a trained checkpoint (or by
+    another encoder named in a configuration): check_same_kind must not let them pass as alike."""
+    from audiogen.errors import ConfigError
+
+    rave = LatentRecord.from_meta(_meta(), "rave")
+    conv = LatentRecord.from_meta(_meta(encoder={"name": "encoders.conv1d"}, decoder={"name": "decoders.conv1d"},
+                                        checkpoint={"path": "ae.ckpt", "sha256": "b" * 64}, encoder_info={}),
+                                  "conv")
+    mel = LatentRecord.from_meta(_meta(encoder={"name": "encoders.mel"}, decoder={"name": "decoders.rave"},
+                                       encoder_info={}), "mel")
+    rave.check_same_kind(LatentRecord.from_meta(_meta(), "rave2"), fix="x")  # alike: passes
+    for a, b in ((rave, conv), (conv, rave), (rave, mel)):
+        with pytest.raises(ConfigError, match="different autoencoders") as e:
+            a.check_same_kind(b, fix="use the same autoencoder")
+        assert a.source in str(e.value) and b.source in str(e.value)
