@@ -353,3 +353,21 @@ def test_latents_of_another_kind_of_autoencoder_are_not_the_same_kind():
         with pytest.raises(ConfigError, match="different autoencoders") as e:
             a.check_same_kind(b, fix="use the same autoencoder")
         assert a.source in str(e.value) and b.source in str(e.value)
+
+
+def test_decode_checks_every_dataset_it_is_given(tiny_run, corpus, tmp_path):
+    """`decode A B` picks its decoder from A's record: B, made by another autoencoder or at another hop, must be
+    refused, not decoded with A's decoder (the latent size alone was checked)."""
+    lat = tmp_path / "lat"
+    run_here("encode", "--ckpt", tiny_run, corpus / "train.txt", "-o", lat, "--no-progress")
+    meta = json.loads((lat / "meta.json").read_text())
+    for name, over, words in [("other_ae", {"checkpoint": {**meta["checkpoint"], "sha256": "0" * 64}},
+                               ["different autoencoders"]),
+                              ("other_hop", {"hop": meta["hop"] * 2}, ["hop"])]:
+        other = tmp_path / name
+        shutil.copytree(lat, other)
+        (other / "meta.json").write_text(json.dumps({**meta, **over}))
+        for ckpt in ([], ["--ckpt", tiny_run]):
+            err = _fails("decode", *ckpt, lat, other, "-o", tmp_path / f"d_{name}")
+            assert all(w in err for w in words) and name in err, err
+            assert not (tmp_path / f"d_{name}").exists()

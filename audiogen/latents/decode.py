@@ -77,11 +77,12 @@ def decode_to_files(decoder: torch.nn.Module, items, out: Path, sample_rate: int
 
 
 def dataset_record(inputs: list[str]) -> LatentRecord | None:
-    """The record of the first latent dataset among the inputs (it names the decoder to use)."""
-    for inp in inputs:
-        if Path(inp).is_dir():
-            return LatentRecord.from_meta(read_meta(inp), inp)
-    return None
+    """The record of the first latent dataset among the inputs (it names the decoder to use); every other dataset
+    must have been made like it (one decoder for all), else an error naming both."""
+    records = [LatentRecord.from_meta(read_meta(inp), inp) for inp in inputs if Path(inp).is_dir()]
+    for other in records[1:]:
+        records[0].check_same_kind(other, fix="decode each dataset with its own command (one decoder per call)")
+    return records[0] if records else None
 
 
 def decoder_pipeline(record: LatentRecord | None, ckpt=None, gin_files=(), bindings=()):
