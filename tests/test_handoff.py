@@ -371,3 +371,23 @@ def test_decode_checks_every_dataset_it_is_given(tiny_run, corpus, tmp_path):
             err = _fails("decode", *ckpt, lat, other, "-o", tmp_path / f"d_{name}")
             assert all(w in err for w in words) and name in err, err
             assert not (tmp_path / f"d_{name}").exists()
+
+
+def test_resumed_prior_run_keeps_its_dataset(tiny_run, corpus, tmp_path):
+    """Re-running train-prior on a run folder resumes it: on latents of another autoencoder (same size) it would
+    continue training on data the checkpoint does not describe, with other normalisation statistics."""
+    lat, run = tmp_path / "lat", tmp_path / "prior"
+    run_here("encode", "--ckpt", tiny_run, corpus / "train.txt", "-o", lat, "--no-progress")
+    _prior(lat, run)
+    other = tmp_path / "other"
+    shutil.copytree(lat, other)
+    meta = json.loads((other / "meta.json").read_text())
+    meta["checkpoint"]["sha256"] = "0" * 64
+    (other / "meta.json").write_text(json.dumps(meta))
+    before = (run / "checkpoints" / "last.ckpt").read_bytes()
+    err = _fails("train-prior", "--bind", "train.max_steps=3", other, "-o", run, "--no-progress")
+    assert "different autoencoders" in err and str(other) in err and "last.ckpt" in err
+    assert (run / "checkpoints" / "last.ckpt").read_bytes() == before
+    run_here("train-prior", "--bind", "train.max_steps=3", lat, "-o", run, "--no-progress")  # its own data: resumes
+    ck = torch.load(run / "model.ckpt", map_location="cpu", weights_only=True)
+    assert ck["global_step"] == 3 and ck["audiogen"]["dataset"]["path"] == str(lat.resolve())
