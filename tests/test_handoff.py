@@ -391,3 +391,17 @@ def test_resumed_prior_run_keeps_its_dataset(tiny_run, corpus, tmp_path):
     run_here("train-prior", "--bind", "train.max_steps=3", lat, "-o", run, "--no-progress")  # its own data: resumes
     ck = torch.load(run / "model.ckpt", map_location="cpu", weights_only=True)
     assert ck["global_step"] == 3 and ck["audiogen"]["dataset"]["path"] == str(lat.resolve())
+
+
+def test_decoder_at_another_sample_rate_is_refused(tiny_run, corpus, tmp_path):
+    """A Conv1d decoder has no sample_rate of its own (its pipeline's audio.sample_rate is): latents made at
+    another rate (same size and hop) were decoded and written at the wrong speed."""
+    lat = tmp_path / "lat"
+    run_here("encode", "--ckpt", tiny_run, corpus / "train.txt", "-o", lat, "--no-progress")
+    meta = json.loads((lat / "meta.json").read_text())
+    other = tmp_path / "other_rate"
+    shutil.copytree(lat, other)
+    rate = meta["sample_rate"] * 2
+    (other / "meta.json").write_text(json.dumps({**meta, "sample_rate": rate, "checkpoint": None}))
+    err = _fails("decode", "--ckpt", tiny_run, other, "-o", tmp_path / "d")
+    assert "sample_rate" in err and str(rate) in err and str(meta["sample_rate"]) in err

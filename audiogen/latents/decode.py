@@ -115,7 +115,10 @@ def decoder_pipeline(record: LatentRecord | None, ckpt=None, gin_files=(), bindi
                           + ("has no decoder" if pipe.decoder is None else "decodes to distribution parameters"),
                           fix="pass --ckpt of an autoencoder (e.g. trained with pipelines/conv_ae.gin)")
     if record is not None:
-        record.check_decoder(pipe.decoder, str(ckpt) if ckpt is not None else "the given config")
+        from audiogen.settings import audio_settings_for
+
+        record.check_decoder(pipe.decoder, str(ckpt) if ckpt is not None else "the given config",
+                             audio_settings_for(pipe.decoder, "decoder").sample_rate)
     return pipe
 
 
