@@ -381,7 +381,7 @@ def explore_trajectory(gin_files, bindings, ckpt, out, shape, dims, radius, arou
         from audiogen.latents.record import LatentRecord
 
         rec = LatentRecord.from_meta(read_meta(stats_from), stats_from)
-        rec.check_decoder(pipe.decoder, str(ckpt or "the given config"))  # its statistics are in these units
+        rec.check_decoder(pipe.decoder, str(ckpt or "the given config"), sr)  # its statistics are in these units
         mean, scale = np.asarray(rec.stats["mean"], np.float32), np.asarray(rec.stats["std"], np.float32)
     if around:
         base = _encode_files(pipe, [around])[0]
