@@ -405,3 +405,23 @@ def test_decoder_at_another_sample_rate_is_refused(tiny_run, corpus, tmp_path):
     (other / "meta.json").write_text(json.dumps({**meta, "sample_rate": rate, "checkpoint": None}))
     err = _fails("decode", "--ckpt", tiny_run, other, "-o", tmp_path / "d")
     assert "sample_rate" in err and str(rate) in err and str(meta["sample_rate"]) in err
+
+
+def test_record_whose_config_names_another_model_file_is_refused(tmp_path):
+    """The sha256 check reads the model path under encoder_info; the decoder is built from the operative config.
+    A meta.json whose config names another model file (edited, or a dataset copied with its config changed) would
+    decode with that model while the check passed on the recorded one."""
+    path, other = tmp_path / "model.ts", tmp_path / "other.ts"
+    _export(FakeRave(), path)
+    changed = FakeRave()
+    with torch.no_grad():
+        changed.latent_mean += 1.0
+    _export(changed, other)
+    lat = tmp_path / "lat"
+    run_here("encode", "--gin", "pipelines/rave_bridge.gin", "--bind", f"RAVE_MODEL='{path}'",
+             write_tone(tmp_path / "in" / "a.wav", 0.3, 8000), "-o", lat, "--no-progress")
+    meta = json.loads((lat / "meta.json").read_text())
+    meta["operative_config"] = meta["operative_config"].replace(str(path), str(other))
+    (lat / "meta.json").write_text(json.dumps(meta))
+    err = _fails("decode", lat, "-o", tmp_path / "bad")
+    assert str(other) in err and str(path) in err
