@@ -425,3 +425,7 @@ def test_record_whose_config_names_another_model_file_is_refused(tmp_path):
     (lat / "meta.json").write_text(json.dumps(meta))
     err = _fails("decode", lat, "-o", tmp_path / "bad")
     assert str(other) in err and str(path) in err
+    del meta["encoder_info"]  # no model file recorded at all: nothing was checked
+    (lat / "meta.json").write_text(json.dumps(meta))
+    err = _fails("decode", lat, "-o", tmp_path / "bad")
+    assert "records no model file" in err and str(other) in err

@@ -114,13 +114,15 @@ def decoder_pipeline(record: LatentRecord | None, ckpt=None, gin_files=(), bindi
         raise ConfigError("decoding needs an autoencoder whose decoder outputs audio; this pipeline "
                           + ("has no decoder" if pipe.decoder is None else "decodes to distribution parameters"),
                           fix="pass --ckpt of an autoencoder (e.g. trained with pipelines/conv_ae.gin)")
-    if ae is not None and ae.model and base is not None and not gin_files and not bindings:
-        # built from the recorded config: it must read the model file whose sha256 was checked above
+    if ae is not None and base is not None and not gin_files and not bindings:
+        # built from the recorded config: it must read the model file whose sha256 was checked above (a record
+        # without encoder_info would otherwise decode with whatever file its config names, unchecked)
         built = getattr(pipe.decoder, "describe", lambda: {})()
-        if built.get("model_sha256") not in (None, ae.model.get("sha256")):
-            raise ConfigError(f"{record.source} records model file {ae.model['path']} but its operative config "
-                              f"builds a decoder from {built.get('model_path')} (another sha256)",
-                              fix="pass --gin/--bind naming the model file that encoded them, or re-encode")
+        if built.get("model_sha256") and built["model_sha256"] != (ae.model or {}).get("sha256"):
+            recorded = f"records model file {ae.model['path']}" if ae.model else "records no model file (sha256)"
+            raise ConfigError(f"{record.source} {recorded} but its operative config builds a decoder from "
+                              f"{built.get('model_path')}", fix="pass --gin/--bind naming the model file that "
+                              "encoded them, or re-encode")
     if record is not None:
         from audiogen.settings import audio_settings_for
 
