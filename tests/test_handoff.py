@@ -429,3 +429,32 @@ def test_record_whose_config_names_another_model_file_is_refused(tmp_path):
     (lat / "meta.json").write_text(json.dumps(meta))
     err = _fails("decode", lat, "-o", tmp_path / "bad")
     assert "records no model file" in err and str(other) in err
+
+
+def test_latents_of_unknown_origin_are_not_taken_as_alike():
+    """A .npy folder records no autoencoder, rate or hop: evaluating (or validating) a prior trained on encoded
+    latents with it would compare nothing and pass."""
+    from audiogen.errors import ConfigError
+
+    rave = LatentRecord.from_meta(_meta(), "rave")
+    npy = LatentRecord.from_meta({"latent_size": 2, "sample_rate": None, "hop": None,
+                                  "stats": _meta()["stats"]}, "seqs")
+    npy.check_same_kind(LatentRecord.from_meta({**_meta(), "sample_rate": None, "hop": None, "encoder": None,
+                                                "operative_config": "", "encoder_info": {}}, "seqs2"), fix="x")
+    for a, b in ((rave, npy), (npy, rave)):
+        with pytest.raises(ConfigError, match="records no autoencoder") as e:
+            a.check_same_kind(b, fix="encode them with `audiogen encode`")
+        assert "seqs" in str(e.value) and "rave" in str(e.value)
+
+
+def test_check_decoder_compares_hop():
+    from types import SimpleNamespace
+
+    from audiogen.errors import ConfigError
+
+    rec = LatentRecord.from_meta(_meta(), "rave")
+    rec.check_decoder(SimpleNamespace(latent_size=2, hop=512), "ok", 16000)
+    with pytest.raises(ConfigError, match="hop 512.*hop 256"):
+        rec.check_decoder(SimpleNamespace(latent_size=2, hop=256), "ae", 16000)
+    with pytest.raises(ConfigError, match="sample_rate 16000.*sample_rate 8000"):
+        rec.check_decoder(SimpleNamespace(latent_size=2, hop=512), "ae", 8000)

@@ -190,6 +190,10 @@ class LatentRecord:
             if a is not None and b is not None and a != b:
                 raise ConfigError(f"{self.source} has {what} {a} but {other.source} has {what} {b}", fix=fix)
         mine, theirs = self.autoencoder, other.autoencoder
+        if (mine is None) != (theirs is None):  # one side cannot be compared at all: not evidence of a match
+            known, unknown = (self, other) if theirs is None else (other, self)
+            raise ConfigError(f"{unknown.source} records no autoencoder, so nothing says it was made like "
+                              f"{known.source} (by {known.autoencoder.names})", fix=fix)
         if mine is None or theirs is None:
             return
         # same size, rate and hop say nothing of which autoencoder: a RAVE model file and a trained checkpoint (or
