@@ -458,3 +458,19 @@ def test_check_decoder_compares_hop():
         rec.check_decoder(SimpleNamespace(latent_size=2, hop=256), "ae", 16000)
     with pytest.raises(ConfigError, match="sample_rate 16000.*sample_rate 8000"):
         rec.check_decoder(SimpleNamespace(latent_size=2, hop=512), "ae", 8000)
+
+
+def test_explore_stats_from_latents_of_another_autoencoder_is_refused(tiny_run, corpus, tmp_path):
+    """--stats-from sets the trajectory's origin and units: the statistics of another autoencoder's latents (same
+    size, hop and rate) are in other units."""
+    lat = tmp_path / "lat"
+    run_here("encode", "--ckpt", tiny_run, corpus / "train.txt", "-o", lat, "--no-progress")
+    other = tmp_path / "other"
+    shutil.copytree(lat, other)
+    meta = json.loads((other / "meta.json").read_text())
+    meta["checkpoint"]["sha256"] = "0" * 64
+    (other / "meta.json").write_text(json.dumps(meta))
+    args = ["explore", "trajectory", "--ckpt", tiny_run, "--shape", "line", "--seconds", "0.1"]
+    run_here(*args, "--stats-from", lat, "-o", tmp_path / "ok")
+    err = _fails(*args, "--stats-from", other, "-o", tmp_path / "bad")
+    assert "other" in err and "sha256" in err and str(tiny_run) in err

@@ -181,6 +181,15 @@ class LatentRecord:
                                   f"{what} {theirs}", fix=fix)
 
 
+    def check_made_by(self, checkpoint: str | Path, fix: str) -> None:
+        """These latents were made by the autoencoder ``checkpoint`` (a file), where the record names one."""
+        from audiogen.artifacts import sha256_file
+
+        mine = self.autoencoder.checkpoint if self.autoencoder else None
+        if mine and mine.get("sha256") != sha256_file(Path(checkpoint)):
+            raise ConfigError(f"{self.source} was made by the autoencoder {mine.get('path')}, not by {checkpoint} "
+                              "(sha256 differs)", fix=fix)
+
     def check_same_kind(self, other: "LatentRecord", fix: str) -> None:
         """``other`` (latents handed to a stage) were made like these: same size, rate, hop, and autoencoder
         (checkpoint or model file hash, encoder mode) where both record one."""
