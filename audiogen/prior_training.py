@@ -13,6 +13,7 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from audiogen.errors import ConfigError
@@ -80,6 +81,20 @@ def check_plugin_prior(prior) -> None:
                           "audiogen.contracts.check_prior; see the plugin guide, docs/plugins.md)") from None
 
 
+def _check_resumed_data(last: Path, ds) -> None:
+    """A resumed run continues on data like its checkpoint's (same autoencoder, size, rate, hop, encoder mode), with
+    the normalisation it started with: the checkpoint's record must keep describing what the prior learned."""
+    from audiogen.artifacts import load_checkpoint
+    from audiogen.latents.record import LatentRecord
+
+    rec = LatentRecord.from_prior(load_checkpoint(last))
+    rec.check_same_kind(ds.record, fix=f"resume on the data this run was trained on ({rec.dataset_path}), or "
+                                       "train into a new run folder")
+    if rec.normalization is not None and ds.normalize_items:
+        ds.mean = np.asarray(rec.normalization["mean"], np.float32)
+        ds.std = np.asarray(rec.normalization["std"], np.float32)
+
+
 @locks_run_folder
 def train_prior(data: str, out: Path, gin_files: list[str], bindings: list[str], valid: str | None = None,
                 progress: bool = True) -> Path:
@@ -100,6 +115,8 @@ def train_prior(data: str, out: Path, gin_files: list[str], bindings: list[str],
         raise ConfigError(f"{data} holds sequences of latent size {ds.latent_size} but the prior is configured for "
                           f"{prior.latent_size}", fix=f"leave LATENT_SIZE out (it is read from the dataset) or bind "
                           f"LATENT_SIZE={ds.latent_size}; a prior whose latent_size is set in gin needs it to match")
+    if last.exists():
+        _check_resumed_data(last, ds)
     set_fixed_dims(ds, getattr(prior, "fixed_dims", []))
     for w in getattr(prior, "config_warnings", list)():
         log.warning("%s", w)

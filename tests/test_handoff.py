@@ -291,3 +291,173 @@ def test_damaged_record_names_the_file(tiny_run, corpus, tmp_path):
     shutil.copytree(lat, bad)
     (bad / "meta.json").write_text(json.dumps({**meta, "hop": 0}))
     assert "hop" in _fails("decode", bad, "-o", tmp_path / "d")
+
+
+# ------------------------------------------------------------------------------------------------- review: attacks
+def _meta(**over) -> dict:
+    """A valid record's meta (a RAVE-encoded dataset of 2 dims), with ``over`` applied."""
+    meta = {"sample_rate": 16000, "hop": 512, "latent_size": 2, "dtype": "float32",
+            "stats": {"mean": [0.0, 1.0], "std": [1.0, 2.0], "min": [-3.0, -4.0], "max": [3.0, 5.0]},
+            "encoder": {"name": "encoders.rave"}, "decoder": {"name": "decoders.rave"}, "checkpoint": None,
+            "operative_config": "RAVE_MODEL = 'm.ts'",
+            "encoder_info": {"model_path": "m.ts", "model_sha256": "a" * 64, "encoding_mode": "mean", "latency": 0}}
+    meta.update(over)
+    return meta
+
+
+@pytest.mark.parametrize("edit, what", [
+    (lambda m: m["stats"]["std"].__setitem__(0, -1.0), "std"),             # a std is never negative
+    (lambda m: m["stats"]["std"].__setitem__(0, float("nan")), "std"),     # prior checkpoints skip read_meta
+    (lambda m: m["stats"]["max"].__setitem__(1, -9.0), "max"),             # max below min
+    (lambda m: m["encoder_info"].pop("model_sha256"), "model_sha256"),     # would skip the changed-model check
+    (lambda m: m["encoder_info"].__setitem__("model_sha256", 5), "model_sha256"),
+    (lambda m: m["encoder_info"].__setitem__("encoding_mode", ["mean"]), "encoding_mode"),
+])
+def test_edited_record_is_refused(edit, what):
+    from audiogen.errors import ArtifactError
+
+    LatentRecord.from_meta(_meta(), "lat/meta.json")  # the unedited record reads
+    meta = _meta()
+    edit(meta)
+    with pytest.raises(ArtifactError, match=what) as e:
+        LatentRecord.from_meta(meta, "lat/meta.json")
+    assert "lat/meta.json" in str(e.value) and e.value.fix
+
+
+def test_latents_of_another_kind_of_autoencoder_are_not_the_same_kind():
+    """Same size, rate and hop, but one made by a RAVE model file and the other by a trained checkpoint (or by
+    another encoder named in a configuration): check_same_kind must not let them pass as alike."""
+    from audiogen.errors import ConfigError
+
+    rave = LatentRecord.from_meta(_meta(), "rave")
+    conv = LatentRecord.from_meta(_meta(encoder={"name": "encoders.conv1d"}, decoder={"name": "decoders.conv1d"},
+                                        checkpoint={"path": "ae.ckpt", "sha256": "b" * 64}, encoder_info={}),
+                                  "conv")
+    mel = LatentRecord.from_meta(_meta(encoder={"name": "encoders.mel"}, decoder={"name": "decoders.rave"},
+                                       encoder_info={}), "mel")
+    rave.check_same_kind(LatentRecord.from_meta(_meta(), "rave2"), fix="x")  # alike: passes
+    for a, b in ((rave, conv), (conv, rave), (rave, mel)):
+        with pytest.raises(ConfigError, match="different autoencoders") as e:
+            a.check_same_kind(b, fix="use the same autoencoder")
+        assert a.source in str(e.value) and b.source in str(e.value)
+
+
+def test_decode_checks_every_dataset_it_is_given(tiny_run, corpus, tmp_path):
+    """`decode A B` picks its decoder from A's record: B, made by another autoencoder or at another hop, must be
+    refused, not decoded with A's decoder (the latent size alone was checked)."""
+    lat = tmp_path / "lat"
+    run_here("encode", "--ckpt", tiny_run, corpus / "train.txt", "-o", lat, "--no-progress")
+    meta = json.loads((lat / "meta.json").read_text())
+    for name, over, words in [("other_ae", {"checkpoint": {**meta["checkpoint"], "sha256": "0" * 64}},
+                               ["different autoencoders"]),
+                              ("other_hop", {"hop": meta["hop"] * 2}, ["hop"])]:
+        other = tmp_path / name
+        shutil.copytree(lat, other)
+        (other / "meta.json").write_text(json.dumps({**meta, **over}))
+        for ckpt in ([], ["--ckpt", tiny_run]):
+            err = _fails("decode", *ckpt, lat, other, "-o", tmp_path / f"d_{name}")
+            assert all(w in err for w in words) and name in err, err
+            assert not (tmp_path / f"d_{name}").exists()
+
+
+def test_resumed_prior_run_keeps_its_dataset(tiny_run, corpus, tmp_path):
+    """Re-running train-prior on a run folder resumes it: on latents of another autoencoder (same size) it would
+    continue training on data the checkpoint does not describe, with other normalisation statistics."""
+    lat, run = tmp_path / "lat", tmp_path / "prior"
+    run_here("encode", "--ckpt", tiny_run, corpus / "train.txt", "-o", lat, "--no-progress")
+    _prior(lat, run)
+    other = tmp_path / "other"
+    shutil.copytree(lat, other)
+    meta = json.loads((other / "meta.json").read_text())
+    meta["checkpoint"]["sha256"] = "0" * 64
+    (other / "meta.json").write_text(json.dumps(meta))
+    before = (run / "checkpoints" / "last.ckpt").read_bytes()
+    err = _fails("train-prior", "--bind", "train.max_steps=3", other, "-o", run, "--no-progress")
+    assert "different autoencoders" in err and str(other) in err and "last.ckpt" in err
+    assert (run / "checkpoints" / "last.ckpt").read_bytes() == before
+    run_here("train-prior", "--bind", "train.max_steps=3", lat, "-o", run, "--no-progress")  # its own data: resumes
+    ck = torch.load(run / "model.ckpt", map_location="cpu", weights_only=True)
+    assert ck["global_step"] == 3 and ck["audiogen"]["dataset"]["path"] == str(lat.resolve())
+
+
+def test_decoder_at_another_sample_rate_is_refused(tiny_run, corpus, tmp_path):
+    """A Conv1d decoder has no sample_rate of its own (its pipeline's audio.sample_rate is): latents made at
+    another rate (same size and hop) were decoded and written at the wrong speed."""
+    lat = tmp_path / "lat"
+    run_here("encode", "--ckpt", tiny_run, corpus / "train.txt", "-o", lat, "--no-progress")
+    meta = json.loads((lat / "meta.json").read_text())
+    other = tmp_path / "other_rate"
+    shutil.copytree(lat, other)
+    rate = meta["sample_rate"] * 2
+    (other / "meta.json").write_text(json.dumps({**meta, "sample_rate": rate, "checkpoint": None}))
+    err = _fails("decode", "--ckpt", tiny_run, other, "-o", tmp_path / "d")
+    assert "sample_rate" in err and str(rate) in err and str(meta["sample_rate"]) in err
+
+
+def test_record_whose_config_names_another_model_file_is_refused(tmp_path):
+    """The sha256 check reads the model path under encoder_info; the decoder is built from the operative config.
+    A meta.json whose config names another model file (edited, or a dataset copied with its config changed) would
+    decode with that model while the check passed on the recorded one."""
+    path, other = tmp_path / "model.ts", tmp_path / "other.ts"
+    _export(FakeRave(), path)
+    changed = FakeRave()
+    with torch.no_grad():
+        changed.latent_mean += 1.0
+    _export(changed, other)
+    lat = tmp_path / "lat"
+    run_here("encode", "--gin", "pipelines/rave_bridge.gin", "--bind", f"RAVE_MODEL='{path}'",
+             write_tone(tmp_path / "in" / "a.wav", 0.3, 8000), "-o", lat, "--no-progress")
+    meta = json.loads((lat / "meta.json").read_text())
+    meta["operative_config"] = meta["operative_config"].replace(str(path), str(other))
+    (lat / "meta.json").write_text(json.dumps(meta))
+    err = _fails("decode", lat, "-o", tmp_path / "bad")
+    assert str(other) in err and str(path) in err
+    del meta["encoder_info"]  # no model file recorded at all: nothing was checked
+    (lat / "meta.json").write_text(json.dumps(meta))
+    err = _fails("decode", lat, "-o", tmp_path / "bad")
+    assert "records no model file" in err and str(other) in err
+
+
+def test_latents_of_unknown_origin_are_not_taken_as_alike():
+    """A .npy folder records no autoencoder, rate or hop: evaluating (or validating) a prior trained on encoded
+    latents with it would compare nothing and pass."""
+    from audiogen.errors import ConfigError
+
+    rave = LatentRecord.from_meta(_meta(), "rave")
+    npy = LatentRecord.from_meta({"latent_size": 2, "sample_rate": None, "hop": None,
+                                  "stats": _meta()["stats"]}, "seqs")
+    npy.check_same_kind(LatentRecord.from_meta({**_meta(), "sample_rate": None, "hop": None, "encoder": None,
+                                                "operative_config": "", "encoder_info": {}}, "seqs2"), fix="x")
+    for a, b in ((rave, npy), (npy, rave)):
+        with pytest.raises(ConfigError, match="records no autoencoder") as e:
+            a.check_same_kind(b, fix="encode them with `audiogen encode`")
+        assert "seqs" in str(e.value) and "rave" in str(e.value)
+
+
+def test_check_decoder_compares_hop():
+    from types import SimpleNamespace
+
+    from audiogen.errors import ConfigError
+
+    rec = LatentRecord.from_meta(_meta(), "rave")
+    rec.check_decoder(SimpleNamespace(latent_size=2, hop=512), "ok", 16000)
+    with pytest.raises(ConfigError, match="hop 512.*hop 256"):
+        rec.check_decoder(SimpleNamespace(latent_size=2, hop=256), "ae", 16000)
+    with pytest.raises(ConfigError, match="sample_rate 16000.*sample_rate 8000"):
+        rec.check_decoder(SimpleNamespace(latent_size=2, hop=512), "ae", 8000)
+
+
+def test_explore_stats_from_latents_of_another_autoencoder_is_refused(tiny_run, corpus, tmp_path):
+    """--stats-from sets the trajectory's origin and units: the statistics of another autoencoder's latents (same
+    size, hop and rate) are in other units."""
+    lat = tmp_path / "lat"
+    run_here("encode", "--ckpt", tiny_run, corpus / "train.txt", "-o", lat, "--no-progress")
+    other = tmp_path / "other"
+    shutil.copytree(lat, other)
+    meta = json.loads((other / "meta.json").read_text())
+    meta["checkpoint"]["sha256"] = "0" * 64
+    (other / "meta.json").write_text(json.dumps(meta))
+    args = ["explore", "trajectory", "--ckpt", tiny_run, "--shape", "line", "--seconds", "0.1"]
+    run_here(*args, "--stats-from", lat, "-o", tmp_path / "ok")
+    err = _fails(*args, "--stats-from", other, "-o", tmp_path / "bad")
+    assert "other" in err and "sha256" in err and str(tiny_run) in err

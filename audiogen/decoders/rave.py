@@ -40,6 +40,10 @@ class RaveDecoder(Decoder):
         self.chunk_frames = None if not chunk_seconds or self.context_frames is None else \
             max(1, int(chunk_seconds * self.sample_rate) // self.hop)
 
+    def describe(self) -> dict:
+        """Which model file (path, sha256) this decoder reads: checked against a latent dataset's record."""
+        return self.rave.describe()
+
     def _decode(self, z: Tensor) -> Tensor:
         y = self.rave.decode(z)
         n = z.shape[-1] * self.hop

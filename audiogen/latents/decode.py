@@ -218,12 +218,16 @@ def _move_into_place(stage: Path, out: Path, names: list[str]) -> list[Path]:
 
 
 def dataset_record(inputs: list[str]) -> LatentRecord | None:
-    """The record of the first latent dataset among the inputs (it names the decoder to use)."""
+    """The record of the first latent dataset among the inputs (it names the decoder to use); every other dataset
+    must have been made like it (one decoder for all), else an error naming both."""
+    records = []
     for inp in inputs:
         p = Path(inp)
         if p.is_dir() or p.with_name(p.name + ".partial").is_dir():  # read_meta names an interrupted encode
-            return LatentRecord.from_meta(read_meta(inp), p / "meta.json")
-    return None
+            records.append(LatentRecord.from_meta(read_meta(inp), p / "meta.json"))
+    for other in records[1:]:
+        records[0].check_same_kind(other, fix="decode each dataset with its own command (one decoder per call)")
+    return records[0] if records else None
 
 
 def decoder_pipeline(record: LatentRecord | None, ckpt=None, gin_files=(), bindings=()):
@@ -256,8 +260,20 @@ def decoder_pipeline(record: LatentRecord | None, ckpt=None, gin_files=(), bindi
         raise ConfigError("decoding needs an autoencoder whose decoder outputs audio; this pipeline "
                           + ("has no decoder" if pipe.decoder is None else "decodes to distribution parameters"),
                           fix="pass --ckpt of an autoencoder (e.g. trained with pipelines/conv_ae.gin)")
+    if ae is not None and base is not None and not gin_files and not bindings:
+        # built from the recorded config: it must read the model file whose sha256 was checked above (a record
+        # without encoder_info would otherwise decode with whatever file its config names, unchecked)
+        built = getattr(pipe.decoder, "describe", lambda: {})()
+        if built.get("model_sha256") and built["model_sha256"] != (ae.model or {}).get("sha256"):
+            recorded = f"records model file {ae.model['path']}" if ae.model else "records no model file (sha256)"
+            raise ConfigError(f"{record.source} {recorded} but its operative config builds a decoder from "
+                              f"{built.get('model_path')}", fix="pass --gin/--bind naming the model file that "
+                              "encoded them, or re-encode")
     if record is not None:
-        record.check_decoder(pipe.decoder, str(ckpt) if ckpt is not None else "the given config")
+        from audiogen.settings import audio_settings_for
+
+        record.check_decoder(pipe.decoder, str(ckpt) if ckpt is not None else "the given config",
+                             audio_settings_for(pipe.decoder, "decoder").sample_rate)
     if ckpt is None:  # a config alone: only a pretrained decoder (a RAVE export) has its weights
         refuse_untrained(pipe.decoder, "decoder")
     return pipe

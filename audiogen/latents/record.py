@@ -33,6 +33,7 @@ measured).
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -45,6 +46,15 @@ def _int(x, low: int = 1) -> bool:
 
 def _dict_or_none(x) -> bool:
     return x is None or isinstance(x, dict)
+
+
+def _numbers(v, n: int) -> bool:
+    """A list of ``n`` finite numbers (a prior's checkpoint carries its record without ``read_meta``'s checks)."""
+    return isinstance(v, list) and len(v) == n and all(
+        isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in v)
+
+
+SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -117,9 +127,12 @@ class LatentRecord:
         if not isinstance(stats, dict):
             raise bad("stats is missing")
         for k in ("mean", "std", "min", "max"):
-            v = stats.get(k)
-            if not (isinstance(v, list) and len(v) == c and all(isinstance(x, (int, float)) for x in v)):
-                raise bad(f"stats.{k} is not a list of {c} numbers")
+            if not _numbers(stats.get(k), c):
+                raise bad(f"stats.{k} is not a list of {c} finite numbers")
+        if any(s < 0 for s in stats["std"]):
+            raise bad(f"stats.std has a negative value ({min(stats['std'])})")
+        if any(lo > hi for lo, hi in zip(stats["min"], stats["max"])):
+            raise bad("stats.max is below stats.min in some dimension")
         return cls(sample_rate=sr, hop=hop, latent_size=c, dtype=meta.get("dtype"),
                    stats={k: stats[k] for k in ("mean", "std", "min", "max")},
                    autoencoder=_autoencoder(meta, bad), source=str(source),
@@ -136,9 +149,9 @@ class LatentRecord:
         rec = cls.from_meta(info["meta"], where)
         norm = info.get("normalization")
         if norm is not None and not (isinstance(norm, dict) and all(
-                isinstance(norm.get(k), list) and len(norm[k]) == rec.latent_size for k in ("mean", "std"))):
-            raise ArtifactError(f"{where} is damaged: its normalization is not a mean and std of "
-                                f"{rec.latent_size} values", fix="retrain the prior")
+                _numbers(norm.get(k), rec.latent_size) for k in ("mean", "std")) and min(norm["std"]) > 0):
+            raise ArtifactError(f"{where} is damaged: its normalization is not a mean and positive std of "
+                                f"{rec.latent_size} finite values", fix="retrain the prior")
         path = info.get("path")
         return replace(rec, dataset_path=path if isinstance(path, str) else None, normalization=norm)
 
@@ -156,16 +169,26 @@ class LatentRecord:
             raise ConfigError(f"{self.source} holds latents of size {self.latent_size} but {other} takes {size}",
                               fix=fix)
 
-    def check_decoder(self, decoder, other: str) -> None:
-        """A decoder (``sample --decoder-ckpt``, ``decode --ckpt``) fits these latents: same size, rate and hop."""
+    def check_decoder(self, decoder, other: str, sample_rate: int | None = None) -> None:
+        """A decoder (``sample --decoder-ckpt``, ``decode --ckpt``) fits these latents: same size, rate and hop.
+        ``sample_rate``: the rate its pipeline runs at (most decoders have no rate of their own)."""
         fix = "use the autoencoder that made the latents (leave out --ckpt / --decoder-ckpt to use the recorded one)"
         self.check_latent_size(decoder.latent_size, f"the decoder of {other}", fix)
         for what, mine in (("hop", self.hop), ("sample_rate", self.sample_rate)):
-            theirs = getattr(decoder, what, None)
+            theirs = getattr(decoder, what, None) or (sample_rate if what == "sample_rate" else None)
             if mine is not None and theirs is not None and theirs != mine:
                 raise ConfigError(f"{self.source} holds latents of {what} {mine} but the decoder of {other} has "
                                   f"{what} {theirs}", fix=fix)
 
+
+    def check_made_by(self, checkpoint: str | Path, fix: str) -> None:
+        """These latents were made by the autoencoder ``checkpoint`` (a file), where the record names one."""
+        from audiogen.artifacts import sha256_file
+
+        mine = self.autoencoder.checkpoint if self.autoencoder else None
+        if mine and mine.get("sha256") != sha256_file(Path(checkpoint)):
+            raise ConfigError(f"{self.source} was made by the autoencoder {mine.get('path')}, not by {checkpoint} "
+                              "(sha256 differs)", fix=fix)
 
     def check_same_kind(self, other: "LatentRecord", fix: str) -> None:
         """``other`` (latents handed to a stage) were made like these: same size, rate, hop, and autoencoder
@@ -176,8 +199,18 @@ class LatentRecord:
             if a is not None and b is not None and a != b:
                 raise ConfigError(f"{self.source} has {what} {a} but {other.source} has {what} {b}", fix=fix)
         mine, theirs = self.autoencoder, other.autoencoder
+        if (mine is None) != (theirs is None):  # one side cannot be compared at all: not evidence of a match
+            known, unknown = (self, other) if theirs is None else (other, self)
+            raise ConfigError(f"{unknown.source} records no autoencoder, so nothing says it was made like "
+                              f"{known.source} (by {known.autoencoder.names})", fix=fix)
         if mine is None or theirs is None:
             return
+        # same size, rate and hop say nothing of which autoencoder: a RAVE model file and a trained checkpoint (or
+        # two encoders named in configurations) make latents that no one decoder inverts
+        names = [tuple((d or {}).get("name") for d in (a.encoder, a.decoder)) for a in (mine, theirs)]
+        if mine.kind != theirs.kind or (all(all(n) for n in names) and names[0] != names[1]):
+            raise ConfigError(f"the latents of {self.source} and {other.source} were made by different "
+                              f"autoencoders ({mine.names} [{mine.kind}] vs {theirs.names} [{theirs.kind}])", fix=fix)
         for what in ("checkpoint", "model"):
             a, b = getattr(mine, what), getattr(theirs, what)
             if a and b and a.get("sha256") and b.get("sha256") and a["sha256"] != b["sha256"]:
@@ -200,7 +233,13 @@ def _autoencoder(meta: dict, bad) -> Autoencoder | None:
         raise bad(f"checkpoint is {ck!r}, expected {{'path': str, 'sha256': str}}")
     model = None
     if isinstance(info.get("model_path"), str):
-        model = {"path": info["model_path"], "sha256": info.get("model_sha256")}
+        sha = info.get("model_sha256")
+        if not (isinstance(sha, str) and SHA256.fullmatch(sha)):  # without it a changed model file would pass
+            raise bad(f"encoder_info.model_sha256 is {sha!r}, not the sha256 of {info['model_path']}")
+        model = {"path": info["model_path"], "sha256": sha}
+    mode = info.get("encoding_mode")
+    if mode is not None and not (isinstance(mode, str) and mode):  # 'mean' or 'sample' for RAVE; plugins name theirs
+        raise bad(f"encoder_info.encoding_mode is {mode!r}, not the name of a mode")
     latency = info.get("latency")
     if latency is not None and not _int(latency, 0):
         raise bad(f"encoder_info.latency is {latency!r}, not a number of samples")
@@ -211,4 +250,4 @@ def _autoencoder(meta: dict, bad) -> Autoencoder | None:
         return None
     return Autoencoder(encoder=meta.get("encoder"), decoder=meta.get("decoder"),
                        components=meta.get("built_components") or {}, checkpoint=ck, model=model, operative_config=config,
-                       encoder_mode=info.get("encoding_mode"), latency=latency)
+                       encoder_mode=mode, latency=latency)
