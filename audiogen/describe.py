@@ -66,6 +66,7 @@ def _checkpoint(path: Path) -> dict:
         "kind": f"checkpoint ({a.get('kind', '?')})", "path": ck["path"], "format": f"{a['format']} v{a['version']}",
         "components": a.get("components"), "sample_rate": a.get("sample_rate"), "hop": a.get("hop"),
         "latent_size": a.get("latent_size"), "global_step": a.get("global_step"), "parameters": n_params,
+        **({"trained_on": a["trained_on"]} if a.get("trained_on") else {}),
     }
     if a.get("kind") == "prior":  # what the prior was trained on, from the record it carries
         from audiogen.latents.record import LatentRecord

@@ -117,11 +117,18 @@ class AudiogenModule(L.LightningModule):
     def configure_optimizers(self):
         return torch.optim.Adam(self.parameters(), lr=self.settings.lr)
 
+    def on_fit_start(self) -> None:
+        # Where the weights are trained (recorded: a figure from another device is not comparable). Read now:
+        # Lightning moves the module back to the CPU before the final model.ckpt is written.
+        dev = self.device
+        name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else dev.type
+        self._trained_on = {"device": dev.type, "name": name, "processes": int(self.trainer.world_size)}
+
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["audiogen"] = {
             "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "kind": self.kind,
             "operative_config": config.operative_config(), "created_by": versions(),
-            "global_step": int(self.global_step), **self.provenance,
+            "global_step": int(self.global_step), "trained_on": getattr(self, "_trained_on", None), **self.provenance,
         }
         state = torch.get_rng_state()
         checkpoint["audiogen_rng"] = {"torch": state}

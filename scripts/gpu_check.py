@@ -59,6 +59,9 @@ def main() -> int:
     device = "CPU dry run" if args.cpu else torch.cuda.get_device_name(0)
     print(f"torch {torch.__version__}, {device}", flush=True)
     work = (args.work or Path(tempfile.mkdtemp(prefix="audiogen-gpu-"))).resolve()
+    if work.exists() and any(work.iterdir()):
+        print(f"{work} is not empty: pass a new --work folder")
+        return 2
     work.mkdir(parents=True, exist_ok=True)
     checks: list[tuple[str, bool, str]] = []
 
@@ -67,13 +70,14 @@ def main() -> int:
         print(f"{'ok  ' if ok else 'FAIL'} {name}: {detail}", flush=True)
 
     q = work / "quick"
-    log = cli("quickstart", "-o", q, "--steps", args.steps, "--no-progress",
+    cli("quickstart", "-o", q, "--steps", args.steps, "--no-progress",
               *(["--bind", "train.accelerator='cpu'"] if args.cpu else []), work=work)
-    check(f"autoencoder trained on the {gpu.upper()}", args.cpu or "GPU available: True (cuda), used: True" in log,
-          next((ln for ln in log.splitlines() if "GPU available" in ln), "no Lightning device line"))
     from audiogen.artifacts import load_checkpoint
 
     ck = load_checkpoint(q / "run" / "model.ckpt")
+    trained_on = ck["audiogen"].get("trained_on") or {}
+    check(f"autoencoder trained on the {gpu.upper()}", trained_on.get("device") == ("cpu" if args.cpu else "cuda"),
+          f"the checkpoint records {trained_on}")
     check("GPU checkpoint loads on the CPU", all(v.device.type == "cpu" for v in ck["state_dict"].values()),
           f"{len(ck['state_dict'])} tensors")
     summary = json.loads((q / "summary.json").read_text())

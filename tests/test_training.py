@@ -20,6 +20,7 @@ def test_run_folder_holds_checkpoint_config_and_logs(tiny_run):
     assert meta["components"]["decoder"] == {"name": "decoders.conv1d", "plugin": "audiogen", "version": "0.1.0"}
     assert meta["sample_rate"] == 16000 and meta["hop"] == 16 and meta["latent_size"] == 4
     assert "LATENT_SIZE = 4" in meta["operative_config"]
+    assert meta["trained_on"] == {"device": "cpu", "name": "cpu", "processes": 1}  # scripts/gpu_check.py: cuda
     assert (tiny_run / "operative_config.gin").read_text() == meta["operative_config"]
     rows = list(csv.DictReader(open(tiny_run / "logs" / "version_0" / "metrics.csv")))
     assert any(r.get("train/loss") for r in rows) and any(r.get("valid/loss") for r in rows)
