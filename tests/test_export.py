@@ -253,7 +253,7 @@ def test_vrnn_prior_on_rave_latents_exports_streams_and_decodes(rave_latents, tm
     from audiogen.errors import ConfigError
     from audiogen.export import build_export
 
-    with pytest.raises(ConfigError, match="has changed since it encoded"):
+    with pytest.raises(ConfigError, match="has changed since the latents"):
         build_export(tmp_path / "changed.ckpt")
     # encode and forward are the RAVE model's
     x = torch.randn(1, 1, 4 * hop) * 0.1

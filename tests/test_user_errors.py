@@ -188,6 +188,9 @@ CASES = [
     # an interrupted encode is named as one, with the way to resume it
     ("info-interrupted", lambda w: ["info", w.partial], lambda w: [w.partial.name + ".partial", "re-run"]),
     ("decode-interrupted", lambda w: ["decode", w.partial, "-o", w.out], lambda w: ["interrupted", "re-run"]),
+    ("decode-bad-npy", lambda w: ["decode", "--ckpt", w.run, w.bad_npy, "-o", w.out], lambda w: [w.bad_npy]),
+    ("export-zero-ckpt", lambda w: ["export", w.zero_ckpt, "-o", w.out / "m.ts"], lambda w: [w.zero_ckpt]),
+    ("export-torn-ckpt", lambda w: ["export", w.torn_ckpt, "-o", w.out / "m.ts"], lambda w: [w.torn_ckpt]),
 ]
 
 
