@@ -273,10 +273,10 @@ def load_pipeline(ckpt_path=None, gin_files=(), bindings=(), base: str | None = 
 
     ckpt = ckpt_path if isinstance(ckpt_path, dict) else load_checkpoint(ckpt_path) if ckpt_path else None
     if ckpt is not None:
-        from audiogen.plugins import check_provenance
+        from audiogen.plugins import check_provenance, provenance_of
 
         base, base_source = ckpt["audiogen"]["operative_config"], f"checkpoint {ckpt['path']}"
-        check_provenance(ckpt["audiogen"].get("built_components"), f"this run ({ckpt['path']})")
+        check_provenance(provenance_of(ckpt["audiogen"]), f"this run ({ckpt['path']})")
     if base is None and not gin_files and not bindings:
         raise ConfigError("nothing to build the pipeline from", fix="pass --ckpt RUN/model.ckpt or --gin CONFIG")
     config.parse(list(gin_files), list(bindings), base=base, base_source=base_source)

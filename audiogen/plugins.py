@@ -88,6 +88,7 @@ class Registry:
     conflicts: list[str] = field(default_factory=list)  # what was refused, one line each (plugins --json)
     clashes: dict[tuple[str, str], list[str]] = field(default_factory=dict)  # (kind, name) -> its plugins
     warnings: list[str] = field(default_factory=list)  # load-time warnings that are no plugin's failure
+    excluded: list[str] = field(default_factory=list)  # installed plugins that AUDIOGEN_PLUGINS leaves out
 
     def add(self, kind: str, name: str, factory: Callable, plugin: str) -> None:
         """Register one component. Built-ins win over plugins (register them first); a second plugin with the
@@ -171,9 +172,62 @@ def recording_builds():
         _BUILT.reset(token)
 
 
+def provenance_of(record: dict) -> dict:
+    """{gin name: {"plugin", "version"}} of a checkpoint's ``audiogen`` record: ``built_components`` (every component
+    gin built) and ``components`` (role -> {"name", "plugin", "version"}: all that runs made before
+    ``built_components`` existed recorded)."""
+    out = {}
+    for prov in (record.get("components") or {}).values() if isinstance(record, dict) else ():
+        if isinstance(prov, dict) and isinstance(prov.get("name"), str) and "." in prov["name"]:
+            out[prov["name"]] = {"plugin": prov.get("plugin", "?"), "version": prov.get("version", "?")}
+    built = record.get("built_components") if isinstance(record, dict) else None
+    out.update(built if isinstance(built, dict) else {})
+    return out
+
+
+def plugin_state(plugin: str, short: bool = False) -> str:
+    """Why a plugin's components are not available: "is not installed", "is installed but not loaded
+    (AUDIOGEN_PLUGINS=...)", "is installed but failed to load (...)", or "(version V) no longer provides it"."""
+    reg = get_registry()
+    if plugin in reg.plugins:
+        return "no longer provides it" if short else f"(version {reg.plugins[plugin]}) no longer provides it"
+    failed = [f for f in reg.failures if f.plugin == plugin]
+    if failed:
+        return "is installed but failed to load" + ("" if short else f" at {failed[0].stage} ({failed[0].error})")
+    if plugin in reg.excluded:
+        return f"is installed but not loaded ({ENV_VAR}={os.environ.get(ENV_VAR, '')!r} does not list it)"
+    return "is not installed"
+
+
+def skipped_plugins() -> list[str]:
+    """Installed plugins that are not loaded, one line each (what an unknown-name error should mention)."""
+    reg = get_registry()
+    lines = [f"plugin '{f.plugin}' failed to load at {f.stage} ({f.error})" for f in reg.failures]
+    if reg.excluded:
+        names = ", ".join(f"'{p}'" for p in reg.excluded)
+        lines.append(f"installed plugin{'s' if len(reg.excluded) > 1 else ''} {names} not loaded: "
+                     f"{ENV_VAR}={os.environ.get(ENV_VAR, '')!r} does not list {'them' if len(reg.excluded) > 1 else 'it'}")
+    return lines
+
+
+def missing_plugins(built: dict) -> list[str]:
+    """What ``check_provenance`` would refuse, one line each ("plugin 'x' 0.1 is not installed (priors.x_y)")."""
+    reg = get_registry()
+    out = []
+    for gin_name, prov in sorted((built or {}).items()):
+        if not isinstance(prov, dict) or not isinstance(gin_name, str) or "." not in gin_name:
+            continue
+        kind, name = gin_name.split(".", 1)
+        if name not in reg.components.get(kind, {}):
+            plugin, version = prov.get("plugin", "?"), prov.get("version", "?")
+            state = plugin_state(plugin, short=True)
+            out.append(f"plugin '{plugin}' {version} {state} ({gin_name})")
+    return out
+
+
 def check_provenance(built: dict, where: str) -> None:
     """Refuse, before gin reads a saved config, a run whose components came from a plugin that is not loaded:
-    "needs plugin X (version Y)" rather than gin's unknown-name error."""
+    "needs plugin X (version Y)" rather than gin's unknown-name error. ``built``: ``provenance_of(record)``."""
     reg = get_registry()
     for gin_name, prov in sorted((built or {}).items()):
         if not isinstance(prov, dict) or not isinstance(gin_name, str) or "." not in gin_name:
@@ -186,8 +240,7 @@ def check_provenance(built: dict, where: str) -> None:
                 log.warning("%s was made with %s from plugin '%s' %s; plugin '%s' %s provides it now", where,
                             gin_name, plugin, version, now.plugin, now.version)
             continue
-        state = "is not installed" if plugin not in reg.plugins else f"(version {reg.plugins[plugin]}) no longer " \
-            f"provides it"
+        state = plugin_state(plugin)
         raise PluginError(f"{where} needs plugin '{plugin}' (version {version}) for {gin_name}; that plugin {state}",
                           fix=f"install it (pip install '{plugin}=={version}'), and check {ENV_VAR} does not "
                               f"exclude it")
@@ -321,6 +374,7 @@ def make_plugin_manager(reg: Registry) -> pluggy.PluginManager:
     for ep, version, dist in _entry_points():
         found[ep.name] = dist
         if allowed is not None and ep.name not in allowed:
+            reg.excluded.append(ep.name)
             continue
         try:
             plugin = ep.load()
@@ -336,6 +390,7 @@ def make_plugin_manager(reg: Registry) -> pluggy.PluginManager:
             reg.plugins[ep.name] = version
         except Exception as exc:
             _warn(reg, ep.name, "registration", exc)
+    reg.excluded.sort()
     _check_allowed(reg, allowed, found)
     return pm
 

@@ -252,8 +252,11 @@ def start_run(out: Path, gin_files: list[str], bindings: list[str], example: str
     base, base_source = None, f"checkpoint {last}"
     if last.exists():
         from audiogen.artifacts import load_checkpoint
+        from audiogen.plugins import check_provenance, provenance_of
 
-        base = load_checkpoint(last)["audiogen"]["operative_config"]
+        record = load_checkpoint(last)["audiogen"]
+        check_provenance(provenance_of(record), f"this run ({last})")  # before gin reads its config
+        base = record["operative_config"]
         log.info("resuming from %s", last)
     elif not gin_files and not bindings:
         raise ConfigError("no configuration given", fix=f"pass --gin {example}")
