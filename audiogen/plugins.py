@@ -242,8 +242,19 @@ def check_provenance(built: dict, where: str) -> None:
             continue
         state = plugin_state(plugin)
         raise PluginError(f"{where} needs plugin '{plugin}' (version {version}) for {gin_name}; that plugin {state}",
-                          fix=f"install it (pip install '{plugin}=={version}'), and check {ENV_VAR} does not "
-                              f"exclude it")
+                          fix=_install_fix(plugin, version))
+
+
+def _install_fix(plugin: str, version: str) -> str:
+    reg = get_registry()
+    if plugin in reg.excluded:
+        return f"add '{plugin}' to {ENV_VAR} (or unset it to load every installed plugin)"
+    if any(f.plugin == plugin for f in reg.failures):
+        return f"fix or reinstall plugin '{plugin}' {version} (`audiogen plugins` shows why it failed)"
+    # the entry-point name is recorded, not the distribution; the template names it audiogen-NAME
+    dist = f"audiogen-{plugin.replace('_', '-')}"
+    return (f"install the package that provides plugin '{plugin}' version {version} (made from audiogen's template: "
+            f"pip install '{dist}=={version}'), and check {ENV_VAR} does not exclude it")
 
 
 # gin keeps one global registry: wrap each factory once so rebuilding our registry (tests, reloads) is safe.

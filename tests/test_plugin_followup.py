@@ -73,3 +73,12 @@ def test_prior_run_made_with_another_plugin_version_warns(plugin_prior_run, monk
         assert "made with priors.cc_gauss from plugin 'cc' 0.3; plugin 'cc' 0.4 provides it now" in res.stderr, \
             res.output
         assert json.loads((tmp_path / "s" / ckpt.name / "samples.json").read_text())
+
+
+def test_prior_run_says_an_installed_plugin_was_left_out_by_the_env(plugin_prior_run, monkeypatch, tmp_path):
+    load(monkeypatch, plugin_prior_run / "site", "", use=True)  # installed, AUDIOGEN_PLUGINS empty
+    res = run_in_process("sample", plugin_prior_run / "run", "-n", "1", "--seconds", "0.1", "-o", tmp_path / "s",
+                         check=False)
+    assert res.exit_code == 2
+    assert "that plugin is installed but not loaded (AUDIOGEN_PLUGINS='' does not list it)" in res.stderr, res.output
+    assert "add 'cc' to AUDIOGEN_PLUGINS" in res.stderr
