@@ -82,3 +82,54 @@ def test_prior_run_says_an_installed_plugin_was_left_out_by_the_env(plugin_prior
     assert res.exit_code == 2
     assert "that plugin is installed but not loaded (AUDIOGEN_PLUGINS='' does not list it)" in res.stderr, res.output
     assert "add 'cc' to AUDIOGEN_PLUGINS" in res.stderr
+
+
+# ------------------------------------------------------------- python -m audiogen.plugin_template never destroys work
+def _snapshot(folder):
+    return {p.relative_to(folder).as_posix(): p.read_text() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_template_tool_never_overwrites_an_authors_plugin_unless_asked(tmp_path, capsys):
+    from audiogen.plugin_template import MARKER
+    from audiogen.plugin_template.__main__ import main
+
+    with pytest.raises(SystemExit) as ex:
+        main(["--help"])
+    assert ex.value.code == 0 and "--overwrite" in capsys.readouterr().out
+    pkg = tmp_path / "mine"
+    pkg.mkdir()  # an empty folder is fine
+    assert main(["mine", str(pkg)]) == 0 and (pkg / "audiogen_mine" / "plugin.py").is_file()
+    # the author's work: a version bump, a dependency, an edited prior, an extra hook, their README
+    pyproject = (pkg / "pyproject.toml").read_text().replace('version = "0.1.0"', 'version = "0.2.0"').replace(
+        'dependencies = ["audiogen"]', 'dependencies = ["audiogen", "numpy"]')
+    (pkg / "pyproject.toml").write_text(pyproject)
+    prior = pkg / "audiogen_mine" / "gru_prior.py"
+    prior.write_text(prior.read_text() + "\n# my edit\n")
+    plugin = pkg / "audiogen_mine" / "plugin.py"
+    plugin.write_text(plugin.read_text() + f"\n{MARKER}\n# my hook\n")
+    (pkg / "README.md").write_text("mine\n")
+    before = _snapshot(pkg)
+    capsys.readouterr()
+    for argv in (["mine", str(pkg)], ["mnie", str(pkg), "--overwrite"], ["Mine", str(pkg), "--overwrite"]):
+        assert main(argv) == 2, argv  # refused: no flag, a typo (would write audiogen_mnie), a bad name
+    err = capsys.readouterr().err
+    assert "already holds plugin 'mine': nothing written" in err and "is plugin 'mine'" in err and "lower_snake" in err
+    assert main(["mine", str(pkg), "--diff"]) == 0
+    out = capsys.readouterr().out
+    assert "-# my edit" in out and '-version = "0.2.0"' in out and "never rewritten" in out
+    assert main(["mine", str(pkg), "--check"]) == 1
+    assert _snapshot(pkg) == before  # nothing written by any of these
+    assert main(["mine", str(pkg), "--overwrite"]) == 0
+    after = _snapshot(pkg)
+    assert "# my edit" not in after["audiogen_mine/gru_prior.py"]  # the template's file, asked for
+    assert after["pyproject.toml"] == pyproject and after["README.md"] == "mine\n"  # the author's, kept
+    assert after["audiogen_mine/plugin.py"].endswith(f"{MARKER}\n# my hook\n")
+    assert main(["mine", str(pkg), "--overwrite"]) == 0 and capsys.readouterr().out.endswith("in step with the template\n")
+
+
+def test_example_plugin_is_checked_in_sync_by_the_template_tool():
+    from pathlib import Path
+
+    from audiogen.plugin_template.__main__ import main
+
+    assert main(["example", str(Path(__file__).parents[1] / "plugins" / "audiogen-example"), "--check"]) == 0
