@@ -406,15 +406,6 @@ def make_plugin_manager(reg: Registry) -> pluggy.PluginManager:
     return pm
 
 
-def _call_each(reg: Registry, pm: pluggy.PluginManager, hook_name: str, **kwargs) -> None:
-    """Call one hook plugin by plugin, so an exception is pinned on (and isolates) its plugin."""
-    for impl in getattr(pm.hook, hook_name).get_hookimpls():
-        try:
-            impl.function(**kwargs)
-        except Exception as exc:
-            _warn(reg, impl.plugin_name, hook_name, exc)
-
-
 def build_registry() -> tuple[Registry, pluggy.PluginManager]:
     """Call every plugin's register hooks. A plugin's registrations are staged and kept only if all of its hooks
     succeed, so a plugin that fails half-way is skipped whole (one warning), never half-registered."""
@@ -474,6 +465,42 @@ def get_plugin_manager() -> pluggy.PluginManager:
 
 
 def register_commands(cli) -> None:
-    """Let plugins add CLI commands; a failing plugin is skipped with a warning."""
+    """Let plugins add CLI commands, plugin by plugin. A failing plugin is skipped with a warning (and whatever
+    it added is removed). Like components, a command built into audiogen cannot be replaced (the plugin's command is
+    skipped with a warning naming both), and a command name two plugins add is dropped (a warning names both)."""
     reg = get_registry()
-    _call_each(reg, get_plugin_manager(), "register_commands", cli=cli)
+    builtin = dict(cli.commands)
+    owner: dict[str, str] = {}  # command name -> the plugin that added it
+    dropped: set[str] = set()
+    for impl in get_plugin_manager().hook.register_commands.get_hookimpls():
+        plugin = impl.plugin_name
+        before = dict(cli.commands)
+        try:
+            impl.function(cli=cli)
+        except Exception as exc:
+            cli.commands.clear()
+            cli.commands.update(before)
+            _warn(reg, plugin, "register_commands", exc)
+            continue
+        for name in [n for n in {**before, **cli.commands} if before.get(n) is not cli.commands.get(n)]:
+            if name not in cli.commands:  # removed what audiogen or another plugin added: put it back
+                cli.commands[name] = before[name]
+                continue
+            if name in builtin:
+                msg = (f"plugin '{plugin}' registers command '{name}', a command built into audiogen: the plugin's "
+                       f"command is skipped and `audiogen {name}` stays the built-in one (rename it in plugin "
+                       f"'{plugin}')")
+            elif name in owner or name in dropped:
+                both = " and ".join(f"plugin '{p}'" for p in sorted({owner.get(name, "?"), plugin}))
+                msg = (f"command '{name}' is added by both {both}: "
+                       f"neither is kept (rename it in one of them, or list the plugins to load in {ENV_VAR})")
+                dropped.add(name)
+            else:
+                owner[name] = plugin
+                continue
+            reg.conflicts.append(msg)
+            log.warning("%s", msg)
+            if name in builtin:
+                cli.commands[name] = builtin[name]
+            else:
+                cli.commands.pop(name, None)

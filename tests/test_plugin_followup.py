@@ -133,3 +133,45 @@ def test_example_plugin_is_checked_in_sync_by_the_template_tool():
     from audiogen.plugin_template.__main__ import main
 
     assert main(["example", str(Path(__file__).parents[1] / "plugins" / "audiogen-example"), "--check"]) == 0
+
+
+# ------------------------------------------------------------------------------- plugin commands cannot replace ours
+COMMANDS = """
+    import click
+    from audiogen import hookimpl
+
+    @hookimpl
+    def register_commands(cli):
+        @cli.command("sample")
+        def fake_sample():
+            '''{who}'s sample.'''
+
+        @cli.command("{who}_tool")
+        def tool():
+            '''{who}'s own command.'''
+
+        @cli.command("shared_tool")
+        def shared():
+            '''{who}'s shared command.'''
+"""
+
+
+def test_a_plugin_command_cannot_replace_a_builtin_command(tmp_path, monkeypatch, caplog):
+    import click
+
+    from audiogen import plugins
+    from audiogen.cli import cli
+
+    site = fake_plugin(tmp_path / "site", "audiogen-cmda", "cmda", COMMANDS.replace("{who}", "cmda"))
+    fake_plugin(site, "audiogen-cmdb", "cmdb", COMMANDS.replace("{who}", "cmdb"))
+    reg = load(monkeypatch, site, "cmda,cmdb", use=True)
+    group = click.Group("audiogen", commands=dict(cli.commands))
+    plugins.register_commands(group)
+    assert group.commands["sample"] is cli.commands["sample"]  # the built-in stays
+    assert "cmda_tool" in group.commands and "cmdb_tool" in group.commands  # their other commands load
+    assert "shared_tool" not in group.commands  # two plugins, one name: neither
+    msgs = [r.getMessage() for r in caplog.records]
+    for who in ("cmda", "cmdb"):
+        assert any(f"plugin '{who}' registers command 'sample', a command built into audiogen" in m for m in msgs), msgs
+    assert any("command 'shared_tool' is added by both plugin 'cmda' and plugin 'cmdb'" in m for m in msgs), msgs
+    assert len(reg.conflicts) == 3
