@@ -325,11 +325,20 @@ def check_schedule(schedule) -> Tensor:
     """A noise schedule (``register_schedules``): the registered factory builds a schedule object (gin
     ``@schedules.<name>()``); calling that object returns the betas of the training steps, a float64 1-D tensor with
     every beta strictly in (0, 1) and alpha-bar = prod(1 - beta) above zero; the same betas on every call."""
-    sched = schedule() if isinstance(schedule, type) else schedule
+    from audiogen.errors import ConfigError
+
+    def call(fn):  # out-of-range betas from validate_betas are a broken contract here, not a user's setting
+        try:
+            return fn()
+        except ConfigError as exc:
+            raise ContractError(f"{getattr(fn, '__name__', None) or type(fn).__name__}() with its defaults: "
+                                f"{str(exc).splitlines()[0]}") from None
+
+    sched = call(schedule) if isinstance(schedule, type) else schedule
     _expect(callable(sched), f"{type(sched).__name__} is not callable: calling the schedule must return the betas")
-    betas = sched()
+    betas = call(sched)
     if callable(betas) and not isinstance(betas, Tensor):  # given the registered factory: it built the schedule
-        sched, betas = betas, betas()
+        sched, betas = betas, call(betas)
     name = type(sched).__name__
     _expect(isinstance(betas, Tensor), f"{name}() must return a torch tensor of betas, got {type(betas).__name__}")
     _expect(betas.dtype == torch.float64, f"{name}() must return float64 betas (alpha-bar is a long product), "
@@ -339,7 +348,7 @@ def check_schedule(schedule) -> Tensor:
     _expect(bool(((betas > 0) & (betas < 1)).all()), f"{name}(): every beta must be strictly between 0 and 1, got "
             f"min {float(betas.min())}, max {float(betas.max())}")
     _expect(float(torch.cumprod(1 - betas, 0)[-1]) > 0, f"{name}(): alpha-bar underflows to 0 (fewer or smaller betas)")
-    _expect(torch.equal(betas, sched()), f"{name}() returned different betas on a second call")
+    _expect(torch.equal(betas, call(sched)), f"{name}() returned different betas on a second call")
     return betas
 
 

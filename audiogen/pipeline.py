@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 import gin
-from audiogen.errors import ConfigError
+from audiogen.errors import ConfigError, PluginError
 
 
 @gin.configurable("pipeline")
@@ -233,15 +233,20 @@ def encoder_info(encoder) -> dict:
     return {"encoder_info": describe()} if callable(describe) else {}
 
 
-def build_pipeline() -> Pipeline:
-    """``Pipeline()`` from the parsed gin config; a component that rejects its arguments is a ConfigError."""
-    from audiogen.plugins import recording_builds
+def build_pipeline(check_plugins: bool = False) -> Pipeline:
+    """``Pipeline()`` from the parsed gin config; a component that rejects its arguments is a ConfigError.
+    ``check_plugins`` (training) runs plugin components of ``plugins.CHECKED_KINDS`` through their contract
+    checkers as they are built."""
+    from audiogen.plugins import checking_plugin_components, recording_builds
 
     try:
-        with recording_builds() as built:
+        with recording_builds() as built, (checking_plugin_components() if check_plugins
+                                           else contextlib.nullcontext()):
             pipe = Pipeline()
         pipe.built_components = built  # {gin name: {plugin, version}}: recorded by every artifact made from it
         return pipe
+    except PluginError as exc:
+        raise getattr(exc, "unaugmented", exc) from None
     except ConfigError:
         raise
     except (ValueError, TypeError) as exc:

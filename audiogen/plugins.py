@@ -160,6 +160,49 @@ class Registry:
 
 
 _BUILT: contextvars.ContextVar[dict | None] = contextvars.ContextVar("audiogen_built_components", default=None)
+_CHECKING: contextvars.ContextVar[bool] = contextvars.ContextVar("audiogen_check_plugin_components", default=False)
+# kinds whose contract checker runs on a plugin's component as gin builds it for training (cheap, and training
+# relies on them: a bad schedule trains and samples silently). Priors are checked by train-prior after building.
+CHECKED_KINDS = {"schedules": "check_schedule", "distributions": "check_distribution", "codings": "check_coding"}
+
+
+@contextlib.contextmanager
+def checking_plugin_components():
+    """Inside the block, each plugin component of a ``CHECKED_KINDS`` kind is run through its contract checker as
+    gin builds it: breaking it is one PluginError naming the component, its plugin and the rule."""
+    token = _CHECKING.set(True)
+    try:
+        yield
+    finally:
+        _CHECKING.reset(token)
+
+
+def contract_error(kind: str, who: dict, exc: BaseException) -> PluginError:
+    """The error for plugin component ``who`` ({"name", "plugin", "version"}) that failed its kind's checker."""
+    err = str(exc) if isinstance(exc, AssertionError) else f"{type(exc).__name__}: {exc}"
+    what = kind[:-1]
+    checker = CHECKED_KINDS.get(kind, f"check_{what}")
+    return PluginError(f"{what} {who['name']} from plugin '{who['plugin']}' {who['version']} breaks the {what} "
+                       f"contract: {err}", fix=f"fix the {what} in plugin '{who['plugin']}' (its tests should run "
+                       f"audiogen.contracts.{checker}; see the plugin guide, docs/plugins.md)")
+
+
+def check_component(kind: str, obj: Any, who: dict) -> None:
+    """Run ``obj`` (a copy of it, with torch's random state kept) through its kind's contract checker."""
+    import copy
+
+    import torch
+
+    from audiogen import contracts
+
+    checker = getattr(contracts, CHECKED_KINDS[kind])
+    try:
+        with torch.random.fork_rng():
+            checker(copy.deepcopy(obj))
+    except Exception as exc:  # whatever the plugin raises, the user learns which plugin and which rule
+        err = contract_error(kind, who, exc)
+        err.unaugmented = err  # gin appends "In call to configurable ..." on the way out; build_pipeline drops it
+        raise err from None
 
 
 @contextlib.contextmanager
@@ -277,9 +320,11 @@ def _gin_wrap(kind: str, name: str, factory: Callable) -> Callable:
             obj.audiogen_component = f"{kind}.{name}"
         except AttributeError:  # objects with __slots__ or frozen: nothing to record
             pass
+        comp = get_registry().components.get(kind, {}).get(name)
+        if _CHECKING.get() and kind in CHECKED_KINDS and comp is not None and comp.plugin != BUILTIN:
+            check_component(kind, obj, {"name": f"{kind}.{name}", "plugin": comp.plugin, "version": comp.version})
         built = _BUILT.get()
         if built is not None:  # provenance: which plugin (and version) provided each component of a run
-            comp = get_registry().components.get(kind, {}).get(name)
             built[f"{kind}.{name}"] = {"plugin": comp.plugin if comp else "?", "version": comp.version if comp else "?"}
         return obj
 

@@ -278,7 +278,7 @@ def train(data: list[str], out: Path, gin_files: list[str], bindings: list[str],
     out = Path(out)
     last, s = start_run(out, gin_files, bindings, "pipelines/conv_ae.gin (or another pipeline)")
     audio = audio_settings()
-    pipe = build_pipeline()
+    pipe = build_pipeline(check_plugins=True)  # a plugin's schedule etc. breaking its contract: one error
     provenance = describe_pipeline(pipe, audio)
     train_files = run_index(out, "train", data)  # written on the first start, reused on resume
     valid_files = run_index(out, "valid", valid) if valid else None

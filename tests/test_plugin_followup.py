@@ -175,3 +175,58 @@ def test_a_plugin_command_cannot_replace_a_builtin_command(tmp_path, monkeypatch
         assert any(f"plugin '{who}' registers command 'sample', a command built into audiogen" in m for m in msgs), msgs
     assert any("command 'shared_tool' is added by both plugin 'cmda' and plugin 'cmdb'" in m for m in msgs), msgs
     assert len(reg.conflicts) == 3
+
+
+# ------------------------------------------------------------------- train-prior checks a plugin's schedule as well
+SCHEDULES = """
+    from dataclasses import dataclass
+
+    import torch
+    from audiogen import hookimpl
+    from audiogen.schedules import validate_betas
+
+    @dataclass
+    class F32:
+        '''float32 betas.'''
+        steps: int = 20
+        def __call__(self):
+            return torch.linspace(1e-4, 0.05, self.steps)
+
+    @dataclass
+    class Rand:
+        '''Different betas on each call.'''
+        steps: int = 20
+        def __call__(self):
+            return torch.rand(self.steps, dtype=torch.float64) * 0.05 + 1e-4
+
+    def as_list(steps: int = 20):
+        '''A function returning a list, not a schedule object.'''
+        return [1e-4 + i * 1e-3 for i in range(steps)]
+
+    @dataclass
+    class Big:
+        '''Betas reaching 1.0, checked with validate_betas.'''
+        steps: int = 20
+        def __call__(self):
+            return validate_betas(torch.linspace(1e-4, 1.0, self.steps, dtype=torch.float64), "schedules.sc_big")
+
+    @hookimpl
+    def register_schedules(register):
+        register("sc_f32", F32)
+        register("sc_rand", Rand)
+        register("sc_list", as_list)
+        register("sc_big", Big)
+"""
+
+
+def test_train_prior_names_the_plugin_whose_schedule_breaks_its_contract(tmp_path, monkeypatch, audiogen_latents):
+    load(monkeypatch, fake_plugin(tmp_path / "site", "audiogen-sc", "sc", SCHEDULES), "sc", use=True)
+    for name, rule in (("sc_f32", "must return float64 betas"), ("sc_rand", "different betas on a second call"),
+                       ("sc_list", "list is not callable"), ("sc_big", "is not strictly between 0 and 1")):
+        res = run_in_process("train-prior", "--gin", "pipelines/diffwave_latents.gin", "--bind",
+                             f"priors.diffwave.schedule = @schedules.{name}()", audiogen_latents, "-o", tmp_path / name,
+                             "--no-progress", check=False)
+        assert res.exit_code == 2, res.output
+        assert f"schedule schedules.{name} from plugin 'sc' 0.3 breaks the schedule contract" in res.stderr, res.output
+        assert rule in res.stderr and "Traceback" not in res.output and "In call to configurable" not in res.output
+        assert not (tmp_path / name / "model.ckpt").exists()
