@@ -230,3 +230,21 @@ def test_train_prior_names_the_plugin_whose_schedule_breaks_its_contract(tmp_pat
         assert f"schedule schedules.{name} from plugin 'sc' 0.3 breaks the schedule contract" in res.stderr, res.output
         assert rule in res.stderr and "Traceback" not in res.output and "In call to configurable" not in res.output
         assert not (tmp_path / name / "model.ckpt").exists()
+
+
+# ------------------------------------------------------------------------- the latent size comes from the data
+def test_latent_size_errors_name_the_binding_to_remove(audiogen_latents, tmp_path):
+    for args, fix in ((["--gin", "priors/diag_gaussian.gin", "--bind", "pipeline.prior=@priors.diag_gaussian()",
+                        "--bind", "LATENT_SIZE=8"], "leave LATENT_SIZE out"),
+                      (["--bind", "pipeline.prior=@priors.diag_gaussian()", "--bind",
+                        "priors.diag_gaussian.latent_size=8"],
+                       "priors.diag_gaussian.latent_size is bound to 8 in gin: remove that binding")):
+        res = run_in_process("train-prior", *args, audiogen_latents, "-o", tmp_path / "p", check=False)
+        assert res.exit_code == 2 and "latent size 4 but the prior is configured for 8" in res.stderr, res.output
+        assert fix in res.stderr, res.output
+
+
+def test_a_prior_bound_without_latent_size_gets_the_datasets(plugin_prior_run):
+    """The fixture's run bound only ``pipeline.prior = @priors.cc_gauss()`` (no LATENT_SIZE, no latent_size)."""
+    ck = torch.load(plugin_prior_run / "run" / "model.ckpt", weights_only=True)
+    assert ck["audiogen"]["latent_size"] == 4 and "priors.cc_gauss.latent_size = 4" in ck["audiogen"]["operative_config"]

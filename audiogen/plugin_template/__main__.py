@@ -14,7 +14,15 @@ import sys
 from pathlib import Path
 
 from audiogen.errors import ConfigError
-from audiogen.plugin_template import MARKER, OWNED, check_folder, diff, planned, update, write_plugin
+from audiogen.plugin_template import (
+    MARKER,
+    OWNED,
+    check_folder,
+    diff,
+    planned,
+    update,
+    write_plugin,
+)
 
 
 def main(argv=None) -> int:
