@@ -100,8 +100,23 @@ def resolve(name: str | os.PathLike) -> Path:
             return hits[0].resolve()
     close = difflib.get_close_matches(rel, available_configs(), n=5, cutoff=0.5)
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
-    raise ConfigError(f"no gin file '{name}' (not a path, and not found by name).{hint}",
+    raise ConfigError(f"no gin file '{name}' (not a path, and not found by name).{hint}{_skipped_note(rel)}",
                       fix="run `audiogen configs` to list the shipped configs, or pass a path")
+
+
+def _skipped_note(name: str) -> str:
+    """What an unknown name or gin file may owe to plugins that did not load: a plugin named like the file's
+    folder (plugins ship ``NAME/....gin``), or the list of skipped plugins."""
+    from audiogen.plugins import plugin_state, skipped_plugins
+
+    skipped = skipped_plugins()
+    if not skipped:
+        return ""
+    owner = name.split("/", 1)[0] if "/" in name else None
+    reg = get_registry()
+    if owner and (owner in reg.excluded or any(f.plugin == owner for f in reg.failures)):
+        return f"\n  plugin '{owner}' {plugin_state(owner)}: its gin files are found only when it loads"
+    return "\n  " + "\n  ".join(f"note: {line}" for line in skipped)
 
 
 def _known_configurables() -> list[str]:
@@ -139,7 +154,7 @@ def _explain(exc: Exception, source: str) -> AudiogenError:
         close = difflib.get_close_matches(wanted, known, n=5, cutoff=0.5)
         close += [k for k in known if k.endswith("." + wanted.split(".")[-1]) and k not in close][:3]
         hint = f"close matches: {', '.join(close)}" if close else "no close matches"
-        return ConfigError(f"unknown name '{wanted}' in {source} ({hint})\n  {where}",
+        return ConfigError(f"unknown name '{wanted}' in {source} ({hint})\n  {where}{_skipped_note(wanted)}",
                            fix="run `audiogen plugins` for component names (gin name <kind>.<name>)")
     m = _NO_PARAMETER.search(text)
     if m:

@@ -89,6 +89,11 @@ class Registry:
     clashes: dict[tuple[str, str], list[str]] = field(default_factory=dict)  # (kind, name) -> its plugins
     warnings: list[str] = field(default_factory=list)  # load-time warnings that are no plugin's failure
     excluded: list[str] = field(default_factory=list)  # installed plugins that AUDIOGEN_PLUGINS leaves out
+    logged: list[str] = field(default_factory=list)  # every warning logged while loading (audiogen.testing replays)
+
+    def warn(self, msg: str) -> None:
+        self.logged.append(msg)
+        log.warning("%s", msg)
 
     def add(self, kind: str, name: str, factory: Callable, plugin: str) -> None:
         """Register one component. Built-ins win over plugins (register them first); a second plugin with the
@@ -104,7 +109,7 @@ class Registry:
                        f"plugin's {kind[:-1]} is skipped and '{kind}.{name}' stays the built-in one "
                        f"(rename it in plugin '{plugin}')")
                 self.conflicts.append(msg)
-                log.warning("%s", msg)
+                self.warn(msg)
                 return
             del self.components[kind][name]
             _gin_unwrap(kind, name)
@@ -366,7 +371,7 @@ def _entry_points():
 def _warn(reg: Registry, plugin: str, stage: str, exc: BaseException | str) -> None:
     err = exc if isinstance(exc, str) else f"{type(exc).__name__}: {exc}"
     reg.failures.append(Failure(plugin, stage, err))
-    log.warning("plugin '%s' failed at %s and is skipped (%s)", plugin, stage, err)
+    reg.warn(f"plugin '{plugin}' failed at {stage} and is skipped ({err})")
 
 
 def _spec_args() -> dict[str, tuple[str, ...]]:
@@ -415,7 +420,7 @@ def _check_allowed(reg: Registry, allowed: set[str] | None, found: dict[str, str
         msg = (f"{ENV_VAR} names '{name}', which is not an installed plugin (installed plugins: {installed})"
                + (f"; {hint}" if hint else ""))
         reg.warnings.append(msg)
-        log.warning("%s", msg)
+        reg.warn(msg)
 
 
 def make_plugin_manager(reg: Registry) -> pluggy.PluginManager:
@@ -544,7 +549,7 @@ def register_commands(cli) -> None:
                 owner[name] = plugin
                 continue
             reg.conflicts.append(msg)
-            log.warning("%s", msg)
+            reg.warn(msg)
             if name in builtin:
                 cli.commands[name] = builtin[name]
             else:

@@ -248,3 +248,32 @@ def test_a_prior_bound_without_latent_size_gets_the_datasets(plugin_prior_run):
     """The fixture's run bound only ``pipeline.prior = @priors.cc_gauss()`` (no LATENT_SIZE, no latent_size)."""
     ck = torch.load(plugin_prior_run / "run" / "model.ckpt", weights_only=True)
     assert ck["audiogen"]["latent_size"] == 4 and "priors.cc_gauss.latent_size = 4" in ck["audiogen"]["operative_config"]
+
+
+# ----------------------------------------------------------- errors say which installed plugins did not load
+def test_errors_mention_plugins_that_were_skipped_or_left_out(tmp_path, monkeypatch, audiogen_latents):
+    site = fake_plugin(tmp_path / "site", "audiogen-typohook", "typohook",
+                       GAUSS.replace("register_priors", "register_prior").replace("cc_gauss", "typo_gauss"))
+    gin_dir = tmp_path / "gin"
+    (gin_dir / "ginplug").mkdir(parents=True)
+    (gin_dir / "ginplug" / "prior.gin").write_text("pipeline.prior = @priors.diag_gaussian()\n")
+    fake_plugin(site, "audiogen-ginplug", "ginplug", f"""
+        from audiogen import hookimpl
+
+        @hookimpl
+        def register_config_dirs(register):
+            register({str(gin_dir)!r})
+    """)
+    load(monkeypatch, site, "typohook", use=True)  # ginplug installed but not listed; typohook fails to load
+    res = run_in_process("train-prior", "--bind", "pipeline.prior = @priors.typo_gauss()", audiogen_latents,
+                         "-o", tmp_path / "a", check=False)
+    assert res.exit_code == 2 and "unknown name 'priors.typo_gauss'" in res.stderr, res.output
+    assert "note: plugin 'typohook' failed to load at hook validation" in res.stderr, res.output
+    assert "'ginplug' not loaded: AUDIOGEN_PLUGINS='typohook' does not list it" in res.stderr
+    # the load-time warning is in this command's stderr too, though plugins loaded before it (once per process)
+    assert "audiogen: WARNING: plugin 'typohook' failed at hook validation and is skipped" in res.stderr, res.output
+    res = run_in_process("train-prior", "--gin", "ginplug/prior.gin", audiogen_latents, "-o", tmp_path / "b",
+                         check=False)
+    assert res.exit_code == 2 and "no gin file 'ginplug/prior.gin'" in res.stderr
+    assert ("plugin 'ginplug' is installed but not loaded (AUDIOGEN_PLUGINS='typohook' does not list it): its gin "
+            "files are found only when it loads") in res.stderr, res.output
