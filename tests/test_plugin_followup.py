@@ -277,3 +277,40 @@ def test_errors_mention_plugins_that_were_skipped_or_left_out(tmp_path, monkeypa
     assert res.exit_code == 2 and "no gin file 'ginplug/prior.gin'" in res.stderr
     assert ("plugin 'ginplug' is installed but not loaded (AUDIOGEN_PLUGINS='typohook' does not list it): its gin "
             "files are found only when it loads") in res.stderr, res.output
+
+
+# -------------------------------------------------------------- the diffusion warning names the schedule in use
+GEOMETRIC = """
+    from dataclasses import dataclass
+
+    import torch
+    from audiogen import hookimpl
+    from audiogen.schedules import validate_betas
+
+    @dataclass
+    class Geometric:
+        '''Betas rising geometrically.'''
+        steps: int = 20
+        def __call__(self):
+            return validate_betas(torch.logspace(-4, -2, self.steps, dtype=torch.float64), "schedules.geo")
+
+    @hookimpl
+    def register_schedules(register):
+        register("geo", Geometric)
+"""
+
+
+@pytest.mark.parametrize("schedule, fix", [("geo", "more than schedules.geo.steps = 20"),
+                                           ("linear", "schedules.linear.steps = 200")])
+def test_diffusion_warning_names_the_schedule_in_use(tmp_path, monkeypatch, schedule, fix):
+    from audiogen import config
+    from audiogen.pipeline import build_pipeline
+
+    load(monkeypatch, fake_plugin(tmp_path / "site", "audiogen-geo", "geo", GEOMETRIC), "geo", use=True)
+    config.parse([], ["pipeline.prior = @priors.diffwave()", f"priors.diffwave.schedule = @schedules.{schedule}()",
+                      f"schedules.{schedule}.steps = 20", "priors.diffwave.residual_layers = 1",
+                      "priors.diffwave.residual_channels = 4", "priors.diffwave.latent_size = 2"])
+    [warning] = build_pipeline().prior.config_warnings()
+    assert f"the noise schedule schedules.{schedule} ends at alpha-bar" in warning and fix in warning, warning
+    if schedule == "geo":
+        assert "schedules.linear" not in warning
