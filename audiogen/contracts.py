@@ -272,6 +272,12 @@ def check_gradients(module: nn.Module, loss: Tensor, what: str) -> None:
     loss.backward()
     reached = [n for n, p in params if p.grad is not None]
     _expect(bool(reached), f"no parameter of {type(module).__name__} receives a gradient from {what}")
+    # every trainable parameter, not just some: a .detach()ed std would otherwise train silently half-frozen
+    missed = [n for n, p in params if p.grad is None]
+    _expect(not missed, f"parameter{'s' if len(missed) > 1 else ''} {', '.join(missed[:5])}"
+            f"{' ...' if len(missed) > 5 else ''} of {type(module).__name__} receive{'' if len(missed) > 1 else 's'} "
+            f"no gradient from {what} (detached, or unused): compute the loss from them without .detach() or "
+            f"torch.no_grad(), or declare them frozen with requires_grad_(False)")
     bad = [n for n, p in params if p.grad is not None and not bool(torch.isfinite(p.grad).all())]
     _expect(not bad, f"gradients of {', '.join(bad)} are not finite")
     module.zero_grad(set_to_none=True)
@@ -295,24 +301,24 @@ def check_prior(prior: Prior, length: int = 6, batch: int = 3) -> PriorOutput | 
             torch.manual_seed(0)
             out = prior.log_prob(x, mask)
         _expect(isinstance(out, PriorOutput), f"{name}.log_prob must return a PriorOutput, got {type(out).__name__}")
-        _expect(out.log_prob.shape == (batch,), f"log_prob must be (B,), got {tuple(out.log_prob.shape)}")
-        _expect(out.frames.tolist() == mask.sum(1).tolist(), "frames must count the unmasked frames")
+        _expect(out.log_prob.shape == (batch,), f"{name}.log_prob must be (B,), got {tuple(out.log_prob.shape)}")
+        _expect(out.frames.tolist() == mask.sum(1).tolist(), f"{name}.log_prob: frames must count the unmasked frames")
         for k, v in out.terms.items():
             _expect(v.shape == (batch,), f"term {k} must be (B,), got {tuple(v.shape)}")
-        _expect(bool(torch.isfinite(out.log_prob).all()), "log_prob is not finite")
+        _expect(bool(torch.isfinite(out.log_prob).all()), f"{name}.log_prob is not finite")
         with torch.random.fork_rng():
             torch.manual_seed(0)
             out2 = prior.log_prob(x2, mask)
-        _expect(torch.allclose(out.log_prob, out2.log_prob, atol=1e-4), "masked frames changed log_prob")
+        _expect(torch.allclose(out.log_prob, out2.log_prob, atol=1e-4), f"masked frames changed {name}.log_prob (padding must be excluded)")
     loss = _scored_loss(prior, x, mask)
-    _expect(torch.allclose(loss, _scored_loss(prior, x2, mask), atol=1e-4), "masked frames changed training_loss")
+    _expect(torch.allclose(loss, _scored_loss(prior, x2, mask), atol=1e-4), f"masked frames changed {name}.training_loss (padding must be excluded)")
     check_gradients(prior, loss, f"{name}.training_loss()['loss']")
     with torch.no_grad():
         s = prior.sample(2, length)
     _expect(isinstance(s, Tensor) and s.shape == (2, prior.latent_size, length),
             f"{name}.sample(2, {length}) returned shape {tuple(getattr(s, 'shape', ()))}, "
             f"expected {(2, prior.latent_size, length)}")
-    _expect(bool(torch.isfinite(s).all()), "samples are not finite")
+    _expect(bool(torch.isfinite(s).all()), f"{name}.sample: samples are not finite")
     return out
 
 

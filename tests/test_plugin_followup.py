@@ -314,3 +314,19 @@ def test_diffusion_warning_names_the_schedule_in_use(tmp_path, monkeypatch, sche
     assert f"the noise schedule schedules.{schedule} ends at alpha-bar" in warning and fix in warning, warning
     if schedule == "geo":
         assert "schedules.linear" not in warning
+
+
+# ------------------------------------------------------------------ check_prior: every trainable parameter trains
+def test_check_prior_catches_a_partly_detached_prior():
+    from audiogen.contracts import ContractError, check_prior
+    from audiogen.priors.gaussian import DiagGaussianPrior
+
+    class DetachedStd(DiagGaussianPrior):
+        def std(self):
+            return super().std().detach()
+
+    with pytest.raises(ContractError, match=r"parameter log_std of DetachedStd receives no gradient.*requires_grad_"):
+        check_prior(DetachedStd(latent_size=3))
+    frozen = DetachedStd(latent_size=3)
+    frozen.log_std.requires_grad_(False)  # declared frozen: fine
+    check_prior(frozen)
