@@ -330,3 +330,19 @@ def test_check_prior_catches_a_partly_detached_prior():
     frozen = DetachedStd(latent_size=3)
     frozen.log_std.requires_grad_(False)  # declared frozen: fine
     check_prior(frozen)
+
+
+# ------------------------------------------------------------------------------------------------ `audiogen plugins`
+def test_plugins_listing_keeps_columns_and_describes_every_builtin(tmp_path, monkeypatch):
+    import re
+
+    long = GAUSS.replace('register("cc_gauss", Cc)', 'register("a_rather_long_prior_name_indeed", Cc)')
+    load(monkeypatch, fake_plugin(tmp_path / "site", "audiogen-l", "l", long, version="1"), "l", use=True)
+    rows = [ln for ln in run_in_process("plugins").stdout.splitlines() if ln.startswith("  ") and ln.strip() != "(none)"]
+    starts = {(m.start(1), m.start(2)) for ln in rows
+              for m in [re.match(r"  \S+\s+(\S+ \S+)\s+(\S)", ln)]}
+    assert len(starts) == 1, rows  # plugin and description columns start at the same place on every row
+    assert any("a_rather_long_prior_name_indeed" in ln and " l 1 " in ln for ln in rows)
+    for name in ("lstm", "sequence", "srnn", "vrnn", "wavenet"):
+        [row] = [ln for ln in rows if ln.split()[0] == name]
+        assert len(row.split()) > 3, row  # a description follows "audiogen 0.1.0"

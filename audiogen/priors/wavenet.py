@@ -44,6 +44,8 @@ class GatedLayer(nn.Module):
 
 
 class WaveNet(AutoregressiveModel):
+    """WaveNet (van den Oord et al. 2016) over frames: dilated causal convolutions, gated residual blocks, skips."""
+
     latent_sizes: list[int] = []
 
     def __init__(self, input_size: int = 1, channels: int = 96, skip_channels=None, layers: int = 10,
