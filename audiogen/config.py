@@ -25,7 +25,7 @@ from typing import Sequence
 
 import gin
 from audiogen.errors import ArtifactError, AudiogenError, ConfigError
-from audiogen.plugins import get_registry
+from audiogen.plugins import KINDS, get_registry
 from gin import config_parser
 
 GIN_PATH_ENV = "AUDIOGEN_GIN_PATH"
@@ -227,10 +227,12 @@ def check_stored(text: str, source: str) -> None:
     ArtifactError naming ``source`` and the line. Nothing in ``text`` is executed."""
     lines = text.splitlines()
 
-    def refuse(line_num: int, what: str):
+    def refuse(line_num: int, what: str, name: str = ""):
         line_num = min(line_num, len(lines))  # an unclosed bracket is reported past the last line
         line = lines[line_num - 1].strip() if line_num > 0 else ""
-        return ArtifactError(f"the operative config stored in {source} {what} (line {line_num}: {line})",
+        # a component name (<kind>.<name>) may be missing because its plugin did not load: say which did not
+        note = _skipped_note(name) if name.split(".", 1)[0] in KINDS else ""
+        return ArtifactError(f"the operative config stored in {source} {what} (line {line_num}: {line}){note}",
                              fix="stored configs may only bind audiogen configurables and installed plugin "
                                  "components; do not use an artifact that was edited or made by another tool "
                                  "(a config you trust can be passed as a file with --gin)")
@@ -247,11 +249,11 @@ def check_stored(text: str, source: str) -> None:
             macro = isinstance(st, config_parser.BindingStatement) and not st.arg_name
             if not macro and not _allowed(st.selector):
                 raise refuse(st.location.line_num, f"binds '{st.selector}', which is not an audiogen configurable "
-                                                   "or an installed plugin component")
+                                                   "or an installed plugin component", st.selector)
             for name, line_num in refs.found:
                 if not _allowed(name.rsplit("/", 1)[-1]):
                     raise refuse(line_num, f"references '@{name}', which is not an audiogen configurable or an "
-                                           "installed plugin component")
+                                           "installed plugin component", name.rsplit("/", 1)[-1])
             refs.found.clear()
     except (SyntaxError, ValueError, tokenize.TokenError) as exc:
         where = exc.args[1] if isinstance(exc, tokenize.TokenError) and len(exc.args) > 1 else None

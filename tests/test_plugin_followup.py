@@ -346,3 +346,16 @@ def test_plugins_listing_keeps_columns_and_describes_every_builtin(tmp_path, mon
     for name in ("lstm", "sequence", "srnn", "vrnn", "wavenet"):
         [row] = [ln for ln in rows if ln.split()[0] == name]
         assert len(row.split()) > 3, row  # a description follows "audiogen 0.1.0"
+
+
+def test_stored_config_refusal_mentions_plugins_left_out(plugin_prior_run, monkeypatch, tmp_path):
+    """A record without provenance (edited, or made by another tool): the allow-list refuses the plugin's name,
+    and says which installed plugin did not load."""
+    ck = torch.load(plugin_prior_run / "run" / "model.ckpt", weights_only=True)
+    del ck["audiogen"]["built_components"], ck["audiogen"]["components"]
+    torch.save(ck, tmp_path / "bare.ckpt")
+    load(monkeypatch, plugin_prior_run / "site", "", use=True)
+    res = run_in_process("sample", tmp_path / "bare.ckpt", "-n", "1", "--seconds", "0.1", "-o", tmp_path / "s",
+                         check=False)
+    assert res.exit_code == 2 and "binds 'priors.cc_gauss'" in res.stderr, res.output
+    assert "installed plugin 'cc' not loaded: AUDIOGEN_PLUGINS='' does not list it" in res.stderr, res.output
