@@ -98,13 +98,17 @@ def plugins(ctx, as_json: bool) -> None:
         }, indent=1))
         return
     click.echo("plugins: " + ", ".join(f"{p} {v}" for p, v in reg.plugins.items()))
+    every = [c for kind in KINDS for c in reg.components[kind].values()]
+    # columns as wide as the longest name and "plugin version", so long names and short versions stay aligned
+    name_w = max((len(c.name) for c in every), default=0)
+    by_w = max((len(f"{c.plugin} {c.version}") for c in every), default=0)
     for kind in KINDS:
         comps = reg.components[kind]
         click.echo(f"\n{kind}:")
         if not comps:
             click.echo("  (none)")
         for name, c in sorted(comps.items()):
-            click.echo(f"  {name:<16} {c.plugin} {c.version:<10} {c.summary}")
+            click.echo(f"  {name:<{name_w}}  {f'{c.plugin} {c.version}':<{by_w}}  {c.summary}".rstrip())
     for f in reg.failures:
         click.echo(f"\nfailed: plugin '{f.plugin}' at {f.stage}: {f.error}", err=True)
     for line in clashes:

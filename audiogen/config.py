@@ -26,7 +26,7 @@ from typing import Sequence
 
 import gin
 from audiogen.errors import ArtifactError, AudiogenError, ConfigError
-from audiogen.plugins import get_registry
+from audiogen.plugins import KINDS, get_registry
 from gin import config_parser
 
 GIN_PATH_ENV = "AUDIOGEN_GIN_PATH"
@@ -105,8 +105,23 @@ def resolve(name: str | os.PathLike) -> Path:
             return hits[0].resolve()
     close = difflib.get_close_matches(rel, available_configs(), n=5, cutoff=0.5)
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
-    raise ConfigError(f"no gin file '{name}' (not a path, and not found by name).{hint}",
+    raise ConfigError(f"no gin file '{name}' (not a path, and not found by name).{hint}{_skipped_note(rel)}",
                       fix="run `audiogen configs` to list the shipped configs, or pass a path")
+
+
+def _skipped_note(name: str) -> str:
+    """What an unknown name or gin file may owe to plugins that did not load: a plugin named like the file's
+    folder (plugins ship ``NAME/....gin``), or the list of skipped plugins."""
+    from audiogen.plugins import plugin_state, skipped_plugins
+
+    skipped = skipped_plugins()
+    if not skipped:
+        return ""
+    owner = name.split("/", 1)[0] if "/" in name else None
+    reg = get_registry()
+    if owner and (owner in reg.excluded or any(f.plugin == owner for f in reg.failures)):
+        return f"\n  plugin '{owner}' {plugin_state(owner)}: its gin files are found only when it loads"
+    return "\n  " + "\n  ".join(f"note: {line}" for line in skipped)
 
 
 def _known_configurables() -> list[str]:
@@ -147,7 +162,7 @@ def _explain(exc: Exception, source: str) -> AudiogenError:
         close = difflib.get_close_matches(wanted, known, n=5, cutoff=0.5)
         close += [k for k in known if k.endswith("." + wanted.split(".")[-1]) and k not in close][:3]
         hint = f"close matches: {', '.join(close)}" if close else "no close matches"
-        return ConfigError(f"unknown name '{wanted}' in {source} ({hint})\n  {where}",
+        return ConfigError(f"unknown name '{wanted}' in {source} ({hint})\n  {where}{_skipped_note(wanted)}",
                            fix="run `audiogen plugins` for component names (gin name <kind>.<name>)")
     m = _NO_PARAMETER.search(text)
     if m:
@@ -220,10 +235,12 @@ def check_stored(text: str, source: str) -> None:
     ArtifactError naming ``source`` and the line. Nothing in ``text`` is executed."""
     lines = text.splitlines()
 
-    def refuse(line_num: int, what: str):
+    def refuse(line_num: int, what: str, name: str = ""):
         line_num = min(line_num, len(lines))  # an unclosed bracket is reported past the last line
         line = lines[line_num - 1].strip() if line_num > 0 else ""
-        return ArtifactError(f"the operative config stored in {source} {what} (line {line_num}: {line})",
+        # a component name (<kind>.<name>) may be missing because its plugin did not load: say which did not
+        note = _skipped_note(name) if name.split(".", 1)[0] in KINDS else ""
+        return ArtifactError(f"the operative config stored in {source} {what} (line {line_num}: {line}){note}",
                              fix="stored configs may only bind audiogen configurables and installed plugin "
                                  "components; do not use an artifact that was edited or made by another tool "
                                  "(a config you trust can be passed as a file with --gin)")
@@ -240,11 +257,11 @@ def check_stored(text: str, source: str) -> None:
             macro = isinstance(st, config_parser.BindingStatement) and not st.arg_name
             if not macro and not _allowed(st.selector):
                 raise refuse(st.location.line_num, f"binds '{st.selector}', which is not an audiogen configurable "
-                                                   "or an installed plugin component")
+                                                   "or an installed plugin component", st.selector)
             for name, line_num in refs.found:
                 if not _allowed(name.rsplit("/", 1)[-1]):
                     raise refuse(line_num, f"references '@{name}', which is not an audiogen configurable or an "
-                                           "installed plugin component")
+                                           "installed plugin component", name.rsplit("/", 1)[-1])
             refs.found.clear()
     except (SyntaxError, ValueError, tokenize.TokenError) as exc:
         where = exc.args[1] if isinstance(exc, tokenize.TokenError) and len(exc.args) > 1 else None

@@ -272,6 +272,12 @@ def check_gradients(module: nn.Module, loss: Tensor, what: str) -> None:
     loss.backward()
     reached = [n for n, p in params if p.grad is not None]
     _expect(bool(reached), f"no parameter of {type(module).__name__} receives a gradient from {what}")
+    # every trainable parameter, not just some: a .detach()ed std would otherwise train silently half-frozen
+    missed = [n for n, p in params if p.grad is None]
+    _expect(not missed, f"parameter{'s' if len(missed) > 1 else ''} {', '.join(missed[:5])}"
+            f"{' ...' if len(missed) > 5 else ''} of {type(module).__name__} receive{'' if len(missed) > 1 else 's'} "
+            f"no gradient from {what} (detached, or unused): compute the loss from them without .detach() or "
+            f"torch.no_grad(), or declare them frozen with requires_grad_(False)")
     bad = [n for n, p in params if p.grad is not None and not bool(torch.isfinite(p.grad).all())]
     _expect(not bad, f"gradients of {', '.join(bad)} are not finite")
     module.zero_grad(set_to_none=True)
@@ -295,24 +301,24 @@ def check_prior(prior: Prior, length: int = 6, batch: int = 3) -> PriorOutput | 
             torch.manual_seed(0)
             out = prior.log_prob(x, mask)
         _expect(isinstance(out, PriorOutput), f"{name}.log_prob must return a PriorOutput, got {type(out).__name__}")
-        _expect(out.log_prob.shape == (batch,), f"log_prob must be (B,), got {tuple(out.log_prob.shape)}")
-        _expect(out.frames.tolist() == mask.sum(1).tolist(), "frames must count the unmasked frames")
+        _expect(out.log_prob.shape == (batch,), f"{name}.log_prob must be (B,), got {tuple(out.log_prob.shape)}")
+        _expect(out.frames.tolist() == mask.sum(1).tolist(), f"{name}.log_prob: frames must count the unmasked frames")
         for k, v in out.terms.items():
             _expect(v.shape == (batch,), f"term {k} must be (B,), got {tuple(v.shape)}")
-        _expect(bool(torch.isfinite(out.log_prob).all()), "log_prob is not finite")
+        _expect(bool(torch.isfinite(out.log_prob).all()), f"{name}.log_prob is not finite")
         with torch.random.fork_rng():
             torch.manual_seed(0)
             out2 = prior.log_prob(x2, mask)
-        _expect(torch.allclose(out.log_prob, out2.log_prob, atol=1e-4), "masked frames changed log_prob")
+        _expect(torch.allclose(out.log_prob, out2.log_prob, atol=1e-4), f"masked frames changed {name}.log_prob (padding must be excluded)")
     loss = _scored_loss(prior, x, mask)
-    _expect(torch.allclose(loss, _scored_loss(prior, x2, mask), atol=1e-4), "masked frames changed training_loss")
+    _expect(torch.allclose(loss, _scored_loss(prior, x2, mask), atol=1e-4), f"masked frames changed {name}.training_loss (padding must be excluded)")
     check_gradients(prior, loss, f"{name}.training_loss()['loss']")
     with torch.no_grad():
         s = prior.sample(2, length)
     _expect(isinstance(s, Tensor) and s.shape == (2, prior.latent_size, length),
             f"{name}.sample(2, {length}) returned shape {tuple(getattr(s, 'shape', ()))}, "
             f"expected {(2, prior.latent_size, length)}")
-    _expect(bool(torch.isfinite(s).all()), "samples are not finite")
+    _expect(bool(torch.isfinite(s).all()), f"{name}.sample: samples are not finite")
     return out
 
 
@@ -325,11 +331,20 @@ def check_schedule(schedule) -> Tensor:
     """A noise schedule (``register_schedules``): the registered factory builds a schedule object (gin
     ``@schedules.<name>()``); calling that object returns the betas of the training steps, a float64 1-D tensor with
     every beta strictly in (0, 1) and alpha-bar = prod(1 - beta) above zero; the same betas on every call."""
-    sched = schedule() if isinstance(schedule, type) else schedule
+    from audiogen.errors import ConfigError
+
+    def call(fn):  # out-of-range betas from validate_betas are a broken contract here, not a user's setting
+        try:
+            return fn()
+        except ConfigError as exc:
+            raise ContractError(f"{getattr(fn, '__name__', None) or type(fn).__name__}() with its defaults: "
+                                f"{str(exc).splitlines()[0]}") from None
+
+    sched = call(schedule) if isinstance(schedule, type) else schedule
     _expect(callable(sched), f"{type(sched).__name__} is not callable: calling the schedule must return the betas")
-    betas = sched()
+    betas = call(sched)
     if callable(betas) and not isinstance(betas, Tensor):  # given the registered factory: it built the schedule
-        sched, betas = betas, betas()
+        sched, betas = betas, call(betas)
     name = type(sched).__name__
     _expect(isinstance(betas, Tensor), f"{name}() must return a torch tensor of betas, got {type(betas).__name__}")
     _expect(betas.dtype == torch.float64, f"{name}() must return float64 betas (alpha-bar is a long product), "
@@ -339,7 +354,7 @@ def check_schedule(schedule) -> Tensor:
     _expect(bool(((betas > 0) & (betas < 1)).all()), f"{name}(): every beta must be strictly between 0 and 1, got "
             f"min {float(betas.min())}, max {float(betas.max())}")
     _expect(float(torch.cumprod(1 - betas, 0)[-1]) > 0, f"{name}(): alpha-bar underflows to 0 (fewer or smaller betas)")
-    _expect(torch.equal(betas, sched()), f"{name}() returned different betas on a second call")
+    _expect(torch.equal(betas, call(sched)), f"{name}() returned different betas on a second call")
     return betas
 
 

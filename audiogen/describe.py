@@ -73,6 +73,11 @@ def _checkpoint(path: Path) -> dict:
 
         r = LatentRecord.from_prior(ck)
         out.update(dataset=r.dataset_path, **_record(r), normalized=r.normalization is not None)
+    from audiogen.plugins import missing_plugins, provenance_of
+
+    missing = missing_plugins(provenance_of(a))
+    if missing:  # `sample`, `evaluate`, ... refuse this run until these are installed
+        out["needs"] = missing
     if a.get("built_components"):
         out["built_by"] = {k: f"{v.get('plugin')} {v.get('version')}" for k, v in a["built_components"].items()
                            if isinstance(v, dict)}

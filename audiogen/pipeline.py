@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 import gin
-from audiogen.errors import ConfigError
+from audiogen.errors import ConfigError, PluginError
 
 
 @gin.configurable("pipeline")
@@ -235,15 +235,20 @@ def encoder_info(encoder) -> dict:
     return {"encoder_info": describe()} if callable(describe) else {}
 
 
-def build_pipeline() -> Pipeline:
-    """``Pipeline()`` from the parsed gin config; a component that rejects its arguments is a ConfigError."""
-    from audiogen.plugins import recording_builds
+def build_pipeline(check_plugins: bool = False) -> Pipeline:
+    """``Pipeline()`` from the parsed gin config; a component that rejects its arguments is a ConfigError.
+    ``check_plugins`` (training) runs plugin components of ``plugins.CHECKED_KINDS`` through their contract
+    checkers as they are built."""
+    from audiogen.plugins import checking_plugin_components, recording_builds
 
     try:
-        with recording_builds() as built:
+        with recording_builds() as built, (checking_plugin_components() if check_plugins
+                                           else contextlib.nullcontext()):
             pipe = Pipeline()
         pipe.built_components = built  # {gin name: {plugin, version}}: recorded by every artifact made from it
         return pipe
+    except PluginError as exc:
+        raise getattr(exc, "unaugmented", exc) from None
     except ConfigError:
         raise
     except (ValueError, TypeError) as exc:
@@ -275,10 +280,10 @@ def load_pipeline(ckpt_path=None, gin_files=(), bindings=(), base: str | None = 
 
     ckpt = ckpt_path if isinstance(ckpt_path, dict) else load_checkpoint(ckpt_path) if ckpt_path else None
     if ckpt is not None:
-        from audiogen.plugins import check_provenance
+        from audiogen.plugins import check_provenance, provenance_of
 
         base, base_source = ckpt["audiogen"]["operative_config"], f"checkpoint {ckpt['path']}"
-        check_provenance(ckpt["audiogen"].get("built_components"), f"this run ({ckpt['path']})")
+        check_provenance(provenance_of(ckpt["audiogen"]), f"this run ({ckpt['path']})")
     if base is None and not gin_files and not bindings:
         raise ConfigError("nothing to build the pipeline from", fix="pass --ckpt RUN/model.ckpt or --gin CONFIG")
     config.parse(list(gin_files), list(bindings), base=base, base_source=base_source)

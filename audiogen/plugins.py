@@ -88,6 +88,12 @@ class Registry:
     conflicts: list[str] = field(default_factory=list)  # what was refused, one line each (plugins --json)
     clashes: dict[tuple[str, str], list[str]] = field(default_factory=dict)  # (kind, name) -> its plugins
     warnings: list[str] = field(default_factory=list)  # load-time warnings that are no plugin's failure
+    excluded: list[str] = field(default_factory=list)  # installed plugins that AUDIOGEN_PLUGINS leaves out
+    logged: list[str] = field(default_factory=list)  # every warning logged while loading (audiogen.testing replays)
+
+    def warn(self, msg: str) -> None:
+        self.logged.append(msg)
+        log.warning("%s", msg)
 
     def add(self, kind: str, name: str, factory: Callable, plugin: str) -> None:
         """Register one component. Built-ins win over plugins (register them first); a second plugin with the
@@ -103,7 +109,7 @@ class Registry:
                        f"plugin's {kind[:-1]} is skipped and '{kind}.{name}' stays the built-in one "
                        f"(rename it in plugin '{plugin}')")
                 self.conflicts.append(msg)
-                log.warning("%s", msg)
+                self.warn(msg)
                 return
             del self.components[kind][name]
             _gin_unwrap(kind, name)
@@ -159,6 +165,49 @@ class Registry:
 
 
 _BUILT: contextvars.ContextVar[dict | None] = contextvars.ContextVar("audiogen_built_components", default=None)
+_CHECKING: contextvars.ContextVar[bool] = contextvars.ContextVar("audiogen_check_plugin_components", default=False)
+# kinds whose contract checker runs on a plugin's component as gin builds it for training (cheap, and training
+# relies on them: a bad schedule trains and samples silently). Priors are checked by train-prior after building.
+CHECKED_KINDS = {"schedules": "check_schedule", "distributions": "check_distribution", "codings": "check_coding"}
+
+
+@contextlib.contextmanager
+def checking_plugin_components():
+    """Inside the block, each plugin component of a ``CHECKED_KINDS`` kind is run through its contract checker as
+    gin builds it: breaking it is one PluginError naming the component, its plugin and the rule."""
+    token = _CHECKING.set(True)
+    try:
+        yield
+    finally:
+        _CHECKING.reset(token)
+
+
+def contract_error(kind: str, who: dict, exc: BaseException) -> PluginError:
+    """The error for plugin component ``who`` ({"name", "plugin", "version"}) that failed its kind's checker."""
+    err = str(exc) if isinstance(exc, AssertionError) else f"{type(exc).__name__}: {exc}"
+    what = kind[:-1]
+    checker = CHECKED_KINDS.get(kind, f"check_{what}")
+    return PluginError(f"{what} {who['name']} from plugin '{who['plugin']}' {who['version']} breaks the {what} "
+                       f"contract: {err}", fix=f"fix the {what} in plugin '{who['plugin']}' (its tests should run "
+                       f"audiogen.contracts.{checker}; see the plugin guide, docs/plugins.md)")
+
+
+def check_component(kind: str, obj: Any, who: dict) -> None:
+    """Run ``obj`` (a copy of it, with torch's random state kept) through its kind's contract checker."""
+    import copy
+
+    import torch
+
+    from audiogen import contracts
+
+    checker = getattr(contracts, CHECKED_KINDS[kind])
+    try:
+        with torch.random.fork_rng():
+            checker(copy.deepcopy(obj))
+    except Exception as exc:  # whatever the plugin raises, the user learns which plugin and which rule
+        err = contract_error(kind, who, exc)
+        err.unaugmented = err  # gin appends "In call to configurable ..." on the way out; build_pipeline drops it
+        raise err from None
 
 
 @contextlib.contextmanager
@@ -171,9 +220,62 @@ def recording_builds():
         _BUILT.reset(token)
 
 
+def provenance_of(record: dict) -> dict:
+    """{gin name: {"plugin", "version"}} of a checkpoint's ``audiogen`` record: ``built_components`` (every component
+    gin built) and ``components`` (role -> {"name", "plugin", "version"}: all that runs made before
+    ``built_components`` existed recorded)."""
+    out = {}
+    for prov in (record.get("components") or {}).values() if isinstance(record, dict) else ():
+        if isinstance(prov, dict) and isinstance(prov.get("name"), str) and "." in prov["name"]:
+            out[prov["name"]] = {"plugin": prov.get("plugin", "?"), "version": prov.get("version", "?")}
+    built = record.get("built_components") if isinstance(record, dict) else None
+    out.update(built if isinstance(built, dict) else {})
+    return out
+
+
+def plugin_state(plugin: str, short: bool = False) -> str:
+    """Why a plugin's components are not available: "is not installed", "is installed but not loaded
+    (AUDIOGEN_PLUGINS=...)", "is installed but failed to load (...)", or "(version V) no longer provides it"."""
+    reg = get_registry()
+    if plugin in reg.plugins:
+        return "no longer provides it" if short else f"(version {reg.plugins[plugin]}) no longer provides it"
+    failed = [f for f in reg.failures if f.plugin == plugin]
+    if failed:
+        return "is installed but failed to load" + ("" if short else f" at {failed[0].stage} ({failed[0].error})")
+    if plugin in reg.excluded:
+        return f"is installed but not loaded ({ENV_VAR}={os.environ.get(ENV_VAR, '')!r} does not list it)"
+    return "is not installed"
+
+
+def skipped_plugins() -> list[str]:
+    """Installed plugins that are not loaded, one line each (what an unknown-name error should mention)."""
+    reg = get_registry()
+    lines = [f"plugin '{f.plugin}' failed to load at {f.stage} ({f.error})" for f in reg.failures]
+    if reg.excluded:
+        names = ", ".join(f"'{p}'" for p in reg.excluded)
+        lines.append(f"installed plugin{'s' if len(reg.excluded) > 1 else ''} {names} not loaded: "
+                     f"{ENV_VAR}={os.environ.get(ENV_VAR, '')!r} does not list {'them' if len(reg.excluded) > 1 else 'it'}")
+    return lines
+
+
+def missing_plugins(built: dict) -> list[str]:
+    """What ``check_provenance`` would refuse, one line each ("plugin 'x' 0.1 is not installed (priors.x_y)")."""
+    reg = get_registry()
+    out = []
+    for gin_name, prov in sorted((built or {}).items()):
+        if not isinstance(prov, dict) or not isinstance(gin_name, str) or "." not in gin_name:
+            continue
+        kind, name = gin_name.split(".", 1)
+        if name not in reg.components.get(kind, {}):
+            plugin, version = prov.get("plugin", "?"), prov.get("version", "?")
+            state = plugin_state(plugin, short=True)
+            out.append(f"plugin '{plugin}' {version} {state} ({gin_name})")
+    return out
+
+
 def check_provenance(built: dict, where: str) -> None:
     """Refuse, before gin reads a saved config, a run whose components came from a plugin that is not loaded:
-    "needs plugin X (version Y)" rather than gin's unknown-name error."""
+    "needs plugin X (version Y)" rather than gin's unknown-name error. ``built``: ``provenance_of(record)``."""
     reg = get_registry()
     for gin_name, prov in sorted((built or {}).items()):
         if not isinstance(prov, dict) or not isinstance(gin_name, str) or "." not in gin_name:
@@ -186,11 +288,21 @@ def check_provenance(built: dict, where: str) -> None:
                 log.warning("%s was made with %s from plugin '%s' %s; plugin '%s' %s provides it now", where,
                             gin_name, plugin, version, now.plugin, now.version)
             continue
-        state = "is not installed" if plugin not in reg.plugins else f"(version {reg.plugins[plugin]}) no longer " \
-            f"provides it"
+        state = plugin_state(plugin)
         raise PluginError(f"{where} needs plugin '{plugin}' (version {version}) for {gin_name}; that plugin {state}",
-                          fix=f"install it (pip install '{plugin}=={version}'), and check {ENV_VAR} does not "
-                              f"exclude it")
+                          fix=_install_fix(plugin, version))
+
+
+def _install_fix(plugin: str, version: str) -> str:
+    reg = get_registry()
+    if plugin in reg.excluded:
+        return f"add '{plugin}' to {ENV_VAR} (or unset it to load every installed plugin)"
+    if any(f.plugin == plugin for f in reg.failures):
+        return f"fix or reinstall plugin '{plugin}' {version} (`audiogen plugins` shows why it failed)"
+    # the entry-point name is recorded, not the distribution; the template names it audiogen-NAME
+    dist = f"audiogen-{plugin.replace('_', '-')}"
+    return (f"install the package that provides plugin '{plugin}' version {version} (made from audiogen's template: "
+            f"pip install '{dist}=={version}'), and check {ENV_VAR} does not exclude it")
 
 
 # gin keeps one global registry: wrap each factory once so rebuilding our registry (tests, reloads) is safe.
@@ -213,9 +325,11 @@ def _gin_wrap(kind: str, name: str, factory: Callable) -> Callable:
             obj.audiogen_component = f"{kind}.{name}"
         except AttributeError:  # objects with __slots__ or frozen: nothing to record
             pass
+        comp = get_registry().components.get(kind, {}).get(name)
+        if _CHECKING.get() and kind in CHECKED_KINDS and comp is not None and comp.plugin != BUILTIN:
+            check_component(kind, obj, {"name": f"{kind}.{name}", "plugin": comp.plugin, "version": comp.version})
         built = _BUILT.get()
         if built is not None:  # provenance: which plugin (and version) provided each component of a run
-            comp = get_registry().components.get(kind, {}).get(name)
             built[f"{kind}.{name}"] = {"plugin": comp.plugin if comp else "?", "version": comp.version if comp else "?"}
         return obj
 
@@ -257,7 +371,7 @@ def _entry_points():
 def _warn(reg: Registry, plugin: str, stage: str, exc: BaseException | str) -> None:
     err = exc if isinstance(exc, str) else f"{type(exc).__name__}: {exc}"
     reg.failures.append(Failure(plugin, stage, err))
-    log.warning("plugin '%s' failed at %s and is skipped (%s)", plugin, stage, err)
+    reg.warn(f"plugin '{plugin}' failed at {stage} and is skipped ({err})")
 
 
 def _spec_args() -> dict[str, tuple[str, ...]]:
@@ -306,7 +420,7 @@ def _check_allowed(reg: Registry, allowed: set[str] | None, found: dict[str, str
         msg = (f"{ENV_VAR} names '{name}', which is not an installed plugin (installed plugins: {installed})"
                + (f"; {hint}" if hint else ""))
         reg.warnings.append(msg)
-        log.warning("%s", msg)
+        reg.warn(msg)
 
 
 def make_plugin_manager(reg: Registry) -> pluggy.PluginManager:
@@ -321,6 +435,7 @@ def make_plugin_manager(reg: Registry) -> pluggy.PluginManager:
     for ep, version, dist in _entry_points():
         found[ep.name] = dist
         if allowed is not None and ep.name not in allowed:
+            reg.excluded.append(ep.name)
             continue
         try:
             plugin = ep.load()
@@ -336,17 +451,9 @@ def make_plugin_manager(reg: Registry) -> pluggy.PluginManager:
             reg.plugins[ep.name] = version
         except Exception as exc:
             _warn(reg, ep.name, "registration", exc)
+    reg.excluded.sort()
     _check_allowed(reg, allowed, found)
     return pm
-
-
-def _call_each(reg: Registry, pm: pluggy.PluginManager, hook_name: str, **kwargs) -> None:
-    """Call one hook plugin by plugin, so an exception is pinned on (and isolates) its plugin."""
-    for impl in getattr(pm.hook, hook_name).get_hookimpls():
-        try:
-            impl.function(**kwargs)
-        except Exception as exc:
-            _warn(reg, impl.plugin_name, hook_name, exc)
 
 
 def build_registry() -> tuple[Registry, pluggy.PluginManager]:
@@ -408,6 +515,42 @@ def get_plugin_manager() -> pluggy.PluginManager:
 
 
 def register_commands(cli) -> None:
-    """Let plugins add CLI commands; a failing plugin is skipped with a warning."""
+    """Let plugins add CLI commands, plugin by plugin. A failing plugin is skipped with a warning (and whatever
+    it added is removed). Like components, a command built into audiogen cannot be replaced (the plugin's command is
+    skipped with a warning naming both), and a command name two plugins add is dropped (a warning names both)."""
     reg = get_registry()
-    _call_each(reg, get_plugin_manager(), "register_commands", cli=cli)
+    builtin = dict(cli.commands)
+    owner: dict[str, str] = {}  # command name -> the plugin that added it
+    dropped: set[str] = set()
+    for impl in get_plugin_manager().hook.register_commands.get_hookimpls():
+        plugin = impl.plugin_name
+        before = dict(cli.commands)
+        try:
+            impl.function(cli=cli)
+        except Exception as exc:
+            cli.commands.clear()
+            cli.commands.update(before)
+            _warn(reg, plugin, "register_commands", exc)
+            continue
+        for name in [n for n in {**before, **cli.commands} if before.get(n) is not cli.commands.get(n)]:
+            if name not in cli.commands:  # removed what audiogen or another plugin added: put it back
+                cli.commands[name] = before[name]
+                continue
+            if name in builtin:
+                msg = (f"plugin '{plugin}' registers command '{name}', a command built into audiogen: the plugin's "
+                       f"command is skipped and `audiogen {name}` stays the built-in one (rename it in plugin "
+                       f"'{plugin}')")
+            elif name in owner or name in dropped:
+                both = " and ".join(f"plugin '{p}'" for p in sorted({owner.get(name, "?"), plugin}))
+                msg = (f"command '{name}' is added by both {both}: "
+                       f"neither is kept (rename it in one of them, or list the plugins to load in {ENV_VAR})")
+                dropped.add(name)
+            else:
+                owner[name] = plugin
+                continue
+            reg.conflicts.append(msg)
+            reg.warn(msg)
+            if name in builtin:
+                cli.commands[name] = builtin[name]
+            else:
+                cli.commands.pop(name, None)

@@ -1,6 +1,7 @@
 """``audiogen train-prior``: a prior over the sequences of a latent dataset (or a folder of .npy sequences).
 
-The latent size comes from the dataset (``LATENT_SIZE``). The prior trains on normalised sequences by default
+The latent size comes from the dataset: the macro ``LATENT_SIZE`` is bound to it, and a prior whose ``latent_size``
+gin leaves unbound gets it directly (``fill_latent_size``). The prior trains on normalised sequences by default
 (``train_prior.normalize``); its checkpoint records the dataset's record (``latents.record``) (which encoder/decoder made the latents, sample rate, hop) and the statistics used, so
 ``audiogen sample`` can de-normalise and decode without being told. Same run-folder layout, resume and
 divergence checks as ``audiogen train``.
@@ -65,8 +66,7 @@ def check_plugin_prior(prior) -> None:
     training: a prior that breaks its contract is one error naming its plugin, not a traceback from deep inside
     Lightning. Built-ins are checked by audiogen's own tests."""
     from audiogen.contracts import check_prior
-    from audiogen.errors import PluginError
-    from audiogen.plugins import BUILTIN, get_registry
+    from audiogen.plugins import BUILTIN, contract_error, get_registry
 
     who = get_registry().describe(prior)
     if who["plugin"] == BUILTIN:
@@ -75,10 +75,48 @@ def check_plugin_prior(prior) -> None:
         with torch.random.fork_rng():
             check_prior(copy.deepcopy(prior))
     except Exception as exc:  # whatever the plugin raises, the user learns which plugin and which rule
-        err = str(exc) if isinstance(exc, AssertionError) else f"{type(exc).__name__}: {exc}"
-        raise PluginError(f"prior {who['name']} from plugin '{who['plugin']}' {who['version']} breaks the prior "
-                          f"contract: {err}", fix=f"fix the prior in plugin '{who['plugin']}' (its tests should run "
-                          "audiogen.contracts.check_prior; see the plugin guide, docs/plugins.md)") from None
+        raise contract_error("priors", who, exc) from None
+
+
+def fill_latent_size(size: int | None) -> tuple[str, object] | None:
+    """Give the prior the dataset's latent size when gin leaves its ``latent_size`` unbound, so a prior config
+    needs no ``latent_size = %LATENT_SIZE`` line. Returns (selector, bound value) when gin binds it (then that
+    value is used, and checked against the data), else None."""
+    import inspect
+
+    import gin
+
+    try:
+        ref = gin.query_parameter("pipeline.prior")
+    except ValueError:
+        return None
+    configurable = getattr(ref, "configurable", None)
+    if configurable is None:  # not a @reference: nothing to fill
+        return None
+    selector = ref.scoped_selector
+    try:
+        return selector, gin.query_parameter(f"{selector}.latent_size")
+    except ValueError:  # unbound
+        pass
+    try:
+        takes = "latent_size" in inspect.signature(configurable.wrapped).parameters
+    except (TypeError, ValueError):
+        takes = False
+    if size and takes:
+        with gin.unlock_config():
+            gin.bind_parameter(f"{selector}.latent_size", size)
+    return None
+
+
+def _latent_size_fix(binding, size: int) -> str:
+    if binding is None:
+        return f"make the prior's latent_size {size} (its configurable takes no latent_size that gin could set)"
+    selector, value = binding
+    if "LATENT_SIZE" in str(value):
+        return (f"leave LATENT_SIZE out (it is read from the dataset; {selector}.latent_size = %LATENT_SIZE) or bind "
+                f"LATENT_SIZE={size}")
+    return (f"{selector}.latent_size is bound to {value!r} in gin: remove that binding (train-prior sets it from "
+            f"the dataset) or bind it to %LATENT_SIZE")
 
 
 def _check_resumed_data(last: Path, ds) -> None:
@@ -103,8 +141,9 @@ def train_prior(data: str, out: Path, gin_files: list[str], bindings: list[str],
     # the dataset sets LATENT_SIZE (a --bind given after it wins, and a different one is refused below)
     bindings = ([f"LATENT_SIZE={size}"] if size else []) + list(bindings)
     last, s = start_run(out, gin_files, bindings, "pipelines/diffwave_latents.gin (or another prior)")
+    latent_size_binding = fill_latent_size(size)
     ps = prior_settings()
-    pipe = build_pipeline()
+    pipe = build_pipeline(check_plugins=True)  # a plugin's schedule etc. breaking its contract: one error
     prior = pipe.prior
     if prior is None:
         raise ConfigError("the configuration has no pipeline.prior", fix="include a prior config, e.g. "
@@ -113,8 +152,7 @@ def train_prior(data: str, out: Path, gin_files: list[str], bindings: list[str],
     ds = open_sequences(data, crop=ps.crop_frames, normalize=ps.normalize, seed=s.seed)
     if ds.latent_size != prior.latent_size:
         raise ConfigError(f"{data} holds sequences of latent size {ds.latent_size} but the prior is configured for "
-                          f"{prior.latent_size}", fix=f"leave LATENT_SIZE out (it is read from the dataset) or bind "
-                          f"LATENT_SIZE={ds.latent_size}; a prior whose latent_size is set in gin needs it to match")
+                          f"{prior.latent_size}", fix=_latent_size_fix(latent_size_binding, ds.latent_size))
     if last.exists():
         _check_resumed_data(last, ds)
     set_fixed_dims(ds, getattr(prior, "fixed_dims", []))

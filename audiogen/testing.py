@@ -70,6 +70,7 @@ def run_cli(*args, check: bool = True) -> CliResult:
     from click.testing import CliRunner
 
     import gin
+    from audiogen import plugins
     from audiogen.cli import cli
 
     argv = [os.fspath(a) if isinstance(a, os.PathLike) else str(a) for a in args]
@@ -77,6 +78,9 @@ def run_cli(*args, check: bool = True) -> CliResult:
     handler = _EchoHandler(logging.INFO)
     log.addHandler(handler)
     gin.clear_config()
+    # plugins load once per process: replay their load-time warnings (a skipped plugin, a refused name), which the
+    # console script prints on every run, so each command's stderr holds them
+    replay = list(plugins._STATE[0].logged) if plugins._STATE is not None else []
     try:
         res = CliRunner().invoke(cli, argv, catch_exceptions=True, prog_name="audiogen")
     finally:
@@ -84,7 +88,8 @@ def run_cli(*args, check: bool = True) -> CliResult:
         log.removeHandler(handler)
     if res.exception is not None and not isinstance(res.exception, SystemExit):
         raise res.exception  # a bug, not a user error: show its traceback
-    out = CliResult(res.exit_code, res.output, res.stdout, res.stderr)
+    head = "".join(f"audiogen: WARNING: {msg}\n" for msg in replay)
+    out = CliResult(res.exit_code, head + res.output, res.stdout, head + res.stderr)
     if check and out.exit_code != 0:
         pytest.fail(f"audiogen {' '.join(argv)} exited {out.exit_code}\n{out.output}", pytrace=False)
     return out

@@ -260,8 +260,11 @@ def start_run(out: Path, gin_files: list[str], bindings: list[str], example: str
     base, base_source = None, f"checkpoint {last}"
     if last.exists():
         from audiogen.artifacts import load_checkpoint
+        from audiogen.plugins import check_provenance, provenance_of
 
-        base = load_checkpoint(last)["audiogen"]["operative_config"]
+        record = load_checkpoint(last)["audiogen"]
+        check_provenance(provenance_of(record), f"this run ({last})")  # before gin reads its config
+        base = record["operative_config"]
         log.info("resuming from %s", last)
     elif not gin_files and not bindings:
         raise ConfigError("no configuration given", fix=f"pass --gin {example}")
@@ -283,7 +286,7 @@ def train(data: list[str], out: Path, gin_files: list[str], bindings: list[str],
     out = Path(out)
     last, s = start_run(out, gin_files, bindings, "pipelines/conv_ae.gin (or another pipeline)")
     audio = audio_settings()
-    pipe = build_pipeline()
+    pipe = build_pipeline(check_plugins=True)  # a plugin's schedule etc. breaking its contract: one error
     provenance = describe_pipeline(pipe, audio)
     resuming = last.exists()
     train_files = run_index(out, "train", data, resuming)  # written on the first start, reused on resume

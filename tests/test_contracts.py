@@ -114,7 +114,7 @@ class ShortSamples(DiagGaussianPrior):
 @pytest.mark.parametrize("bad, match", [
     (NoLatentSize(), "latent_size must be a positive int"),
     (NotDifferentiable(3), "does not depend on NotDifferentiable's parameters"),
-    (ScoresPadding(3), "masked frames changed log_prob"),
+    (ScoresPadding(3), "masked frames changed ScoresPadding.log_prob"),
     (ShortSamples(3), r"sample\(2, 6\) returned shape \(2, 3, 5\)"),
 ])
 def test_check_prior_catches_what_training_needs(bad, match):

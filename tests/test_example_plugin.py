@@ -245,7 +245,7 @@ def test_plugins_new_writes_a_plugin_that_loads_and_meets_its_contract(tmp_path)
     meta = tomllib.loads((pkg / "pyproject.toml").read_text())
     assert meta["project"]["name"] == "audiogen-my-gru"
     assert meta["project"]["entry-points"]["audiogen"] == {"my_gru": "audiogen_my_gru.plugin"}
-    assert (pkg / "audiogen_my_gru" / "gin" / "my_gru" / "gru_prior.gin").read_text().count("priors.my_gru_gru") == 4
+    assert (pkg / "audiogen_my_gru" / "gin" / "my_gru" / "gru_prior.gin").read_text().count("priors.my_gru_gru") == 3
     sys.path.insert(0, str(pkg))
     try:
         from audiogen_my_gru.gru_prior import GRUPrior

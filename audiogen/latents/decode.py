@@ -237,7 +237,7 @@ def decoder_pipeline(record: LatentRecord | None, ckpt=None, gin_files=(), bindi
     the same way). The decoder is checked against the record (latent size, hop, sample rate)."""
     from audiogen.errors import ConfigError
     from audiogen.pipeline import load_pipeline, refuse_untrained
-    from audiogen.plugins import check_provenance
+    from audiogen.plugins import check_provenance, provenance_of
 
     base = None
     ae = record.autoencoder if record is not None else None
@@ -247,7 +247,9 @@ def decoder_pipeline(record: LatentRecord | None, ckpt=None, gin_files=(), bindi
             _check_unchanged(ckpt, ae.checkpoint.get("sha256"), "checkpoint", record.source, "pass --ckpt")
         else:
             base = ae.operative_config or None
-            check_provenance(ae.components, f"the autoencoder of {record.source}")
+            # encoder/decoder as older encodes recorded them, then every component built (built_components)
+            check_provenance(provenance_of({"components": {"encoder": ae.encoder, "decoder": ae.decoder},
+                                            "built_components": ae.components}), f"the autoencoder of {record.source}")
         if ae.model:  # a pretrained model file (RAVE export) the config reads by path
             _check_unchanged(Path(ae.model["path"]), ae.model.get("sha256"), "model file", record.source,
                              "pass --gin/--bind naming the model file that encoded them")

@@ -70,24 +70,79 @@ def write_plugin(name: str, out: Path) -> Path:
 
 # A plugin made from the template may add hooks to plugin.py below this line; `update` keeps them.
 MARKER = "# --- beyond the template"
-KEEP = ("README.md",)  # a plugin's own description, never rewritten
+KEEP = ("README.md",)  # a plugin's own description: never compared, never rewritten
+# the author's version, dependencies and metadata: compared (--diff, --check) but never rewritten in a plugin
+OWNED = ("pyproject.toml",)
+
+
+def plugin_names(folder: Path) -> list[str]:
+    """The entry-point names (plugin names) a plugin folder's pyproject.toml declares; [] without one."""
+    import tomllib
+
+    path = Path(folder) / "pyproject.toml"
+    if not path.is_file():
+        return []
+    try:
+        meta = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path} is not valid TOML ({exc})", fix="fix the file, or name another folder") from None
+    return sorted(meta.get("project", {}).get("entry-points", {}).get("audiogen", {}))
+
+
+def check_folder(name: str, folder: Path) -> None:
+    """Refuse to touch an existing plugin folder under another NAME (a typo would write a second package)."""
+    placeholders(name)  # a valid name first
+    names = plugin_names(folder)
+    if names and name not in names:
+        raise ConfigError(f"{folder} is plugin {', '.join(map(repr, names))} (its pyproject.toml entry point), "
+                          f"not {name!r}", fix=f"pass the plugin's own name: {names[0]}")
+    if not names and any(Path(folder).iterdir()):
+        raise ConfigError(f"{folder} is not empty and its pyproject.toml declares no audiogen plugin",
+                          fix="name an empty or new folder, or a plugin made from the template")
+
+
+def planned(name: str, folder: Path) -> dict[str, tuple[str | None, str]]:
+    """Relative path -> (current text or None, template text) for every template file that differs (README.md
+    left out; plugin.py keeps what follows ``MARKER``)."""
+    out = {}
+    for rel, text in render(name).items():
+        if rel in KEEP:
+            continue
+        path = Path(folder) / rel
+        old = path.read_text() if path.exists() else None
+        if old is not None and MARKER in old:
+            text = text.rstrip("\n") + "\n\n\n" + old[old.index(MARKER):]
+        if text != old:
+            out[rel] = (old, text)
+    return out
+
+
+def diff(name: str, folder: Path) -> str:
+    """A unified diff from the plugin in ``folder`` to the template (what ``update`` would write, plus OWNED)."""
+    import difflib
+
+    chunks = []
+    for rel, (old, new) in planned(name, folder).items():
+        note = "   (yours: shown, never rewritten)" if rel in OWNED else ""
+        chunks.extend(difflib.unified_diff((old or "").splitlines(True), new.splitlines(True),
+                                           f"{folder}/{rel}" if old is not None else "/dev/null",
+                                           f"template/{rel}{note}"))
+    return "".join(chunks)
 
 
 def update(name: str, folder: Path) -> list[str]:
-    """Rewrite the template's files in an existing plugin ``folder`` (keeping README.md and what follows
-    ``MARKER`` in plugin.py); returns the relative paths that changed. Used to keep plugins/audiogen-example in
-    step with the template: ``python -m audiogen.plugin_template example plugins/audiogen-example``."""
+    """Rewrite the template's files in an existing plugin ``folder`` (an explicit choice: ``--overwrite``); keeps
+    README.md, pyproject.toml (its version, dependencies) and what follows ``MARKER`` in plugin.py. Returns the
+    relative paths written."""
+    check_folder(name, folder)
     changed = []
-    for rel, text in render(name).items():
-        path = Path(folder) / rel
-        if rel in KEEP and path.exists():
+    for rel, (_, text) in planned(name, folder).items():
+        if rel in OWNED and (Path(folder) / rel).exists():
             continue
-        old = path.read_text() if path.exists() else None
-        if old is not None and MARKER in old:
-            text = text + "\n\n" + old[old.index(MARKER):]
-        if text != old:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
-            changed.append(rel)
-    return changed
+        from audiogen.artifacts import atomic_write_text
 
+        path = Path(folder) / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, text)
+        changed.append(rel)
+    return changed

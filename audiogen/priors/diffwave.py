@@ -194,8 +194,12 @@ class DiffWavePrior(Prior):
             raise ConfigError(f"priors.diffwave: sample_steps = {sample_steps!r} and ddim_eta = {ddim_eta!r} must be "
                               "at least 1 and 0", fix="e.g. sample_steps = 50, ddim_eta = 0.0")
         self.sampler, self.sample_steps, self.ddim_eta = self._check_sampler(sampler), int(sample_steps), ddim_eta
+        # the schedule's gin name (set when gin built it): warnings and errors name the schedule in use
+        self.schedule_name = "schedules.linear" if schedule is None else getattr(schedule, "audiogen_component", None)
+        self.schedule_steps = getattr(schedule, "steps", None)
+        where = "priors.diffwave.schedule" + (f" ({self.schedule_name})" if self.schedule_name else "")
         # float64 and in the state dict: a checkpoint records the schedule its network was trained on
-        self.register_buffer("betas", as_betas(schedule, "priors.diffwave.schedule"))
+        self.register_buffer("betas", as_betas(schedule, where))
         self.fast_betas = validate_betas(fast_betas, "priors.diffwave.fast_betas")
         if self.sampler == "fast":  # fail now rather than at the first sampling
             fractional_steps(self.betas, self.fast_betas)
@@ -218,10 +222,16 @@ class DiffWavePrior(Prior):
         ab = float(alpha_bars(self.betas)[-1])
         if ab <= 0.01:
             return []
-        return [f"the noise schedule ends at alpha-bar {ab:.3f} ({ab ** 0.5:.2f} of the signal left at step "
+        name = self.schedule_name or "the schedule bound to priors.diffwave.schedule"
+        if self.schedule_name == "schedules.linear":
+            example = "e.g. schedules.linear.steps = 200 (pipelines/diffwave_latents.gin)"
+        elif self.schedule_name and isinstance(self.schedule_steps, int):
+            example = f"e.g. more than {name}.steps = {self.schedule_steps}, or larger betas"
+        else:
+            example = f"in the settings of {name}"
+        return [f"the noise schedule {name} ends at alpha-bar {ab:.3f} ({ab ** 0.5:.2f} of the signal left at step "
                 f"{self.num_steps}) but sampling starts from pure noise: unconditional samples come out with too "
-                f"little variance. Use more steps or larger betas so that alpha-bar at T is below 0.01, e.g. "
-                f"schedules.linear.steps = 200 (pipelines/diffwave_latents.gin)"]
+                f"little variance. Use more steps or larger betas so that alpha-bar at T is below 0.01: {example}"]
 
     @staticmethod
     def _check_sampler(name: str) -> str:

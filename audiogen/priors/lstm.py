@@ -13,6 +13,8 @@ from audiogen.layers import mlp
 
 
 class LSTMModel(AutoregressiveModel):
+    """Deterministic autoregressive model: MLP on frame x_{t-1}, then an LSTM; exact likelihood (no latents)."""
+
     latent_sizes: list[int] = []
 
     def __init__(self, input_size: int = 64, hidden_size: int = 256, feature_size=None, num_layers: int = 1,

@@ -21,6 +21,9 @@ from audiogen.progress import bar
 
 
 class SequencePrior(Prior):
+    """A prior over vector sequences from any temporal latent model (``model``), with an output distribution per
+    group of dimensions (``distributions``, ``dims``)."""
+
     def __init__(self, latent_size: int = 8, model: nn.Module | None = None, distributions=None, dims=None):
         super().__init__()
         if model is None:

@@ -24,6 +24,9 @@ INFERENCE = ("smoothing", "filtering")
 
 
 class SRNN(AutoregressiveModel):
+    """Stochastic RNN (Fraccaro et al. 2016): a GRU over the inputs with a stochastic layer on top (smoothing or
+    filtering posterior)."""
+
     def __init__(self, input_size: int = 64, latent_size: int = 256, hidden_size: int = 256, feature_size=None,
                  context_size: int = 256, inference: str = "smoothing", residual_posterior: bool = True,
                  min_std: float = 0.01):

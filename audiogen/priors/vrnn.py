@@ -20,6 +20,8 @@ from audiogen.priors.steps import StepLinear, fused_step_linear, gru_update
 
 
 class VRNN(AutoregressiveModel):
+    """Variational RNN (Chung et al. 2015): a VAE at every step, conditioned on a GRU state that reads the past."""
+
     def __init__(self, input_size: int = 64, latent_size: int = 256, hidden_size: int = 256, feature_size=None,
                  context_size: int = 256, residual_posterior: bool = True, min_std: float = 0.01):
         super().__init__()

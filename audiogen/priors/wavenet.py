@@ -44,6 +44,8 @@ class GatedLayer(nn.Module):
 
 
 class WaveNet(AutoregressiveModel):
+    """WaveNet (van den Oord et al. 2016) over frames: dilated causal convolutions, gated residual blocks, skips."""
+
     latent_sizes: list[int] = []
 
     def __init__(self, input_size: int = 1, channels: int = 96, skip_channels=None, layers: int = 10,
@@ -54,6 +56,9 @@ class WaveNet(AutoregressiveModel):
         self.inp = nn.Conv1d(self.input_sizes[0], C, 1)
         self.layers = nn.ModuleList(GatedLayer(C, S, 2**i) for _ in range(int(blocks)) for i in range(int(layers)))
         self.receptive_field = sum(lay.dilation for lay in self.layers)  # frames of past input needed
+        # the last layer's residual output feeds nothing (only its skip does): frozen, so that it is declared
+        # untrained rather than silently gradient-less (kept in the state dict: checkpoints load unchanged)
+        self.layers[-1].res.requires_grad_(False)
         self.out = nn.Sequential(nn.ReLU(), nn.Conv1d(S, S, 1), nn.ReLU(), nn.Conv1d(S, self.context_size, 1))
 
     def _run(self, inputs: Tensor, keep_inputs: bool = False):

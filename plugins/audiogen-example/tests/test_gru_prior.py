@@ -29,9 +29,9 @@ def test_likelihood_is_the_one_sampling_follows():
 
 def test_trains_samples_and_decodes_through_the_cli(audiogen_latents, audiogen_cli, tmp_path):
     run = tmp_path / "prior"
-    audiogen_cli("train-prior", "--gin", "example/gru_prior.gin", "--bind", f"LATENT_SIZE={audiogen_latents.latent_size}",
-                 "--bind", "train.max_steps=2", "--bind", "train.batch_size=2", audiogen_latents, "-o", run,
-                 "--no-progress")
+    # the prior's latent size is read from audiogen_latents (latent size 4)
+    audiogen_cli("train-prior", "--gin", "example/gru_prior.gin", "--bind", "train.max_steps=2",
+                 "--bind", "train.batch_size=2", audiogen_latents, "-o", run, "--no-progress")
     info = json.loads(audiogen_cli("info", run / "model.ckpt", "--json").stdout)
     assert "priors.example_gru" in json.dumps(info)
     audiogen_cli("sample", run, "-n", "2", "--seconds", "0.2", "-o", tmp_path / "samples")
