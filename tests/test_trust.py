@@ -165,3 +165,23 @@ def test_untouched_artifacts_still_load(tmp_path, tiny_run, dataset):
     _cli("decode", dataset, "-o", tmp_path / "dec")
     assert list((tmp_path / "dec").rglob("*.wav"))
 
+
+
+def test_stored_configs_too_deep_or_too_long_are_one_message():
+    """Nesting deeper than Python's recursion limit is refused as invalid gin (not a RecursionError traceback), and a
+    huge line is shortened in the message."""
+    deep = "train.lr = " + "[" * 5000 + "]" * 5000
+    with pytest.raises(ArtifactError, match="not valid gin") as err:
+        config.parse(base=deep + "\n", base_source="checkpoint /x/model.ckpt")
+    assert "/x/model.ckpt" in str(err.value) and len(str(err.value)) < 1500, str(err.value)[:300]
+    long = "import os  # " + "x" * 100_000
+    with pytest.raises(ArtifactError, match="imports code") as err:
+        config.parse(base=long + "\n", base_source="checkpoint /x/model.ckpt")
+    assert "import os" in str(err.value) and len(str(err.value)) < 1500
+
+
+def test_user_binding_too_deep_is_one_message():
+    from audiogen.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="binding"):
+        config.parse(bindings=["train.lr = " + "[" * 5000 + "]" * 5000])
