@@ -211,3 +211,27 @@ def test_decode_through_the_console_script(tmp_path, dataset):
     proc = run_cli("decode", dataset, "-o", tmp_path / "o")
     assert len(_wavs(tmp_path / "o")) == len(LatentDataset(dataset)) and "wrote" in proc.stdout
     assert not [p for p in (tmp_path / "o").iterdir() if p.name.startswith(".")]  # no staging left
+
+
+# ------------------------------------------------------------------------------------------------------- symlinks
+def test_a_link_inside_the_output_is_not_followed(tmp_path, dataset):
+    """A dataset decides the subfolders below -o; one that already is a symlink (planted, e.g. by an unpacked
+    archive) would take the files elsewhere: refused, nothing written. -o itself may be a link (the user's choice)."""
+    def into_sub(meta):
+        for i, f in enumerate(meta["files"]):
+            f["source"] = f"/data/f{i}.wav"
+        meta["files"][0]["source"] = "/data/sub/a.wav"
+
+    ds = _edited(dataset, tmp_path / "sub", into_sub)
+    elsewhere, out = tmp_path / "elsewhere", tmp_path / "out"
+    elsewhere.mkdir()
+    out.mkdir()
+    (out / "sub").symlink_to(elsewhere)
+    msg = _refused("decode", ds, "-o", out)
+    assert "sub" in msg and "link" in msg, msg
+    assert not list(elsewhere.iterdir()) and not _wavs(out)
+    (out / "sub").unlink()
+    link = tmp_path / "link"
+    link.symlink_to(out)
+    _cli("decode", ds, "-o", link)
+    assert (out / "sub" / "a.wav").is_file() and len(_wavs(out)) == len(LatentDataset(ds))

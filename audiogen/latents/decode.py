@@ -147,7 +147,7 @@ def _check_shape(arr: np.ndarray, path: Path, latent_size: int | None) -> np.nda
 
 def _check_targets(out: Path, names: list[str]) -> None:
     """Every output path lies inside ``out`` and can be a file there (no folder in its place, no file where a
-    folder must go), checked before anything is decoded."""
+    folder must go, no symbolic link on the way), checked before anything is decoded."""
     root = os.path.normpath(os.path.abspath(out))
     for name in names:
         pure = PurePath(name)
@@ -156,6 +156,13 @@ def _check_targets(out: Path, names: list[str]) -> None:
             raise ArtifactError(f"the decoded file {name!r} would be written outside {out}",
                                 fix="decode only latents whose names stay inside the output folder")
         path = Path(target)
+        # -o itself may be a link (the user's choice); a folder below it that the names reach into may not: a link
+        # there (planted by an unpacked archive, say) would carry the files out of -o
+        link = next((q for q in reversed(path.parents) if len(q.parts) > len(Path(root).parts) and q.is_symlink()),
+                    None)
+        if link is not None:
+            raise ArtifactError(f"cannot write {path}: {link} is a symbolic link, and decoded files are only written "
+                                f"into real folders inside {out}", fix=f"remove the link {link}, or choose another -o")
         if path.is_dir():
             raise ArtifactError(f"cannot write {path}: a folder of that name exists", fix="choose another -o")
         blocker = next((q for q in path.parents if q.exists() and not q.is_dir()), None)
