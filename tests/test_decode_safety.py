@@ -235,3 +235,13 @@ def test_a_link_inside_the_output_is_not_followed(tmp_path, dataset):
     link.symlink_to(out)
     _cli("decode", ds, "-o", link)
     assert (out / "sub" / "a.wav").is_file() and len(_wavs(out)) == len(LatentDataset(ds))
+
+
+def test_reconstruct_names_of_one_stem_are_made_unique(tmp_path, tiny_run):
+    """`reconstruct x/a.wav y/a.wav` wrote one a.wav (the second overwrote the first), as decode once did."""
+    from conftest import write_tone
+
+    a = write_tone(tmp_path / "x" / "a.wav", 0.2, freq=300.0)
+    b = write_tone(tmp_path / "y" / "a.wav", 0.2, freq=900.0)
+    _cli("reconstruct", tiny_run, a, b, "-o", tmp_path / "rec")
+    assert [p.name for p in _wavs(tmp_path / "rec")] == ["a_wav.wav", "a_wav_2.wav"]
