@@ -7,6 +7,7 @@ RLIMIT_FSIZE in a child process (as in test_faults.py).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import warnings
 from pathlib import Path
@@ -245,3 +246,20 @@ def test_reconstruct_names_of_one_stem_are_made_unique(tmp_path, tiny_run):
     b = write_tone(tmp_path / "y" / "a.wav", 0.2, freq=900.0)
     _cli("reconstruct", tiny_run, a, b, "-o", tmp_path / "rec")
     assert [p.name for p in _wavs(tmp_path / "rec")] == ["a_wav.wav", "a_wav_2.wav"]
+
+
+@pytest.mark.parametrize("kind", ["outside", "fifo"])
+def test_a_shard_that_is_a_link_or_pipe_is_refused(tmp_path, dataset, kind):
+    """meta.json names shards inside shards/ only; a shard file that is a link to a file outside the dataset (or a
+    pipe, which would block the reader for ever) is refused as well, naming it."""
+    ds = _edited(dataset, tmp_path / "ds", lambda meta: None)
+    shard = sorted((ds / "shards").glob("shard-*.npy"))[0]
+    if kind == "outside":
+        shard.rename(tmp_path / "outside.npy")
+        shard.symlink_to(tmp_path / "outside.npy")
+    else:
+        shard.unlink()
+        os.mkfifo(shard)
+    out = tmp_path / "o"
+    msg = _refused("decode", ds, "-o", out)
+    assert shard.name in msg and not _wavs(out), msg
