@@ -254,6 +254,16 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     if missing or not isinstance(ckpt.get("state_dict"), dict):
         raise ArtifactError(f"{path} is damaged: its metadata lacks {', '.join(missing or ['state_dict'])}",
                             fix="use another checkpoint of the run (checkpoints/last.ckpt) or retrain")
+    # weights_only admits any nesting of str, int, dict...: what the readers below use must have its type
+    odd = next((k for k, v in ckpt["state_dict"].items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)),
+               None)
+    if odd is not None:
+        raise ArtifactError(f"{path} is damaged: its state_dict entry {str(odd)[:100]!r} is not a tensor",
+                            fix="use another checkpoint of the run (checkpoints/last.ckpt) or retrain")
+    for k in ("built_components", "components"):
+        if meta.get(k) is not None and not isinstance(meta[k], dict):
+            raise ArtifactError(f"{path} is damaged: its {k} is {str(meta[k])[:100]}, not a mapping",
+                                fix="use another checkpoint of the run (checkpoints/last.ckpt) or retrain")
     ckpt["path"] = str(path.resolve())
     return ckpt
 
