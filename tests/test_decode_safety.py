@@ -263,3 +263,13 @@ def test_a_shard_that_is_a_link_or_pipe_is_refused(tmp_path, dataset, kind):
     out = tmp_path / "o"
     msg = _refused("decode", ds, "-o", out)
     assert shard.name in msg and not _wavs(out), msg
+
+
+def test_safetensors_names_with_a_nul_byte_are_one_message(tmp_path, tiny_run):
+    """Tensor names become file names: a NUL in one was a ValueError traceback from the file system call."""
+    from safetensors.numpy import save_file
+
+    z = np.zeros((4, 8), np.float32)
+    save_file({"a\0b": z, "c": z}, str(tmp_path / "z.safetensors"))
+    msg = _refused("decode", "--ckpt", tiny_run, tmp_path / "z.safetensors", "-o", tmp_path / "o")
+    assert "z_a" in msg and not _wavs(tmp_path / "o"), msg

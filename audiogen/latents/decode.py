@@ -152,6 +152,9 @@ def _check_targets(out: Path, names: list[str]) -> None:
     for name in names:
         pure = PurePath(name)
         target = os.path.normpath(os.path.join(root, name))
+        if "\0" in name:  # no file system takes it (a safetensors tensor name can hold one)
+            raise ArtifactError(f"the decoded file name {name!r} holds a NUL character",
+                                fix="rename the tensors (or files) so their names are plain text")
         if pure.is_absolute() or ".." in pure.parts or os.path.commonpath([root, target]) != root or target == root:
             raise ArtifactError(f"the decoded file {name!r} would be written outside {out}",
                                 fix="decode only latents whose names stay inside the output folder")
