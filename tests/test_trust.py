@@ -185,3 +185,27 @@ def test_user_binding_too_deep_is_one_message():
 
     with pytest.raises(ConfigError, match="binding"):
         config.parse(bindings=["train.lr = " + "[" * 5000 + "]" * 5000])
+
+
+def test_terminal_escapes_in_artifacts_are_shown_not_sent(tmp_path, dataset):
+    """Text from an artifact (a source name, an operative config line) may hold terminal control sequences (clear
+    the screen, rewrite the title, hide the text after them): `info` and error messages print them escaped."""
+    from conftest import run_failing, run_here
+
+    esc = "\x1b]0;owned\x07\x1b[2J"
+
+    def edit(meta):
+        meta["files"][0]["source"] = "relative" + esc + ".wav"
+        meta["operative_config"] += "\n# " + esc + "\n"
+        meta["failed"] = [{"source": "/x/y" + esc + ".wav", "reason": "bad" + esc}]
+
+    import shutil
+
+    ds = shutil.copytree(dataset, tmp_path / "esc")
+    meta = json.loads((ds / "meta.json").read_text())
+    edit(meta)
+    (ds / "meta.json").write_text(json.dumps(meta))
+    out = run_here("info", ds).output
+    assert "\x1b" not in out and "\x07" not in out and "\\x1b" in out, out
+    msg = run_failing("decode", ds, "-o", tmp_path / "dec")
+    assert "\x1b" not in msg and "\\x1b" in msg, msg
