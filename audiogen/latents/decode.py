@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -264,8 +265,14 @@ def decoder_pipeline(record: LatentRecord | None, ckpt=None, gin_files=(), bindi
     if ckpt is None and base is None and not gin_files and not bindings:
         raise ConfigError("these latents do not name the autoencoder that made them",
                           fix="pass --ckpt of the autoencoder (or --gin for a pretrained one)")
-    pipe, _ = load_pipeline(ckpt, gin_files, bindings, base=base,
-                            base_source=record.source if record is not None else "a latent dataset")
+    guard = contextlib.nullcontext()
+    if ae is not None and base is not None and not gin_files and not bindings:
+        from audiogen.rave_model import only_model_file
+
+        guard = only_model_file(Path(ae.model["path"]) if ae.model else None, record.source)
+    with guard:  # a model file the stored config names is refused before it is loaded unless it is the recorded one
+        pipe, _ = load_pipeline(ckpt, gin_files, bindings, base=base,
+                                base_source=record.source if record is not None else "a latent dataset")
     if pipe.decoder is None or pipe.latent_model is not None or pipe.decoder.out_channels != 1:
         raise ConfigError("decoding needs an autoencoder whose decoder outputs audio; this pipeline "
                           + ("has no decoder" if pipe.decoder is None else "decodes to distribution parameters"),
