@@ -273,3 +273,16 @@ def test_safetensors_names_with_a_nul_byte_are_one_message(tmp_path, tiny_run):
     save_file({"a\0b": z, "c": z}, str(tmp_path / "z.safetensors"))
     msg = _refused("decode", "--ckpt", tiny_run, tmp_path / "z.safetensors", "-o", tmp_path / "o")
     assert "z_a" in msg and not _wavs(tmp_path / "o"), msg
+
+
+@pytest.mark.parametrize("target", ["folder", "/dev/zero"])
+def test_a_recorded_checkpoint_that_is_no_file_is_one_message(tmp_path, dataset, target):
+    """meta.json names the checkpoint to decode with and its sha256: a folder there was an IsADirectoryError
+    traceback, and /dev/zero a sha256 that never ends."""
+    path = str(tmp_path) if target == "folder" else target
+
+    def elsewhere(meta):
+        meta["checkpoint"] = {"path": path, "sha256": "0" * 64}
+
+    msg = _refused("decode", _edited(dataset, tmp_path / "ds", elsewhere), "-o", tmp_path / "o")
+    assert path in msg and "not a file" in msg, msg

@@ -302,6 +302,8 @@ def _check_unchanged(path: Path, sha256: str | None, what: str, source: str, fix
 
     if not path.exists():
         raise ConfigError(f"the {what} {path} named by {source} no longer exists", fix=fix)
+    if not path.is_file():  # a folder, or a device or pipe whose sha256 would never end
+        raise ConfigError(f"the {what} {path} named by {source} is not a file", fix=fix)
     if sha256 and sha256_file(path) != sha256:
         raise ConfigError(f"the {what} {path} has changed since the latents in {source} were made (sha256 differs): "
                           f"its decoder would not match them", fix=f"{fix}, or re-encode with the new one")
