@@ -286,3 +286,15 @@ def test_a_recorded_checkpoint_that_is_no_file_is_one_message(tmp_path, dataset,
 
     msg = _refused("decode", _edited(dataset, tmp_path / "ds", elsewhere), "-o", tmp_path / "o")
     assert path in msg and "not a file" in msg, msg
+
+
+def test_names_equal_after_unicode_normalisation_are_made_unique():
+    """'é' composed and decomposed are two names on Linux but one file on macOS (like 'A' and 'a' on a
+    case-insensitive file system): made unique the same way."""
+    import unicodedata
+
+    from audiogen.latents.decode import unique_names
+
+    nfc, nfd = unicodedata.normalize("NFC", "caf\u00e9.wav"), unicodedata.normalize("NFD", "caf\u00e9.wav")
+    names = unique_names([nfc, nfd], ["wav", "flac"])
+    assert len({unicodedata.normalize("NFC", n).casefold() for n in names}) == 2, names

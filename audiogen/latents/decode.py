@@ -6,6 +6,7 @@ import contextlib
 import os
 import shutil
 import tempfile
+import unicodedata
 from collections import Counter
 from pathlib import Path, PurePath, PurePosixPath
 
@@ -98,18 +99,22 @@ def _dataset_items(ds: LatentDataset):
 def unique_names(names: list[str], kinds: list[str]) -> list[str]:
     """Names made unique, deterministically (same inputs, same names): a name shared by several items becomes
     ``stem_<kind>.wav`` (``a.wav`` and ``a.flac`` give ``a_wav.wav`` and ``a_flac.wav``); one still taken gets
-    ``_2``, ``_3``... in input order. Compared case-insensitively, as some file systems do."""
-    counts = Counter(n.casefold() for n in names)
+    ``_2``, ``_3``... in input order. Compared as some file systems do: case-insensitively, and composed and
+    decomposed accents alike (macOS)."""
+    def key(name: str) -> str:
+        return unicodedata.normalize("NFC", name).casefold()
+
+    counts = Counter(key(n) for n in names)
     taken: set[str] = set()
     out = []
     for name, kind in zip(names, kinds):
         p = PurePosixPath(name)
-        if counts[name.casefold()] > 1 and kind:
+        if counts[key(name)] > 1 and kind:
             p = p.with_name(f"{p.stem}_{kind}{p.suffix}")
         cand, k = str(p), 2
-        while cand.casefold() in taken:
+        while key(cand) in taken:
             cand, k = str(p.with_name(f"{p.stem}_{k}{p.suffix}")), k + 1
-        taken.add(cand.casefold())
+        taken.add(key(cand))
         out.append(cand)
     return out
 
