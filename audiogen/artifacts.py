@@ -8,7 +8,9 @@ import hashlib
 import json
 import os
 import platform
+import re
 import socket
+import stat
 import uuid
 from pathlib import Path
 from typing import Any
@@ -59,12 +61,11 @@ def take_lock(folder: Path, what: str) -> Path:
     for _ in range(3):
         if _create_filled(lock, mine):
             return lock
-        try:
-            held = lock.read_text()
-        except FileNotFoundError:  # released meanwhile: try again
+        held = _read_lock(lock, what, folder)
+        if held is None:  # released meanwhile: try again
             continue
         pid_text, _, owner = held.strip().partition(" ")
-        pid = int(pid_text) if pid_text.isdigit() else 0
+        pid = int(pid_text) if re.fullmatch(r"[0-9]{1,9}", pid_text) else 0  # anything else: no audiogen wrote it
         if pid and owner and owner != host:
             raise ArtifactError(f"another {what} (pid {pid} on {owner}) is writing {folder}",
                                 fix=f"wait for it to finish, or if no {what} runs there any more, delete {lock}")
@@ -75,6 +76,33 @@ def take_lock(folder: Path, what: str) -> Path:
                                     f"{lock} and re-run")
         _remove_stale(lock, held, what, folder)
     raise ArtifactError(f"another {what} keeps taking the lock of {folder}", fix="wait for it to finish")
+
+
+def _read_lock(lock: Path, what: str, folder: Path) -> str | None:
+    """The text of ``lock`` (None if there is none), read without following a link or waiting on a pipe, and at
+    most 256 bytes: a ``lock`` that is no regular file (planted in a folder handed over, or made by hand) is refused
+    with the way out, never read through."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(lock, flags)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:  # ELOOP: a symbolic link
+        kind = "a symbolic link" if lock.is_symlink() else exc.strerror
+        raise _not_a_lock(lock, kind, what, folder) from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise _not_a_lock(lock, "a folder" if stat.S_ISDIR(mode) else "a special file", what, folder)
+        return os.read(fd, 256).decode(errors="replace")
+    finally:
+        os.close(fd)
+
+
+def _not_a_lock(lock: Path, kind: str, what: str, folder: Path) -> ArtifactError:
+    return ArtifactError(f"{lock} is not a lock file ({kind}); audiogen writes 'PID HOST' there to lock {folder}",
+                         fix=f"remove {lock} (it was not made by audiogen) and re-run, if no other {what} "
+                             "writes there")
 
 
 def _create_filled(lock: Path, text: str) -> bool:
@@ -103,7 +131,7 @@ def _remove_stale(lock: Path, held: str, what: str, folder: Path) -> None:
         os.rename(lock, grave)
     except FileNotFoundError:  # another process took it over first
         return
-    if grave.read_text() != held:  # a live process's fresh lock replaced the stale one meanwhile: give it back
+    if _read_lock(grave, what, folder) != held:  # a live process's fresh lock replaced the stale one meanwhile: give it back
         with contextlib.suppress(OSError):
             os.link(grave, lock)
         grave.unlink(missing_ok=True)
@@ -113,8 +141,8 @@ def _remove_stale(lock: Path, held: str, what: str, folder: Path) -> None:
 
 def release_lock(lock: Path) -> None:
     """Remove ``lock`` if this process holds it (never another writer's)."""
-    with contextlib.suppress(OSError):
-        if lock.read_text().strip().partition(" ")[0] == str(os.getpid()):
+    with contextlib.suppress(OSError, ArtifactError):
+        if (_read_lock(lock, "", lock.parent) or "").strip().partition(" ")[0] == str(os.getpid()):
             lock.unlink()
 
 
@@ -226,6 +254,16 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     if missing or not isinstance(ckpt.get("state_dict"), dict):
         raise ArtifactError(f"{path} is damaged: its metadata lacks {', '.join(missing or ['state_dict'])}",
                             fix="use another checkpoint of the run (checkpoints/last.ckpt) or retrain")
+    # weights_only admits any nesting of str, int, dict...: what the readers below use must have its type
+    odd = next((k for k, v in ckpt["state_dict"].items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)),
+               None)
+    if odd is not None:
+        raise ArtifactError(f"{path} is damaged: its state_dict entry {str(odd)[:100]!r} is not a tensor",
+                            fix="use another checkpoint of the run (checkpoints/last.ckpt) or retrain")
+    for k in ("built_components", "components"):
+        if meta.get(k) is not None and not isinstance(meta[k], dict):
+            raise ArtifactError(f"{path} is damaged: its {k} is {str(meta[k])[:100]}, not a mapping",
+                                fix="use another checkpoint of the run (checkpoints/last.ckpt) or retrain")
     ckpt["path"] = str(path.resolve())
     return ckpt
 

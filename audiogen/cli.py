@@ -22,11 +22,21 @@ log = logging.getLogger("audiogen")
 _GIN_CALL = re.compile(r"\n\s*In call to configurable '[^']*' \(<[^>]*>\)")
 
 
+# C0 and C1 control characters but newline and tab: an artifact's text (a source name, a config line) could
+# otherwise send terminal escape sequences (clear the screen, retitle the window, hide what follows)
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` for a terminal, control characters shown escaped (``\\x1b``)."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+
+
 class UserError(click.ClickException):
     exit_code = 2
 
     def show(self, file=None) -> None:
-        click.echo(f"audiogen: error: {self.message}", err=True)
+        click.echo(printable(f"audiogen: error: {self.message}"), err=True)
 
 
 class AudiogenGroup(click.Group):
@@ -645,14 +655,16 @@ def info(path: Path, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(d, indent=1))
     else:
-        for k, v in d.items():
+        for k, v in d.items():  # the text is the artifact's: printed with its control characters escaped
             if k == "operative_config":
-                click.echo(f"{k}:\n" + "\n".join("    " + ln for ln in v.splitlines() if ln and not ln.startswith("#")))
+                click.echo(printable(f"{k}:\n" + "\n".join("    " + ln for ln in v.splitlines()
+                                                            if ln and not ln.startswith("#"))))
             elif k in ("failed_files", "warnings"):
                 if v:
-                    click.echo(f"{k}:\n" + "\n".join("  - " + "\n    ".join(str(e).splitlines()) for e in v))
+                    click.echo(printable(f"{k}:\n" + "\n".join("  - " + "\n    ".join(str(e).splitlines())
+                                                                for e in v)))
             else:
-                click.echo(f"{k}: {v}")
+                click.echo(printable(f"{k}: {v}"))
 
 
 # ------------------------------------------------------------------------------------------------------- quickstart

@@ -32,8 +32,9 @@ from gin import config_parser
 GIN_PATH_ENV = "AUDIOGEN_GIN_PATH"
 
 # What gin raises for a malformed file or binding: its own parse errors (SyntaxError), unknown names (ValueError,
-# KeyError), an unclosed bracket (tokenize.TokenError), an `import` of a missing module (ImportError).
-_GIN_ERRORS = (ValueError, KeyError, SyntaxError, TypeError, tokenize.TokenError, ImportError)
+# KeyError), an unclosed bracket (tokenize.TokenError), an `import` of a missing module (ImportError), nesting deeper
+# than Python's recursion limit (RecursionError: gin's parser is recursive descent).
+_GIN_ERRORS = (ValueError, KeyError, SyntaxError, TypeError, tokenize.TokenError, ImportError, RecursionError)
 
 
 def _quiet_gin_search(record: logging.LogRecord) -> bool:
@@ -138,6 +139,11 @@ _NO_PARAMETER = re.compile(r"Configurable '([\w.]+)' doesn't have a parameter na
 _NO_INCLUDE = re.compile(r"Unable to open file: (.+?)\. Searched config paths")
 
 
+def _short(text: str, limit: int = 200) -> str:
+    """A line quoted in a message, cut to ``limit`` characters (a stored or given line may be megabytes long)."""
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
+
+
 def _explain(exc: Exception, source: str) -> AudiogenError:
     """Turn gin's error into one that lists close matches."""
     if isinstance(exc, tokenize.TokenError):  # str() is a tuple repr: ('EOF in multi-line statement', (2, 0))
@@ -237,7 +243,7 @@ def check_stored(text: str, source: str) -> None:
 
     def refuse(line_num: int, what: str, name: str = ""):
         line_num = min(line_num, len(lines))  # an unclosed bracket is reported past the last line
-        line = lines[line_num - 1].strip() if line_num > 0 else ""
+        line = _short(lines[line_num - 1].strip()) if line_num > 0 else ""
         # a component name (<kind>.<name>) may be missing because its plugin did not load: say which did not
         note = _skipped_note(name) if name.split(".", 1)[0] in KINDS else ""
         return ArtifactError(f"the operative config stored in {source} {what} (line {line_num}: {line}){note}",
@@ -263,6 +269,9 @@ def check_stored(text: str, source: str) -> None:
                     raise refuse(line_num, f"references '@{name}', which is not an audiogen configurable or an "
                                            "installed plugin component", name.rsplit("/", 1)[-1])
             refs.found.clear()
+    except RecursionError:
+        token = getattr(refs.parser, "current_token", None)
+        raise refuse(token.start[0] if token else 0, "is not valid gin (nested too deeply)") from None
     except (SyntaxError, ValueError, tokenize.TokenError) as exc:
         where = exc.args[1] if isinstance(exc, tokenize.TokenError) and len(exc.args) > 1 else None
         line_num = getattr(exc, "lineno", None) or (where[0] if isinstance(where, tuple) else 0)
@@ -297,7 +306,7 @@ def parse(gin_files: Sequence[str] = (), bindings: Sequence[str] = (), base: str
             try:
                 gin.parse_config(b)
             except _GIN_ERRORS as exc:
-                raise _explain(exc, f"binding {b!r}") from None
+                raise _explain(exc, f"binding {_short(repr(b))}") from None
 
 
 def operative_config() -> str:

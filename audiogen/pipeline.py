@@ -291,6 +291,13 @@ def load_pipeline(ckpt_path=None, gin_files=(), bindings=(), base: str | None = 
         pipe = build_pipeline()
     if ckpt is not None:
         state = strip_prefix(ckpt["state_dict"], "pipeline.")
+        own = pipe.state_dict()
+        other = [f"{k} {tuple(v.shape)} (built: {tuple(own[k].shape)})" for k, v in state.items()
+                 if k in own and v.shape != own[k].shape]
+        if other:  # same names, other sizes: a binding changed the architecture (load_state_dict would raise)
+            raise ConfigError(f"checkpoint {ckpt['path']} does not fit the configured pipeline: weights of another "
+                              f"shape, e.g. {', '.join(other[:3])}",
+                              fix="drop --gin/--bind options that change the architecture")
         missing, unexpected = pipe.load_state_dict(state, strict=False)
         if missing or unexpected:
             raise ConfigError(f"checkpoint {ckpt['path']} does not fit the configured pipeline "

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -296,6 +297,12 @@ def plot_lda(path: Path, x: np.ndarray, y: np.ndarray, names: list[str], title: 
     return _save(fig, path)
 
 
+def _file_part(name: str) -> str:
+    """A label (a CSV column, someone else's file maybe) as part of a file name: no separators, so a plot never
+    lands outside the output folder."""
+    return re.sub(r"[^\w.-]", "_", name)
+
+
 def probe(reps: list[Representation], items: list[Item], labels: list[str], ks: list[int], out: Path,
           lda_dims: int = 5, folds: int = 10, plots: bool = True) -> dict:
     """kNN accuracies for every (representation, label), LDA plots; returns the results dict."""
@@ -326,7 +333,7 @@ def probe(reps: list[Representation], items: list[Item], labels: list[str], ks: 
                 "lda_knn": knn_lda_cv(x, y, ks, lda_dims, folds) if counts.min() >= 2 else None,
             }
             if plots:
-                plot_lda(out / f"lda_{label}_{rep.name}.png", x, y, names, f"{label}: {rep.name} (hop {rep.hop})")
+                plot_lda(out / f"lda_{_file_part(label)}_{_file_part(rep.name)}.png", x, y, names, f"{label}: {rep.name} (hop {rep.hop})")
         results["labels"][label] = entry
     return results
 

@@ -25,6 +25,7 @@ What an export does, and what this module adds:
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import math
 import warnings
@@ -203,6 +204,20 @@ class RaveModel:
 
 # ------------------------------------------------------------------------------------------------------ loading
 _CACHE: dict[tuple[str, int, int], RaveModel] = {}
+# While a decoder is built from a config stored in a latent dataset: the one model file its record names (its
+# sha256 checked), and who says so. Another file is refused before torch.jit.load, which runs what it loads.
+_ONLY: contextvars.ContextVar[tuple[Path | None, str] | None] = contextvars.ContextVar("audiogen_only_model",
+                                                                                      default=None)
+
+
+@contextlib.contextmanager
+def only_model_file(path: Path | None, source: str):
+    """Within the block, ``load_rave`` loads ``path`` only (nothing when None): a stored config names the file."""
+    token = _ONLY.set((Path(path).resolve() if path is not None else None, source))
+    try:
+        yield
+    finally:
+        _ONLY.reset(token)
 
 
 def load_rave(path) -> RaveModel:
@@ -215,6 +230,11 @@ def load_rave(path) -> RaveModel:
         raise ConfigError(f"RAVE model file {p} does not exist{where}", fix=EXPORT_FIX)
     if not p.is_file():
         raise ConfigError(f"RAVE model path {p} is not a file", fix=EXPORT_FIX)
+    only = _ONLY.get()
+    if only is not None and only[0] != p.resolve():
+        recorded = f"records model file {only[0]}" if only[0] is not None else "records no model file (sha256)"
+        raise ConfigError(f"{only[1]} {recorded} but its operative config builds a decoder from {p}",
+                          fix="pass --gin/--bind naming the model file that encoded them, or re-encode")
     st = p.stat()
     key = (str(p.resolve()), st.st_mtime_ns, st.st_size)
     if key not in _CACHE:

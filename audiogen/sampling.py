@@ -38,19 +38,22 @@ def reconstruct_files(pipe, ckpt: dict, files: list[Path], out: Path, audio, mea
                       seed: int = 0) -> list[Path]:
     """Posterior reconstructions of ``files`` read with the run's ``audio`` settings (rate, channels, resample)."""
     from audiogen.audio.io import load_audio, save_audio
+    from audiogen.latents.decode import unique_names
     from audiogen.plots import plot_comparison
 
+    # x/a.wav and y/a.wav must not overwrite one another: the same unique names as decode gives
+    names = unique_names([f"{Path(f).stem}.wav" for f in files], [Path(f).suffix[1:] for f in files])
     torch.manual_seed(seed)
     sample_rate = audio.sample_rate
     out.mkdir(parents=True, exist_ok=True)
     paths, pairs = [], []
-    for f in bar(files, desc="reconstruct", unit="file"):
+    for f, name in zip(bar(files, desc="reconstruct", unit="file"), names):
         x = load_audio(f, sample_rate, channels=audio.channels, resample=audio.resample)
         wave = torch.from_numpy(x)[None, None]
         with torch.no_grad():  # an autoencoder's reconstruct() is also its training forward
             y = pipe.vae_reconstruct(wave, mean=mean) if pipe.latent_model is not None else pipe.reconstruct(wave)
         y = y[0, 0].numpy()
-        paths.append(save_audio(out / f"{Path(f).stem}.wav", y, sample_rate))
+        paths.append(save_audio(out / name, y, sample_rate))
         if len(pairs) < 4:
             pairs.append((Path(f).name, x, y))
     plot_comparison(out / "reconstructions.png", pairs, sample_rate)

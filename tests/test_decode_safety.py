@@ -7,6 +7,7 @@ RLIMIT_FSIZE in a child process (as in test_faults.py).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import warnings
 from pathlib import Path
@@ -211,3 +212,89 @@ def test_decode_through_the_console_script(tmp_path, dataset):
     proc = run_cli("decode", dataset, "-o", tmp_path / "o")
     assert len(_wavs(tmp_path / "o")) == len(LatentDataset(dataset)) and "wrote" in proc.stdout
     assert not [p for p in (tmp_path / "o").iterdir() if p.name.startswith(".")]  # no staging left
+
+
+# ------------------------------------------------------------------------------------------------------- symlinks
+def test_a_link_inside_the_output_is_not_followed(tmp_path, dataset):
+    """A dataset decides the subfolders below -o; one that already is a symlink (planted, e.g. by an unpacked
+    archive) would take the files elsewhere: refused, nothing written. -o itself may be a link (the user's choice)."""
+    def into_sub(meta):
+        for i, f in enumerate(meta["files"]):
+            f["source"] = f"/data/f{i}.wav"
+        meta["files"][0]["source"] = "/data/sub/a.wav"
+
+    ds = _edited(dataset, tmp_path / "sub", into_sub)
+    elsewhere, out = tmp_path / "elsewhere", tmp_path / "out"
+    elsewhere.mkdir()
+    out.mkdir()
+    (out / "sub").symlink_to(elsewhere)
+    msg = _refused("decode", ds, "-o", out)
+    assert "sub" in msg and "link" in msg, msg
+    assert not list(elsewhere.iterdir()) and not _wavs(out)
+    (out / "sub").unlink()
+    link = tmp_path / "link"
+    link.symlink_to(out)
+    _cli("decode", ds, "-o", link)
+    assert (out / "sub" / "a.wav").is_file() and len(_wavs(out)) == len(LatentDataset(ds))
+
+
+def test_reconstruct_names_of_one_stem_are_made_unique(tmp_path, tiny_run):
+    """`reconstruct x/a.wav y/a.wav` wrote one a.wav (the second overwrote the first), as decode once did."""
+    from conftest import write_tone
+
+    a = write_tone(tmp_path / "x" / "a.wav", 0.2, freq=300.0)
+    b = write_tone(tmp_path / "y" / "a.wav", 0.2, freq=900.0)
+    _cli("reconstruct", tiny_run, a, b, "-o", tmp_path / "rec")
+    assert [p.name for p in _wavs(tmp_path / "rec")] == ["a_wav.wav", "a_wav_2.wav"]
+
+
+@pytest.mark.parametrize("kind", ["outside", "fifo"])
+def test_a_shard_that_is_a_link_or_pipe_is_refused(tmp_path, dataset, kind):
+    """meta.json names shards inside shards/ only; a shard file that is a link to a file outside the dataset (or a
+    pipe, which would block the reader for ever) is refused as well, naming it."""
+    ds = _edited(dataset, tmp_path / "ds", lambda meta: None)
+    shard = sorted((ds / "shards").glob("shard-*.npy"))[0]
+    if kind == "outside":
+        shard.rename(tmp_path / "outside.npy")
+        shard.symlink_to(tmp_path / "outside.npy")
+    else:
+        shard.unlink()
+        os.mkfifo(shard)
+    out = tmp_path / "o"
+    msg = _refused("decode", ds, "-o", out)
+    assert shard.name in msg and not _wavs(out), msg
+
+
+def test_safetensors_names_with_a_nul_byte_are_one_message(tmp_path, tiny_run):
+    """Tensor names become file names: a NUL in one was a ValueError traceback from the file system call."""
+    from safetensors.numpy import save_file
+
+    z = np.zeros((4, 8), np.float32)
+    save_file({"a\0b": z, "c": z}, str(tmp_path / "z.safetensors"))
+    msg = _refused("decode", "--ckpt", tiny_run, tmp_path / "z.safetensors", "-o", tmp_path / "o")
+    assert "z_a" in msg and not _wavs(tmp_path / "o"), msg
+
+
+@pytest.mark.parametrize("target", ["folder", "/dev/zero"])
+def test_a_recorded_checkpoint_that_is_no_file_is_one_message(tmp_path, dataset, target):
+    """meta.json names the checkpoint to decode with and its sha256: a folder there was an IsADirectoryError
+    traceback, and /dev/zero a sha256 that never ends."""
+    path = str(tmp_path) if target == "folder" else target
+
+    def elsewhere(meta):
+        meta["checkpoint"] = {"path": path, "sha256": "0" * 64}
+
+    msg = _refused("decode", _edited(dataset, tmp_path / "ds", elsewhere), "-o", tmp_path / "o")
+    assert path in msg and "not a file" in msg, msg
+
+
+def test_names_equal_after_unicode_normalisation_are_made_unique():
+    """'é' composed and decomposed are two names on Linux but one file on macOS (like 'A' and 'a' on a
+    case-insensitive file system): made unique the same way."""
+    import unicodedata
+
+    from audiogen.latents.decode import unique_names
+
+    nfc, nfd = unicodedata.normalize("NFC", "caf\u00e9.wav"), unicodedata.normalize("NFD", "caf\u00e9.wav")
+    names = unique_names([nfc, nfd], ["wav", "flac"])
+    assert len({unicodedata.normalize("NFC", n).casefold() for n in names}) == 2, names

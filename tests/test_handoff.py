@@ -410,12 +410,18 @@ def test_record_whose_config_names_another_model_file_is_refused(tmp_path):
     meta = json.loads((lat / "meta.json").read_text())
     meta["operative_config"] = meta["operative_config"].replace(str(path), str(other))
     (lat / "meta.json").write_text(json.dumps(meta))
+    from audiogen import rave_model
+
+    loaded = {k[0] for k in rave_model._CACHE}
     err = _fails("decode", lat, "-o", tmp_path / "bad")
     assert str(other) in err and str(path) in err
+    # refused before it was loaded: loading TorchScript runs it (its __setstate__, for one)
+    assert str(other.resolve()) not in {k[0] for k in rave_model._CACHE} - loaded
     del meta["encoder_info"]  # no model file recorded at all: nothing was checked
     (lat / "meta.json").write_text(json.dumps(meta))
     err = _fails("decode", lat, "-o", tmp_path / "bad")
     assert "records no model file" in err and str(other) in err
+    assert str(other.resolve()) not in {k[0] for k in rave_model._CACHE} - loaded
 
 
 def test_latents_of_unknown_origin_are_not_taken_as_alike():

@@ -114,3 +114,31 @@ def test_encode_keeps_its_lock_until_the_dataset_is_in_place(tmp_path, tiny_run,
     _cli("encode", "--ckpt", tiny_run, corpus / "train.txt", "-o", out, "--no-progress")
     assert seen == [True]  # locked at the final rename
     assert (out / "meta.json").exists() and not (out / "lock").exists()  # and released after it
+
+
+@pytest.mark.parametrize("kind", ["dir", "symlink", "fifo"])
+def test_a_lock_that_is_no_file_is_one_message(tmp_path, kind):
+    """A planted `lock` that is a folder, a link (here to an endless file) or a pipe is never read through: one
+    message naming it and saying to remove it, without hanging."""
+    lock = tmp_path / "lock"
+    if kind == "dir":
+        lock.mkdir()
+    elif kind == "symlink":
+        lock.symlink_to("/dev/zero")
+    else:
+        os.mkfifo(lock)
+    with pytest.raises(ArtifactError) as err:
+        take_lock(tmp_path, "encode")
+    assert str(lock) in str(err.value) and "not a lock file" in str(err.value), str(err.value)
+    assert lock.exists() or lock.is_symlink()
+
+
+@pytest.mark.parametrize("content", [b"\xff\xfe garbage", b"99999999999999999999999 " + socket.gethostname().encode(),
+                                     "\u00b2 ".encode() + socket.gethostname().encode(), b"9" * 5000, b""])
+def test_a_garbled_lock_is_taken_over(tmp_path, content):
+    """Content no audiogen wrote (not UTF-8, a pid out of range, a digit int() rejects) is a stale lock."""
+    (tmp_path / "lock").write_bytes(content)
+    lock = take_lock(tmp_path, "encode")
+    assert lock.read_text().split(" ")[0] == str(os.getpid())
+    release_lock(lock)
+    assert not lock.exists()

@@ -174,3 +174,17 @@ def test_segment_past_the_end_of_the_file_names_the_file():
     # used to average no frame (NaN), then blamed the model ("non-finite values, check the model")
     with pytest.raises(ConfigError, match=r"a\.wav: segment start 1\.5 s is not inside the audio \(1\.000 s long\)"):
         time_average(z, 100, 1000, 1000, 1.5, 2.0, path="a.wav")
+
+
+def test_label_names_never_lead_plots_out_of_the_output(tmp_path):
+    """A labels CSV's column names become plot file names: one like '../../x' stays a file name inside -o."""
+    from audiogen.probe import Representation, probe
+
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(0, 0.1, (4, 2)), rng.normal(5, 0.1, (4, 2))])
+    label = "../../../../escaped/x"  # lda_<label>_r.png: "lda_.." then three levels up from out
+    items = [Item(tmp_path / f"{i}.wav", {label: str(c)}) for i, c in enumerate(np.repeat([0, 1], 4))]
+    out = tmp_path / "a" / "b" / "out"
+    probe([Representation("r", 1, 8000, list(x))], items, [label], [1], out)
+    outside = [p for p in tmp_path.rglob("*.png") if out not in p.parents]
+    assert not outside and len(list(out.glob("lda_*.png"))) == 1, (outside, list(out.rglob("*")))

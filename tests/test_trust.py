@@ -165,3 +165,47 @@ def test_untouched_artifacts_still_load(tmp_path, tiny_run, dataset):
     _cli("decode", dataset, "-o", tmp_path / "dec")
     assert list((tmp_path / "dec").rglob("*.wav"))
 
+
+
+def test_stored_configs_too_deep_or_too_long_are_one_message():
+    """Nesting deeper than Python's recursion limit is refused as invalid gin (not a RecursionError traceback), and a
+    huge line is shortened in the message."""
+    deep = "train.lr = " + "[" * 5000 + "]" * 5000
+    with pytest.raises(ArtifactError, match="not valid gin") as err:
+        config.parse(base=deep + "\n", base_source="checkpoint /x/model.ckpt")
+    assert "/x/model.ckpt" in str(err.value) and len(str(err.value)) < 1500, str(err.value)[:300]
+    long = "import os  # " + "x" * 100_000
+    with pytest.raises(ArtifactError, match="imports code") as err:
+        config.parse(base=long + "\n", base_source="checkpoint /x/model.ckpt")
+    assert "import os" in str(err.value) and len(str(err.value)) < 1500
+
+
+def test_user_binding_too_deep_is_one_message():
+    from audiogen.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="binding"):
+        config.parse(bindings=["train.lr = " + "[" * 5000 + "]" * 5000])
+
+
+def test_terminal_escapes_in_artifacts_are_shown_not_sent(tmp_path, dataset):
+    """Text from an artifact (a source name, an operative config line) may hold terminal control sequences (clear
+    the screen, rewrite the title, hide the text after them): `info` and error messages print them escaped."""
+    from conftest import run_failing, run_here
+
+    esc = "\x1b]0;owned\x07\x1b[2J"
+
+    def edit(meta):
+        meta["files"][0]["source"] = "relative" + esc + ".wav"
+        meta["operative_config"] += "\n# " + esc + "\n"
+        meta["failed"] = [{"source": "/x/y" + esc + ".wav", "reason": "bad" + esc}]
+
+    import shutil
+
+    ds = shutil.copytree(dataset, tmp_path / "esc")
+    meta = json.loads((ds / "meta.json").read_text())
+    edit(meta)
+    (ds / "meta.json").write_text(json.dumps(meta))
+    out = run_here("info", ds).output
+    assert "\x1b" not in out and "\x07" not in out and "\\x1b" in out, out
+    msg = run_failing("decode", ds, "-o", tmp_path / "dec")
+    assert "\x1b" not in msg and "\\x1b" in msg, msg

@@ -41,6 +41,23 @@ class W:
         p.write_bytes(self.ckpt.read_bytes()[:3000])
         return p
 
+    def _edited_ckpt(self, name: str, edit) -> Path:
+        import torch
+
+        ck = torch.load(self.ckpt, map_location="cpu", weights_only=True)
+        edit(ck)
+        torch.save(ck, self.tmp / name)
+        return self.tmp / name
+
+    @cached_property
+    def odd_state_ckpt(self) -> Path:
+        """Loads with weights_only=True, but a weight is a string."""
+        return self._edited_ckpt("odd_state.ckpt", lambda ck: ck["state_dict"].update({"pipeline.x": "text"}))
+
+    @cached_property
+    def odd_built_ckpt(self) -> Path:
+        return self._edited_ckpt("odd_built.ckpt", lambda ck: ck["audiogen"].update(built_components=[1]))
+
     @cached_property
     def torn_last(self) -> Path:
         """A run folder whose resume point was torn (a copy cut short)."""
@@ -169,6 +186,15 @@ CASES = [
     ("explore-zero-ckpt", lambda w: ["explore", "interpolate", "--ckpt", w.zero_ckpt, w.wav, w.wav, "-o", w.out],
      lambda w: [w.zero_ckpt]),
     ("probe-zero-ckpt", lambda w: ["probe", w.zero_ckpt, "--labels", w.labels, "-o", w.out], lambda w: [w.zero_ckpt]),
+    ("info-odd-state", lambda w: ["info", w.odd_state_ckpt], lambda w: [w.odd_state_ckpt, "pipeline.x"]),
+    ("decode-odd-state", lambda w: ["decode", "--ckpt", w.odd_state_ckpt, w.lat, "-o", w.out],
+     lambda w: [w.odd_state_ckpt, "pipeline.x"]),
+    ("info-odd-built", lambda w: ["info", w.odd_built_ckpt], lambda w: [w.odd_built_ckpt, "built_components"]),
+    ("reconstruct-odd-built", lambda w: ["reconstruct", w.odd_built_ckpt, w.wav, "-o", w.out],
+     lambda w: [w.odd_built_ckpt, "built_components"]),
+    # a binding that changes the architecture: weights of other shapes (gin keeps the names)
+    ("reconstruct-other-shapes", lambda w: ["reconstruct", w.run, w.wav, "-o", w.out, "--bind", "CHANNELS=[8, 32]"],
+     lambda w: [w.ckpt, "shape", "--bind"]),
     ("info-torn-ckpt", lambda w: ["info", w.torn_ckpt], lambda w: [w.torn_ckpt, "copy the file again"]),
     ("train-torn-last", lambda w: ["train", "--data", w.wav, "-o", w.torn_last],
      lambda w: [w.torn_last / "checkpoints" / "last.ckpt", "restore", "delete it"]),

@@ -151,6 +151,22 @@ def _check_meta(meta_path: Path, meta: dict) -> None:
             raise bad(f"files[{i}] is {f!r}: it needs integer shard, offset and length inside its shard")
 
 
+def _check_regular(shard: Path) -> None:
+    """A shard is a plain file inside the dataset: not a link (which could lead out of it) nor a pipe or device
+    (which would block the reader or never end), here or in ``shards/`` itself."""
+    import stat
+
+    for q in (shard.parent, shard):
+        try:
+            mode = q.lstat().st_mode
+        except OSError:  # missing: np.load says so
+            return
+        if stat.S_ISLNK(mode) or (q is shard and not stat.S_ISREG(mode)):
+            kind = "a symbolic link" if stat.S_ISLNK(mode) else "not a regular file"
+            raise ArtifactError(f"{q} is {kind}; a latent dataset's shards are plain files inside it",
+                                fix="copy the dataset with its files (cp -rL), or re-encode it")
+
+
 class LatentDataset(Dataset):
     """Latent sequences from an ``audiogen encode`` folder: random crops of ``crop`` frames or whole sequences.
 
@@ -198,6 +214,7 @@ class LatentDataset(Dataset):
         if k not in self._shards:  # opened lazily, so DataLoader workers each map their own
             sh = self.meta["shards"][k]
             p = self.path / "shards" / sh["name"]
+            _check_regular(p)
             try:
                 arr = np.load(p, mmap_mode="r", allow_pickle=False)
             except Exception as exc:  # missing, truncated or damaged: numpy raises OSError, ValueError, EOFError...

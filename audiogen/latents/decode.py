@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
+import unicodedata
 from collections import Counter
 from pathlib import Path, PurePath, PurePosixPath
 
@@ -97,18 +99,22 @@ def _dataset_items(ds: LatentDataset):
 def unique_names(names: list[str], kinds: list[str]) -> list[str]:
     """Names made unique, deterministically (same inputs, same names): a name shared by several items becomes
     ``stem_<kind>.wav`` (``a.wav`` and ``a.flac`` give ``a_wav.wav`` and ``a_flac.wav``); one still taken gets
-    ``_2``, ``_3``... in input order. Compared case-insensitively, as some file systems do."""
-    counts = Counter(n.casefold() for n in names)
+    ``_2``, ``_3``... in input order. Compared as some file systems do: case-insensitively, and composed and
+    decomposed accents alike (macOS)."""
+    def key(name: str) -> str:
+        return unicodedata.normalize("NFC", name).casefold()
+
+    counts = Counter(key(n) for n in names)
     taken: set[str] = set()
     out = []
     for name, kind in zip(names, kinds):
         p = PurePosixPath(name)
-        if counts[name.casefold()] > 1 and kind:
+        if counts[key(name)] > 1 and kind:
             p = p.with_name(f"{p.stem}_{kind}{p.suffix}")
         cand, k = str(p), 2
-        while cand.casefold() in taken:
+        while key(cand) in taken:
             cand, k = str(p.with_name(f"{p.stem}_{k}{p.suffix}")), k + 1
-        taken.add(cand.casefold())
+        taken.add(key(cand))
         out.append(cand)
     return out
 
@@ -147,15 +153,25 @@ def _check_shape(arr: np.ndarray, path: Path, latent_size: int | None) -> np.nda
 
 def _check_targets(out: Path, names: list[str]) -> None:
     """Every output path lies inside ``out`` and can be a file there (no folder in its place, no file where a
-    folder must go), checked before anything is decoded."""
+    folder must go, no symbolic link on the way), checked before anything is decoded."""
     root = os.path.normpath(os.path.abspath(out))
     for name in names:
         pure = PurePath(name)
         target = os.path.normpath(os.path.join(root, name))
+        if "\0" in name:  # no file system takes it (a safetensors tensor name can hold one)
+            raise ArtifactError(f"the decoded file name {name!r} holds a NUL character",
+                                fix="rename the tensors (or files) so their names are plain text")
         if pure.is_absolute() or ".." in pure.parts or os.path.commonpath([root, target]) != root or target == root:
             raise ArtifactError(f"the decoded file {name!r} would be written outside {out}",
                                 fix="decode only latents whose names stay inside the output folder")
         path = Path(target)
+        # -o itself may be a link (the user's choice); a folder below it that the names reach into may not: a link
+        # there (planted by an unpacked archive, say) would carry the files out of -o
+        link = next((q for q in reversed(path.parents) if len(q.parts) > len(Path(root).parts) and q.is_symlink()),
+                    None)
+        if link is not None:
+            raise ArtifactError(f"cannot write {path}: {link} is a symbolic link, and decoded files are only written "
+                                f"into real folders inside {out}", fix=f"remove the link {link}, or choose another -o")
         if path.is_dir():
             raise ArtifactError(f"cannot write {path}: a folder of that name exists", fix="choose another -o")
         blocker = next((q for q in path.parents if q.exists() and not q.is_dir()), None)
@@ -256,8 +272,14 @@ def decoder_pipeline(record: LatentRecord | None, ckpt=None, gin_files=(), bindi
     if ckpt is None and base is None and not gin_files and not bindings:
         raise ConfigError("these latents do not name the autoencoder that made them",
                           fix="pass --ckpt of the autoencoder (or --gin for a pretrained one)")
-    pipe, _ = load_pipeline(ckpt, gin_files, bindings, base=base,
-                            base_source=record.source if record is not None else "a latent dataset")
+    guard = contextlib.nullcontext()
+    if ae is not None and base is not None and not gin_files and not bindings:
+        from audiogen.rave_model import only_model_file
+
+        guard = only_model_file(Path(ae.model["path"]) if ae.model else None, record.source)
+    with guard:  # a model file the stored config names is refused before it is loaded unless it is the recorded one
+        pipe, _ = load_pipeline(ckpt, gin_files, bindings, base=base,
+                                base_source=record.source if record is not None else "a latent dataset")
     if pipe.decoder is None or pipe.latent_model is not None or pipe.decoder.out_channels != 1:
         raise ConfigError("decoding needs an autoencoder whose decoder outputs audio; this pipeline "
                           + ("has no decoder" if pipe.decoder is None else "decodes to distribution parameters"),
@@ -287,6 +309,8 @@ def _check_unchanged(path: Path, sha256: str | None, what: str, source: str, fix
 
     if not path.exists():
         raise ConfigError(f"the {what} {path} named by {source} no longer exists", fix=fix)
+    if not path.is_file():  # a folder, or a device or pipe whose sha256 would never end
+        raise ConfigError(f"the {what} {path} named by {source} is not a file", fix=fix)
     if sha256 and sha256_file(path) != sha256:
         raise ConfigError(f"the {what} {path} has changed since the latents in {source} were made (sha256 differs): "
                           f"its decoder would not match them", fix=f"{fix}, or re-encode with the new one")
