@@ -228,6 +228,16 @@ def describe_pipeline(pipe: Pipeline, audio) -> dict:
     return {**out, **encoder_info(pipe.encoder)}
 
 
+def _recorded_model(ckpt: dict) -> tuple[str, str | None] | None:
+    """(path, sha256) of the pretrained model file (a RAVE export) a checkpoint records its encoder read, or None."""
+    info = ckpt["audiogen"].get("encoder_info")
+    path = info.get("model_path") if isinstance(info, dict) else None
+    if not isinstance(path, str) or not path:
+        return None
+    sha = info.get("model_sha256")
+    return path, sha if isinstance(sha, str) else None
+
+
 def encoder_info(encoder) -> dict:
     """``{"encoder_info": encoder.describe()}`` for encoders that describe themselves (which pretrained file, path
     and sha256, a CPC encoder was initialised from; which encoding mode a RAVE model ran in), else nothing."""
@@ -287,9 +297,20 @@ def load_pipeline(ckpt_path=None, gin_files=(), bindings=(), base: str | None = 
     if base is None and not gin_files and not bindings:
         raise ConfigError("nothing to build the pipeline from", fix="pass --ckpt RUN/model.ckpt or --gin CONFIG")
     config.parse(list(gin_files), list(bindings), base=base, base_source=base_source)
-    with weights_from_checkpoint() if ckpt is not None else contextlib.nullcontext():
+    recorded = _recorded_model(ckpt) if ckpt is not None else None
+    guard = contextlib.nullcontext()
+    if ckpt is not None and not gin_files and not bindings:
+        from audiogen.rave_model import only_model_file
+
+        # a model file (TorchScript: code) named by the stored config is loaded only if the checkpoint records it
+        guard = only_model_file(recorded[0] if recorded else None, f"checkpoint {ckpt['path']}")
+    with guard, weights_from_checkpoint() if ckpt is not None else contextlib.nullcontext():
         pipe = build_pipeline()
     if ckpt is not None:
+        built = (encoder_info(pipe.encoder).get("encoder_info") or {}).get("model_sha256")
+        if recorded and built and recorded[1] and built != recorded[1]:
+            raise ConfigError(f"the model file {recorded[0]} has changed since checkpoint {ckpt['path']} was trained "
+                              "with it (sha256 differs)", fix="restore the model file the run was trained with")
         state = strip_prefix(ckpt["state_dict"], "pipeline.")
         own = pipe.state_dict()
         other = [f"{k} {tuple(v.shape)} (built: {tuple(own[k].shape)})" for k, v in state.items()

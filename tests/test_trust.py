@@ -209,3 +209,26 @@ def test_terminal_escapes_in_artifacts_are_shown_not_sent(tmp_path, dataset):
     assert "\x1b" not in out and "\x07" not in out and "\\x1b" in out, out
     msg = run_failing("decode", ds, "-o", tmp_path / "dec")
     assert "\x1b" not in msg and "\\x1b" in msg, msg
+
+
+def test_checkpoint_config_naming_an_unrecorded_model_file_is_refused_before_loading(tmp_path, tiny_run, corpus):
+    """A TorchScript file runs code when loaded: a checkpoint's stored config may name only the model file the
+    checkpoint records (``encoder_info``); any other is refused before ``torch.jit.load`` sees it."""
+    planted = tmp_path / "planted.ts"
+    planted.write_text("not even TorchScript: loading it would fail with another message")
+    text = f"pipeline.encoder = @encoders.rave()\nencoders.rave.model_path = '{planted}'\n"
+    evil = _evil_checkpoint(tiny_run / "model.ckpt", tmp_path / "evil.ckpt", text)
+    msg = _refused("encode", "--ckpt", evil, corpus / "train.txt", "-o", tmp_path / "out")
+    assert "records no model file" in msg and str(planted) in msg and "cannot" not in msg, msg
+
+
+def test_checkpoint_whose_model_file_changed_is_refused(tmp_path, tiny_run, corpus, shared):
+    """The checkpoint records the model file and its sha256: the same path with other contents is refused."""
+    model = shared / "models" / "rave-v2small-librispeech16k.ts"
+    ck = torch.load(tiny_run / "model.ckpt", map_location="cpu", weights_only=True)
+    ck["audiogen"]["operative_config"] += (f"\npipeline.encoder = @encoders.rave()\npipeline.decoder = @decoders.rave()\n"
+                                           f"encoders.rave.model_path = '{model}'\ndecoders.rave.model_path = '{model}'\n")
+    ck["audiogen"]["encoder_info"] = {"model_path": str(model), "model_sha256": "0" * 64}
+    torch.save(ck, tmp_path / "changed.ckpt")
+    msg = _refused("encode", "--ckpt", tmp_path / "changed.ckpt", corpus / "train.txt", "-o", tmp_path / "out")
+    assert "has changed since checkpoint" in msg and str(model) in msg, msg
