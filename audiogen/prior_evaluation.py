@@ -84,7 +84,7 @@ def evaluate_prior(ck: dict, data: str, seed: int = 0, batch_size: int = 8, leve
 def sample_quality(prior, rec: LatentRecord, data: str, n: int, frames: int, seed: int) -> dict:
     """Fréchet distances of n sampled sequences against 2n held-out crops (half for the distance, half for the
     floor): latent windows always, log-mel of decoded audio when the record names a decodable autoencoder."""
-    from audiogen.prior_sampling import generate
+    from audiogen.prior_sampling import audio_diagnostics, generate, latent_diagnostics
 
     dec = None
     if rec.decodable:
@@ -92,13 +92,17 @@ def sample_quality(prior, rec: LatentRecord, data: str, n: int, frames: int, see
 
         dec = decoder_pipeline(rec, None).decoder
     z = generate(prior, rec, n, frames, seed)
-    held = quality.held_out(open_sequences(data, crop=frames, seed=seed), 2 * n, seed, dec)
-    audio = None
-    if dec is not None:
-        audio = [dec(torch.from_numpy(zi)[None])[0, 0].numpy() for zi in z]
-    return {**quality.measure(z, held["latents"], audio, held["audio"], rec.sample_rate, seed),
-            "compared_with": f"{n} sampled sequences of {frames} frames vs {len(held['files'])} crops of {frames} "
-                             f"frames of {data} (files drawn at random, seed {seed})", "files": held["files"]}
+    ds = open_sequences(data)
+    held = quality.held_out(ds, 2 * n * frames, seed, dec)
+    audio = None if dec is None else [dec(torch.from_numpy(zi)[None])[0, 0].numpy() for zi in z]
+    out = {**quality.measure(z, held["latents"], audio, held["audio"], rec.sample_rate, seed),
+           "latents": latent_diagnostics(z, ds.record.stats)}  # per-dimension moments vs the held-out data's
+    if audio is not None:
+        out.update(audio=audio_diagnostics(audio, rec.sample_rate),
+                   reference_audio=audio_diagnostics(held["audio"], rec.sample_rate))
+    return {**out, "compared_with": f"{n} sampled sequences of {frames} frames vs {held['frames']} frames of "
+                                    f"{len(held['files'])} files of {data} (drawn at random, seed {seed})",
+            "files": held["files"]}
 
 
 def markdown(result: dict) -> str:

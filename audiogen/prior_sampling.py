@@ -79,8 +79,8 @@ def warnings_for(diag: dict) -> list[str]:
     return out
 
 
-def _dataset(rec, frames: int, seed: int, what: str):
-    """The prior's dataset, cropped to ``frames`` (raw scale); None when it is gone or was re-encoded since."""
+def _dataset(rec, frames: int | None, seed: int, what: str):
+    """The prior's dataset, cropped to ``frames`` (None: whole files; raw scale); None when it is gone or was re-encoded since."""
     from audiogen.errors import ConfigError
     from audiogen.latents.dataset import LatentDataset
 
@@ -162,13 +162,13 @@ def sample_prior(ck: dict, out: Path, n: int, seconds: float | None, frames: int
                 diag["reference_audio"] = ref
     elif decode and sr:
         log.warning("the prior's dataset does not name its autoencoder: wrote latents only")
-    ds = _dataset(rec, frames, seed, "no Fréchet distance")
-    if ds is not None:  # twice as many dataset crops as samples: half for the distance, half for its floor
-        held = quality.held_out(ds, 2 * n, seed, dec)
+    ds = _dataset(rec, None, seed, "no Fréchet distance")
+    if ds is not None:  # twice as many dataset frames as sampled: half for the distance, half for its floor
+        held = quality.held_out(ds, 2 * n * frames, seed, dec)
         diag["quality"] = {**quality.measure(z, held["latents"], audio if dec is not None else None, held["audio"],
-                                             sr, seed), "compared_with": f"{len(held['files'])} crops of {frames} "
-                           f"frames from {rec.dataset_path} (files drawn at random, seed {seed})",
-                           "files": held["files"]}
+                                             sr, seed), "compared_with": f"{n} samples of {frames} frames vs "
+                           f"{held['frames']} frames of {len(held['files'])} files of the prior's dataset "
+                           f"{rec.dataset_path} (drawn at random, seed {seed})", "files": held["files"]}
     items = [(nm, zi, a) for nm, zi, a in zip(names, z, audio)][:8]
     plot_latent_samples(out / "samples.png", items, hop, sr)
     if z.shape[1] == 3 and set(getattr(prior, "fixed_dims", [])) == {2}:  # pen strokes (dx, dy, pen-up)

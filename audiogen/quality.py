@@ -97,18 +97,25 @@ def measure(z_generated, z_held, audio_generated=None, audio_held=None, sample_r
     return out
 
 
-def held_out(ds, count: int, seed: int, dec=None) -> dict:
-    """``count`` files of a latent dataset (opened with the crop wanted, raw scale), drawn at random (seeded): their
-    latents and, with a decoder, their decoded audio."""
+def held_out(ds, frames: int, seed: int, dec=None) -> dict:
+    """About ``frames`` latent frames of a dataset (opened uncropped, raw scale): whole files in a seeded random
+    order, the last one cut, so that the cost is bounded and a few long files give as many vectors as many short
+    ones. Their latents (C, L) and, with a decoder, their decoded audio."""
     import torch
 
-    picks = sorted(np.random.default_rng(seed).choice(len(ds), min(count, len(ds)), replace=False).tolist())
-    z = [ds[i]["latents"].numpy() for i in picks]
+    z, files = [], []
+    for i in np.random.default_rng(seed).permutation(len(ds)).tolist():
+        if frames <= 0:
+            break
+        x = ds[i]["latents"][:, :frames].numpy()
+        z.append(x)
+        files.append(ds.files[i].get("source", str(i)) if isinstance(ds.files[i], dict) else str(ds.files[i]))
+        frames -= x.shape[1]
     audio = None
     if dec is not None:
         with torch.no_grad():
             audio = [dec(torch.from_numpy(zi)[None])[0, 0].numpy() for zi in z]
-    return {"latents": z, "audio": audio, "files": [ds.files[i].get("source", str(i)) for i in picks]}
+    return {"latents": z, "audio": audio, "files": files, "frames": int(sum(x.shape[1] for x in z))}
 
 
 def summary(q: dict) -> str:

@@ -72,3 +72,17 @@ def test_mel_frames_reuse_the_probe_log_mel():
     m = quality.mel_frames([a], 16000)
     assert m.shape[1] == quality.N_MELS
     assert np.allclose(m, log_mel(a, 16000, 256, quality.N_MELS).T)
+
+
+def test_held_out_takes_whole_files_in_seeded_order_up_to_the_frames_asked(tmp_path):
+    from audiogen.latents.sequences import open_sequences
+
+    g = np.random.default_rng(0)
+    for k, n in enumerate([30, 7, 50, 12]):
+        np.save(tmp_path / f"s{k}.npy", g.normal(size=(n, 3)).astype(np.float32))
+    ds = open_sequences(tmp_path)
+    h = quality.held_out(ds, 40, seed=1)
+    assert h["frames"] == 40 == sum(z.shape[1] for z in h["latents"]) and h["audio"] is None
+    assert all(z.shape[0] == 3 for z in h["latents"]) and len(h["files"]) == len(h["latents"])
+    assert quality.held_out(ds, 40, seed=1)["files"] == h["files"]  # seeded
+    assert quality.held_out(ds, 10_000, seed=1)["frames"] == 99  # all there is
