@@ -82,8 +82,9 @@ def evaluate_prior(ck: dict, data: str, seed: int = 0, batch_size: int = 8, leve
 
 
 def sample_quality(prior, rec: LatentRecord, data: str, n: int, frames: int, seed: int) -> dict:
-    """Fréchet distances of n sampled sequences against 2n held-out crops (half for the distance, half for the
-    floor): latent windows always, log-mel of decoded audio when the record names a decodable autoencoder."""
+    """Fréchet distances of n sampled sequences against two halves of n held-out crops each (one for the distance,
+    one for the floor): latent windows always, log-mel of decoded audio when the record names a decodable
+    autoencoder. Cost: n samples and 2n crops decoded."""
     from audiogen.prior_sampling import audio_diagnostics, generate, latent_diagnostics
 
     dec = None
@@ -93,16 +94,16 @@ def sample_quality(prior, rec: LatentRecord, data: str, n: int, frames: int, see
         dec = decoder_pipeline(rec, None).decoder
     z = generate(prior, rec, n, frames, seed)
     ds = open_sequences(data)
-    held = quality.held_out(ds, 2 * n * frames, seed, dec)
+    held = quality.held_out(ds, n, frames, seed, dec)
     audio = None if dec is None else [dec(torch.from_numpy(zi)[None])[0, 0].numpy() for zi in z]
-    out = {**quality.measure(z, held["latents"], audio, held["audio"], rec.sample_rate, seed),
+    out = {**quality.measure(z, held, audio, rec.sample_rate, seed),
            "latents": latent_diagnostics(z, ds.record.stats)}  # per-dimension moments vs the held-out data's
     if audio is not None:
         out.update(audio=audio_diagnostics(audio, rec.sample_rate),
-                   reference_audio=audio_diagnostics(held["audio"], rec.sample_rate))
-    return {**out, "compared_with": f"{n} sampled sequences of {frames} frames vs {held['frames']} frames of "
-                                    f"{len(held['files'])} files of {data} (drawn at random, seed {seed})",
-            "files": held["files"]}
+                   reference_audio=audio_diagnostics(held["halves"][0]["audio"], rec.sample_rate))
+    return {**out, "compared_with": f"{n} sampled sequences of {frames} frames vs two halves of {held['crops']} "
+                                    f"crops of {frames} frames from disjoint files of {data} (drawn at random, seed "
+                                    f"{seed})", "files": held["files"]}
 
 
 def markdown(result: dict) -> str:

@@ -163,12 +163,12 @@ def sample_prior(ck: dict, out: Path, n: int, seconds: float | None, frames: int
     elif decode and sr:
         log.warning("the prior's dataset does not name its autoencoder: wrote latents only")
     ds = _dataset(rec, None, seed, "no Fréchet distance")
-    if ds is not None:  # twice as many dataset frames as sampled: half for the distance, half for its floor
-        held = quality.held_out(ds, 2 * n * frames, seed, dec)
-        diag["quality"] = {**quality.measure(z, held["latents"], audio if dec is not None else None, held["audio"],
-                                             sr, seed), "compared_with": f"{n} samples of {frames} frames vs "
-                           f"{held['frames']} frames of {len(held['files'])} files of the prior's dataset "
-                           f"{rec.dataset_path} (drawn at random, seed {seed})", "files": held["files"]}
+    if ds is not None:  # two halves of as many dataset crops as samples, from disjoint files: distance and floor
+        held = quality.held_out(ds, n, frames, seed, dec)
+        diag["quality"] = {**quality.measure(z, held, audio if dec is not None else None, sr, seed),
+                           "compared_with": f"{n} samples of {frames} frames vs two halves of {held['crops']} crops "
+                           f"of {frames} frames from disjoint files of the prior's dataset {rec.dataset_path} (drawn at "
+                           f"random, seed {seed})", "files": held["files"]}
     items = [(nm, zi, a) for nm, zi, a in zip(names, z, audio)][:8]
     plot_latent_samples(out / "samples.png", items, hop, sr)
     if z.shape[1] == 3 and set(getattr(prior, "fixed_dims", [])) == {2}:  # pen strokes (dx, dy, pen-up)

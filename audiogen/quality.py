@@ -3,8 +3,8 @@ generated and held-out data, with the held-out-vs-held-out distance as its floor
 
 Features: latent windows (``WINDOW`` consecutive frames flattened, non-overlapping, in the dataset's own scale) and
 log-mel frames of decoded audio (``probe.log_mel``, hop ``MEL_HOP_SECONDS``, ``N_MELS`` bins). The floor splits
-the held-out vectors in two seeded halves and measures the same distance between them; every distance here is taken
-between sets of the same number of vectors, because a Fréchet distance estimated from n vectors is biased upwards
+the held-out files in two seeded halves and measures the same distance between them (generated data is compared with
+the first half); every distance here is taken between sets of the same number of vectors, because a Fréchet distance estimated from n vectors is biased upwards
 (by about tr(S1 + S2) / n for equal Gaussians) and so only compares at equal n.
 
 The matrix square root uses a symmetric eigendecomposition (numpy ``eigh``; scipy is not a dependency):
@@ -68,54 +68,63 @@ def mel_frames(audio, sample_rate: int, n_mels: int = N_MELS) -> np.ndarray:
     return np.concatenate(out).astype(np.float64) if out else np.zeros((0, n_mels))
 
 
-def compare(generated: np.ndarray, held_out: np.ndarray, seed: int = 0) -> dict:
-    """Distance generated vs held-out, and its floor held-out vs held-out, all on n vectors per side: n is the
-    smaller of the generated count and half the held-out count (vectors drawn at random, seeded)."""
-    n = min(len(generated), len(held_out) // 2)
+def compare(generated: np.ndarray, half_a: np.ndarray, half_b: np.ndarray, seed: int = 0) -> dict:
+    """Distance generated vs held-out half A, and its floor: half B vs half A (the halves come from disjoint files,
+    see ``held_out``), all on n vectors per side, n the smallest count (vectors drawn at random, seeded)."""
+    n = min(len(generated), len(half_a), len(half_b))
     dims = int(generated.shape[1]) if generated.ndim == 2 else 0
     if n < 2:
         return {"vectors": n, "dims": dims, "distance": None, "floor": None, "ratio": None,
-                "skipped": f"too few vectors ({len(generated)} generated, {len(held_out)} held out)"}
+                "skipped": f"too few vectors ({len(generated)} generated, {len(half_a)} + {len(half_b)} held out)"}
     g = np.random.default_rng(seed)
-    gen = generated[g.permutation(len(generated))[:n]]
-    perm = g.permutation(len(held_out))
-    a, b = held_out[perm[:n]], held_out[perm[n: 2 * n]]
+    gen, a, b = (x[g.permutation(len(x))[:n]] for x in (generated, half_a, half_b))
     dist, floor = frechet_distance(gen, a), frechet_distance(b, a)
     return {"vectors": n, "dims": dims, "distance": dist, "floor": floor,
             "ratio": dist / floor if floor > 0 else None,
             "biased": n < 10 * dims}  # few vectors per dimension: both figures are inflated; compare at equal n only
 
 
-def measure(z_generated, z_held, audio_generated=None, audio_held=None, sample_rate: int | None = None,
-            seed: int = 0, window: int = WINDOW) -> dict:
-    """Both comparisons: latent windows (always) and log-mel frames (when both sides have audio)."""
-    out = {"latent": {**compare(latent_windows(z_generated, window), latent_windows(z_held, window), seed),
-                      "window_frames": window}}
-    if audio_generated is not None and audio_held is not None and sample_rate:
-        out["log_mel"] = {**compare(mel_frames(audio_generated, sample_rate), mel_frames(audio_held, sample_rate),
-                                    seed), "n_mels": N_MELS, "hop_seconds": MEL_HOP_SECONDS}
+def measure(z_generated, held: dict, audio_generated=None, sample_rate: int | None = None, seed: int = 0,
+            window: int = WINDOW) -> dict:
+    """Both comparisons against ``held_out``'s halves: latent windows (always) and log-mel frames (when both sides
+    have audio)."""
+    a, b = held["halves"]
+    out = {"latent": {**compare(latent_windows(z_generated, window), latent_windows(a["latents"], window),
+                                latent_windows(b["latents"], window), seed), "window_frames": window}}
+    if audio_generated is not None and a["audio"] is not None and sample_rate:
+        out["log_mel"] = {**compare(mel_frames(audio_generated, sample_rate), mel_frames(a["audio"], sample_rate),
+                                    mel_frames(b["audio"], sample_rate), seed),
+                          "n_mels": N_MELS, "hop_seconds": MEL_HOP_SECONDS}
     return out
 
 
-def held_out(ds, frames: int, seed: int, dec=None) -> dict:
-    """About ``frames`` latent frames of a dataset (opened uncropped, raw scale): whole files in a seeded random
-    order, the last one cut, so that the cost is bounded and a few long files give as many vectors as many short
-    ones. Their latents (C, L) and, with a decoder, their decoded audio."""
+def held_out(ds, n: int, frames: int, seed: int, dec=None) -> dict:
+    """Two halves of real data, each up to ``n`` crops of ``frames`` frames, from disjoint files (a seeded random
+    order, alternating): consecutive frames of one file are nearly alike, so halves that shared files would agree
+    far better than independent samples can, and the floor would mean nothing. Each half spreads its crops over as
+    many files as it can (crop k of every file before crop k + 1 of any). Raw scale (open ``ds`` uncropped and not
+    normalised); with a decoder, the crops' decoded audio too."""
     import torch
 
-    z, files = [], []
-    for i in np.random.default_rng(seed).permutation(len(ds)).tolist():
-        if frames <= 0:
-            break
-        x = ds[i]["latents"][:, :frames].numpy()
-        z.append(x)
-        files.append(ds.files[i].get("source", str(i)) if isinstance(ds.files[i], dict) else str(ds.files[i]))
-        frames -= x.shape[1]
-    audio = None
-    if dec is not None:
-        with torch.no_grad():
-            audio = [dec(torch.from_numpy(zi)[None])[0, 0].numpy() for zi in z]
-    return {"latents": z, "audio": audio, "files": files, "frames": int(sum(x.shape[1] for x in z))}
+    order = np.random.default_rng(seed).permutation(len(ds)).tolist()
+    halves = []
+    for part in (order[0::2], order[1::2]):
+        seqs = {i: ds[i]["latents"] for i in part}
+        crops, files, k = [], [], 0
+        while len(crops) < n and any(x.shape[1] > k * frames for x in seqs.values()):
+            for i in part:
+                x = seqs[i][:, k * frames: (k + 1) * frames]
+                if x.shape[1] == frames and len(crops) < n:
+                    crops.append(x.numpy())
+                    files.append(ds.files[i].get("source", str(i)))
+            k += 1
+        audio = None
+        if dec is not None:
+            with torch.no_grad():
+                audio = [dec(torch.from_numpy(zi)[None])[0, 0].numpy() for zi in crops]
+        halves.append({"latents": crops, "audio": audio, "files": sorted(set(files))})
+    return {"halves": halves, "crops": [len(h["latents"]) for h in halves], "frames": frames,
+            "files": [h["files"] for h in halves]}
 
 
 def summary(q: dict) -> str:

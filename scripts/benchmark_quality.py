@@ -6,11 +6,14 @@
    cwvae_latents.gin, diffwave_latents.gin) on the train latents for ``--minutes`` of wall clock
    (``--parallel`` at a time, ``--threads`` each);
 3. ``audiogen evaluate RUN --data TEST_LATENTS --quality-samples N``: N sequences of 64 frames sampled and decoded,
-   compared with as many held-out frames (whole test files in a seeded order, decoded by the same RAVE model):
+   compared with two halves of as many held-out crops of 64 frames, from disjoint test files (decoded by the same
+   RAVE model):
    Fréchet distance on latent windows (4 frames x 8 dims) and on log-mel frames (40 bins, 16 ms hop) of decoded
-   audio, each beside its floor (the same distance between two halves of the held-out data, same vector count), the
+   audio, each beside its floor (the same distance between the two held-out halves, same vector count), the
    per-dimension mean and std of generated vs held-out latents, and the near-silent frame fraction (-50 dBFS, 20 ms)
    of decoded samples vs decoded held-out latents.
+4. The same figures for train-split latents in place of samples: what a perfect prior would score here (the gap
+   between the two splits, and the estimate's noise at this vector count).
 
 Target (DiffWave): both distances within 2x their floor, per-dimension mean within 0.1 std and std within 10%.
 
@@ -28,6 +31,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 from benchmark_cwvae import shared_dir  # scripts/ is on sys.path when a script runs
 
 PRIORS = {"VRNN": "pipelines/vrnn_latents.gin", "SRNN": "pipelines/srnn_latents.gin",
@@ -78,6 +82,35 @@ def finish(job: dict, args, test: Path, env: dict) -> dict:
             "compared_with": q["compared_with"]}
 
 
+def real_row(lat: Path, test: Path, args) -> dict:
+    """What a perfect prior would score: train-split latents in place of samples (as many frames as the priors
+    sample), against the same held-out frames and floor as ``evaluate`` uses (seed 0)."""
+    import torch
+
+    from audiogen import quality
+    from audiogen.latents.decode import decoder_pipeline
+    from audiogen.latents.sequences import open_sequences
+    from audiogen.prior_evaluation import QUALITY_FRAMES
+    from audiogen.prior_sampling import audio_diagnostics, latent_diagnostics
+
+    torch.set_num_threads(args.threads)
+    train, held_ds = open_sequences(lat), open_sequences(test)
+    dec = decoder_pipeline(train.record).decoder
+    # train crops stand in for samples: half A of held_out(train) (its own seed); the held-out halves are evaluate's
+    fake = quality.held_out(train, args.samples, QUALITY_FRAMES, seed=1, dec=dec)["halves"][0]
+    held = quality.held_out(held_ds, args.samples, QUALITY_FRAMES, seed=0, dec=dec)
+    q = quality.measure(fake["latents"], held, fake["audio"], train.record.sample_rate, 0)
+    lat_d = latent_diagnostics(np.stack(fake["latents"]), held_ds.record.stats)
+    return {"prior": "train-split latents (a perfect prior)", "steps": "-", "latent": q["latent"],
+            "log_mel": q.get("log_mel"), "max_std_error": lat_d["max_abs_std_error"],
+            "max_mean_shift_std": lat_d["max_abs_mean_shift_in_std"], "std_ratio": lat_d["std_ratio"],
+            "near_silent": audio_diagnostics(fake["audio"], train.record.sample_rate)["near_silent_frame_fraction"],
+            "held_out_near_silent": audio_diagnostics(held["halves"][0]["audio"], train.record.sample_rate)[
+                "near_silent_frame_fraction"], "score": None, "score_unit": "",
+            "compared_with": f"{len(fake['latents'])} crops of {QUALITY_FRAMES} frames from {len(fake['files'])} "
+                             f"train files"}
+
+
 def met(r: dict) -> bool:
     """The target: both distances within 2x the floor, per-dimension mean within 0.1 std and std within 10%."""
     ratios = [r["latent"]["ratio"], (r["log_mel"] or {}).get("ratio")]
@@ -99,7 +132,7 @@ def table(rows: list[dict], args, info: str) -> str:
         silent = "n/a" if r["near_silent"] is None else f"{r['near_silent']:.0%} ({r['held_out_near_silent']:.0%})"
         lines.append(f"| {r['prior']} | {r['steps']} | {_fd(r['latent'])} | {_fd(r['log_mel'])} | "
                      f"{r['max_std_error']:.3f} | {r['max_mean_shift_std']:.3f} | {silent} | "
-                     f"{r['score']:.3f} {r['score_unit']} |")
+                     f"{'' if r['score'] is None else format(r['score'], '.3f')} {r['score_unit']} |")
     r = rows[0]
     mel = r["log_mel"] or {}
     head = (f"{info}; {args.minutes:g} min of train-prior per prior ({args.parallel} at a time, {args.threads} "
@@ -150,6 +183,8 @@ def main() -> int:
         rows.append(finish(running.pop(0), args, test, env))
         print(json.dumps({k: v for k, v in rows[-1].items() if k != "std_ratio"}), flush=True)
     rows.sort(key=lambda r: names.index(r["prior"]))
+    rows.append(real_row(lat, test, args))
+    print(json.dumps({k: v for k, v in rows[-1].items() if k != "std_ratio"}), flush=True)
     md = table(rows, args, info)
     (args.out / "quality.md").write_text(md)
     (args.out / "quality.json").write_text(json.dumps(rows, indent=1))

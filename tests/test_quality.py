@@ -47,15 +47,15 @@ def test_rank_deficient_covariances_stay_finite_and_non_negative():
 
 def test_compare_uses_equal_sizes_and_reports_the_floor():
     g = np.random.default_rng(0)
-    held = g.normal(size=(1000, 4))
-    same = quality.compare(g.normal(size=(300, 4)), held)
+    a, b = g.normal(size=(500, 4)), g.normal(size=(500, 4))
+    same = quality.compare(g.normal(size=(300, 4)), a, b)
     assert same["vectors"] == 300 and same["dims"] == 4 and not same["biased"]
     assert 0.2 < same["ratio"] < 5  # same distribution: distance of the order of the floor
-    off = quality.compare(g.normal(size=(300, 4)) * 2 + 1, held)
-    assert off["ratio"] > 20 and off["floor"] == pytest.approx(same["floor"])  # same seed, same halves
-    few = quality.compare(g.normal(size=(900, 4)), held[:100])
-    assert few["vectors"] == 50  # half of the held-out vectors per side, generated subsampled to match
-    assert quality.compare(g.normal(size=(1, 4)), held)["distance"] is None
+    off = quality.compare(g.normal(size=(300, 4)) * 2 + 1, a, b)
+    assert off["ratio"] > 20 and off["floor"] == pytest.approx(same["floor"])  # same seed, same vectors
+    few = quality.compare(g.normal(size=(900, 4)), a[:50], b)
+    assert few["vectors"] == 50  # the smallest side sets the count everywhere
+    assert quality.compare(g.normal(size=(1, 4)), a, b)["distance"] is None
 
 
 def test_latent_windows_flatten_consecutive_frames_time_major():
@@ -74,15 +74,41 @@ def test_mel_frames_reuse_the_probe_log_mel():
     assert np.allclose(m, log_mel(a, 16000, 256, quality.N_MELS).T)
 
 
-def test_held_out_takes_whole_files_in_seeded_order_up_to_the_frames_asked(tmp_path):
+def test_held_out_halves_come_from_disjoint_files_spread_over_as_many_as_possible(tmp_path):
     from audiogen.latents.sequences import open_sequences
 
     g = np.random.default_rng(0)
-    for k, n in enumerate([30, 7, 50, 12]):
+    for k, n in enumerate([30, 7, 50, 12, 25, 3]):
         np.save(tmp_path / f"s{k}.npy", g.normal(size=(n, 3)).astype(np.float32))
     ds = open_sequences(tmp_path)
-    h = quality.held_out(ds, 40, seed=1)
-    assert h["frames"] == 40 == sum(z.shape[1] for z in h["latents"]) and h["audio"] is None
-    assert all(z.shape[0] == 3 for z in h["latents"]) and len(h["files"]) == len(h["latents"])
-    assert quality.held_out(ds, 40, seed=1)["files"] == h["files"]  # seeded
-    assert quality.held_out(ds, 10_000, seed=1)["frames"] == 99  # all there is
+    h = quality.held_out(ds, 4, 5, seed=1)
+    a, b = h["halves"]
+    assert not set(a["files"]) & set(b["files"]) and a["audio"] is None
+    assert all(z.shape == (3, 5) for half in (a, b) for z in half["latents"])
+    assert len(a["files"]) == min(4, sum(ds.files[i]["length"] >= 5 for i in np.random.default_rng(1).permutation(6)[0::2]))
+    assert quality.held_out(ds, 4, 5, seed=1)["files"] == h["files"]  # seeded
+    assert sum(quality.held_out(ds, 1000, 5, seed=1)["crops"]) == sum(n // 5 for n in [30, 7, 50, 12, 25, 3])
+
+
+def test_a_split_by_files_keeps_the_floor_honest(tmp_path):
+    """Slowly varying sequences (like latents, one offset per file like a speaker): halves that shared files would
+    agree far better than independent sequences can; with disjoint files, new sequences of the same process score
+    about the floor."""
+    from audiogen.latents.sequences import open_sequences
+
+    g = np.random.default_rng(0)
+
+    def seqs(k):  # (C=2, L=200) each
+        return [np.cumsum(g.normal(size=(2, 200)), 1) * 0.05 + g.normal(size=(2, 1)) for _ in range(k)]
+
+    for k, z in enumerate(seqs(40)):
+        np.save(tmp_path / f"f{k:02d}.npy", z.T.astype(np.float32))
+    held = quality.held_out(open_sequences(tmp_path), 60, 20, seed=0)
+    fresh = [z[:, :20] for z in seqs(60)]
+    r = quality.measure(fresh, held, window=2)["latent"]
+    assert 0.3 < r["ratio"] < 3, r
+    # the same crops split by vectors instead of by files: a floor far below what independent data scores
+    v = quality.latent_windows(held["halves"][0]["latents"] + held["halves"][1]["latents"], 2)
+    perm = np.random.default_rng(0).permutation(len(v))
+    by_vectors = quality.compare(quality.latent_windows(fresh, 2), v[perm[::2]], v[perm[1::2]])
+    assert by_vectors["floor"] < 0.2 * r["floor"] and by_vectors["ratio"] > 5  # 0.019 vs 0.58, ratio 16.5 here

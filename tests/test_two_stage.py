@@ -47,6 +47,7 @@ def test_encode_train_prior_sample_decode(latents, tiny_run, tmp_path, normalize
     assert q["latent"]["window_frames"] == quality.WINDOW and q["latent"]["dims"] == 4 * quality.WINDOW
     assert q["latent"]["distance"] >= 0 and q["latent"]["floor"] >= 0
     assert 2 < q["latent"]["vectors"] <= 2 * (out["frames"] // quality.WINDOW)  # at most the generated count
+    assert not set(q["files"][0]) & set(q["files"][1])  # the floor's halves share no file
     assert q["log_mel"]["dims"] == quality.N_MELS and q["log_mel"]["vectors"] > 2 and str(latents) in q["compared_with"]
     if normalize:  # and `evaluate` on held-out latents (here the same dataset), with and without them
         run_here("evaluate", run, "--data", latents, "--quality-samples", "2", "-o", tmp_path / "ev")
