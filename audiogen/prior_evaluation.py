@@ -97,7 +97,8 @@ def sample_quality(prior, rec: LatentRecord, data: str, n: int, frames: int, see
     held = quality.held_out(ds, n, frames, seed, dec)
     audio = None if dec is None else [dec(torch.from_numpy(zi)[None])[0, 0].numpy() for zi in z]
     out = {**quality.measure(z, held, audio, rec.sample_rate, seed),
-           "latents": latent_diagnostics(z, ds.record.stats)}  # per-dimension moments vs the held-out data's
+           "latents": latent_diagnostics(z, ds.record.stats),  # per-dimension moments vs the held-out data's
+           "latents_vs_training": latent_diagnostics(z, rec.stats)}  # and vs the data the prior learned
     if audio is not None:
         out.update(audio=audio_diagnostics(audio, rec.sample_rate),
                    reference_audio=audio_diagnostics(held["halves"][0]["audio"], rec.sample_rate))

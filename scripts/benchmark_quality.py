@@ -10,7 +10,8 @@
    RAVE model):
    Fréchet distance on latent windows (4 frames x 8 dims) and on log-mel frames (40 bins, 16 ms hop) of decoded
    audio, each beside its floor (the same distance between the two held-out halves, same vector count), the
-   per-dimension mean and std of generated vs held-out latents, and the near-silent frame fraction (-50 dBFS, 20 ms)
+   per-dimension mean and std of generated latents vs the training data's (the prior's target; vs the held-out
+   data's beside it), and the near-silent frame fraction (-50 dBFS, 20 ms)
    of decoded samples vs decoded held-out latents.
 4. The same figures for train-split latents in place of samples: what a perfect prior would score here (the gap
    between the two splits, and the estimate's noise at this vector count).
@@ -18,7 +19,7 @@
 Target (DiffWave): both distances within 2x their floor, per-dimension mean within 0.1 std and std within 10%.
 
     python scripts/benchmark_quality.py --minutes 20 --parallel 2 --threads 1 --out bench-quality
-    python scripts/benchmark_quality.py --quick          # tiny: 16 train / 8 test files, 0.1 min per prior
+    python scripts/benchmark_quality.py --quick          # tiny: 16 train files, 0.1 min per prior, 16 samples
 """
 
 from __future__ import annotations
@@ -56,13 +57,15 @@ def start(name: str, args, lat: Path, env: dict) -> dict:
              *args.bind]
     cmd = cli("train-prior", "--gin", PRIORS[name], *[a for b in binds for a in ("--bind", b)], lat, "-o", run,
               "--no-progress")
-    log = open(args.out / f"{run.name}.train.log", "w")
+    log = open(args.out / f"{run.name}.train.log", "a")
+    if (run / "model.ckpt").exists():  # a finished run is reused (re-run only the evaluation); delete it to retrain
+        return {"name": name, "run": run, "t0": time.time(), "log": log, "proc": None}
     return {"name": name, "run": run, "t0": time.time(), "log": log,
             "proc": subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)}
 
 
 def finish(job: dict, args, test: Path, env: dict) -> dict:
-    status = job["proc"].wait()
+    status = job["proc"].wait() if job["proc"] is not None else 0
     job["log"].close()
     if status != 0:
         raise SystemExit(f"{job['name']} training failed; see {job['log'].name}")
@@ -73,8 +76,11 @@ def finish(job: dict, args, test: Path, env: dict) -> dict:
     q = res["quality"]
     return {"prior": job["name"], "steps": res["global_step"], "train_wall_s": time.time() - job["t0"],
             "latent": q["latent"], "log_mel": q.get("log_mel"),
-            "max_std_error": q["latents"]["max_abs_std_error"],
-            "max_mean_shift_std": q["latents"]["max_abs_mean_shift_in_std"], "std_ratio": q["latents"]["std_ratio"],
+            "max_std_error": q["latents_vs_training"]["max_abs_std_error"],
+            "max_mean_shift_std": q["latents_vs_training"]["max_abs_mean_shift_in_std"],
+            "std_ratio": q["latents_vs_training"]["std_ratio"],
+            "held_out_max_std_error": q["latents"]["max_abs_std_error"],
+            "held_out_max_mean_shift_std": q["latents"]["max_abs_mean_shift_in_std"],
             "near_silent": q.get("audio", {}).get("near_silent_frame_fraction"),
             "held_out_near_silent": q.get("reference_audio", {}).get("near_silent_frame_fraction"),
             "score": res.get("bits_per_frame", res.get("mean_loss")),
@@ -100,10 +106,13 @@ def real_row(lat: Path, test: Path, args) -> dict:
     fake = quality.held_out(train, args.samples, QUALITY_FRAMES, seed=1, dec=dec)["halves"][0]
     held = quality.held_out(held_ds, args.samples, QUALITY_FRAMES, seed=0, dec=dec)
     q = quality.measure(fake["latents"], held, fake["audio"], train.record.sample_rate, 0)
-    lat_d = latent_diagnostics(np.stack(fake["latents"]), held_ds.record.stats)
+    lat_d = latent_diagnostics(np.stack(fake["latents"]), train.record.stats)
+    lat_h = latent_diagnostics(np.stack(fake["latents"]), held_ds.record.stats)
     return {"prior": "train-split latents (a perfect prior)", "steps": "-", "latent": q["latent"],
             "log_mel": q.get("log_mel"), "max_std_error": lat_d["max_abs_std_error"],
             "max_mean_shift_std": lat_d["max_abs_mean_shift_in_std"], "std_ratio": lat_d["std_ratio"],
+            "held_out_max_std_error": lat_h["max_abs_std_error"],
+            "held_out_max_mean_shift_std": lat_h["max_abs_mean_shift_in_std"],
             "near_silent": audio_diagnostics(fake["audio"], train.record.sample_rate)["near_silent_frame_fraction"],
             "held_out_near_silent": audio_diagnostics(held["halves"][0]["audio"], train.record.sample_rate)[
                 "near_silent_frame_fraction"], "score": None, "score_unit": "",
@@ -126,12 +135,13 @@ def _fd(d: dict | None) -> str:
 
 def table(rows: list[dict], args, info: str) -> str:
     lines = ["| prior | steps | latent FD | floor | ratio | log-mel FD | floor | ratio | max \\|std ratio - 1\\| | "
-             "max \\|mean shift\\| (std) | near-silent (held-out) | held-out score |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "max \\|mean shift\\| (std) | same vs held-out | near-silent (held-out) | held-out score |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         silent = "n/a" if r["near_silent"] is None else f"{r['near_silent']:.0%} ({r['held_out_near_silent']:.0%})"
         lines.append(f"| {r['prior']} | {r['steps']} | {_fd(r['latent'])} | {_fd(r['log_mel'])} | "
-                     f"{r['max_std_error']:.3f} | {r['max_mean_shift_std']:.3f} | {silent} | "
+                     f"{r['max_std_error']:.3f} | {r['max_mean_shift_std']:.3f} | "
+                     f"{r['held_out_max_std_error']:.3f}, {r['held_out_max_mean_shift_std']:.3f} | {silent} | "
                      f"{'' if r['score'] is None else format(r['score'], '.3f')} {r['score_unit']} |")
     r = rows[0]
     mel = r["log_mel"] or {}
@@ -153,12 +163,12 @@ def main() -> int:
     ap.add_argument("--test-files", type=int, help="first N files of the test split (default all)")
     ap.add_argument("--model", default="rave-v2small-librispeech16k.ts")
     ap.add_argument("--bind", action="append", default=[], help="extra binding for every train-prior")
-    ap.add_argument("--quick", action="store_true", help="tiny run: 16/8 files, 0.1 min per prior, 8 samples, 1 thread")
+    ap.add_argument("--quick", action="store_true", help="tiny run: 16 train files (test split whole), 0.1 min per prior, 16 samples, 1 thread")
     ap.add_argument("--shared")
     ap.add_argument("--out", type=Path, default=Path("bench-quality"))
     args = ap.parse_args()
     if args.quick:
-        args.minutes, args.train_files, args.test_files, args.samples, args.threads = 0.1, 16, 8, 8, 1
+        args.minutes, args.train_files, args.samples, args.threads = 0.1, 16, 16, 1
     shared = shared_dir(args.shared)
     data, model = shared / "data" / "librispeech-100-mini", shared / "models" / args.model
     if not (data / "train.txt").exists() or not model.exists():

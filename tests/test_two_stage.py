@@ -53,7 +53,8 @@ def test_encode_train_prior_sample_decode(latents, tiny_run, tmp_path, normalize
         run_here("evaluate", run, "--data", latents, "--quality-samples", "2", "-o", tmp_path / "ev")
         ev = json.loads((tmp_path / "ev" / "evaluation.json").read_text())
         assert ev["quality"]["latent"]["distance"] >= 0 and ev["quality"]["log_mel"]["vectors"] > 2
-        assert len(ev["quality"]["latents"]["std_ratio"]) == 4 and "near_silent_frame_fraction" in ev["quality"]["audio"]
+        assert len(ev["quality"]["latents"]["std_ratio"]) == 4 == len(ev["quality"]["latents_vs_training"]["std_ratio"])
+        assert "near_silent_frame_fraction" in ev["quality"]["audio"]
         assert "Fréchet distance" in (tmp_path / "ev" / "evaluation.md").read_text()
         run_here("evaluate", run, "--data", latents, "--quality-samples", "0", "-o", tmp_path / "ev0")
         assert "quality" not in json.loads((tmp_path / "ev0" / "evaluation.json").read_text())
