@@ -584,7 +584,7 @@ def sample(gin_files, bindings, ckpt, num, seconds, out, seed, mean, frames, dec
         if "quality" in rec["diagnostics"]:
             from audiogen.quality import summary
 
-            click.echo(summary(rec["diagnostics"]["quality"]))
+            click.echo(summary(rec["diagnostics"]["quality"], "the prior's dataset"))
         return
     from audiogen.sampling import write_samples
     from audiogen.settings import audio_settings

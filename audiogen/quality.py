@@ -127,7 +127,7 @@ def held_out(ds, n: int, frames: int, seed: int, dec=None) -> dict:
             "files": [h["files"] for h in halves]}
 
 
-def summary(q: dict) -> str:
+def summary(q: dict, against: str = "held-out data") -> str:
     """One line: each distance, its floor and their ratio, with the vector counts."""
     parts = []
     for key, label in (("latent", "latent windows"), ("log_mel", "log-mel")):
@@ -138,6 +138,7 @@ def summary(q: dict) -> str:
             parts.append(f"{label}: {r['skipped']}")
             continue
         ratio = f"{r['ratio']:.2f}x" if r["ratio"] is not None else "n/a"
+        few = ", under 10 per dimension: biased" if r.get("biased") else ""
         parts.append(f"{label} {r['distance']:.3g} (floor {r['floor']:.3g}, {ratio}; {r['vectors']} vectors of "
-                     f"{r['dims']})")
-    return "Fréchet distance to held-out data: " + "; ".join(parts)
+                     f"{r['dims']}{few})")
+    return f"Fréchet distance to {against}: " + "; ".join(parts)

@@ -112,3 +112,12 @@ def test_a_split_by_files_keeps_the_floor_honest(tmp_path):
     perm = np.random.default_rng(0).permutation(len(v))
     by_vectors = quality.compare(quality.latent_windows(fresh, 2), v[perm[::2]], v[perm[1::2]])
     assert by_vectors["floor"] < 0.2 * r["floor"] and by_vectors["ratio"] > 5  # 0.019 vs 0.58, ratio 16.5 here
+
+
+def test_summary_line_names_counts_floor_and_bias():
+    g = np.random.default_rng(0)
+    q = {"latent": quality.compare(g.normal(size=(20, 8)), g.normal(size=(20, 8)), g.normal(size=(20, 8))),
+         "log_mel": quality.compare(g.normal(size=(1, 4)), g.normal(size=(5, 4)), g.normal(size=(5, 4)))}
+    line = quality.summary(q, "the prior's dataset")
+    assert line.startswith("Fréchet distance to the prior's dataset: latent windows ")
+    assert "20 vectors of 8, under 10 per dimension: biased" in line and "log-mel: too few vectors" in line

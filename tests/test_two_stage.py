@@ -43,7 +43,7 @@ def test_encode_train_prior_sample_decode(latents, tiny_run, tmp_path, normalize
     assert len(d["latents"]["generated_std"]) == 4 and "rms_dbfs" in d["audio"] and "rms_dbfs" in d["reference_audio"]
     # Fréchet distances against the prior's dataset (equal sizes for distance and floor)
     q = d["quality"]
-    assert "Fréchet distance to held-out data: latent windows" in res.stdout and "log-mel" in res.stdout
+    assert "Fréchet distance to the prior's dataset: latent windows" in res.stdout and "log-mel" in res.stdout
     assert q["latent"]["window_frames"] == quality.WINDOW and q["latent"]["dims"] == 4 * quality.WINDOW
     assert q["latent"]["distance"] >= 0 and q["latent"]["floor"] >= 0
     assert 2 < q["latent"]["vectors"] <= 2 * (out["frames"] // quality.WINDOW)  # at most the generated count
