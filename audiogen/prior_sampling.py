@@ -80,14 +80,15 @@ def warnings_for(diag: dict) -> list[str]:
 
 
 def _dataset(rec, frames: int | None, seed: int, what: str):
-    """The prior's dataset, cropped to ``frames`` (None: whole files; raw scale); None when it is gone or was re-encoded since."""
+    """The prior's dataset (latents or .npy sequences), cropped to ``frames`` (None: whole files; raw scale); None when
+    it is gone or was re-encoded since."""
     from audiogen.errors import ConfigError
-    from audiogen.latents.dataset import LatentDataset
+    from audiogen.latents.sequences import open_sequences
 
     path = Path(rec.dataset_path or "")
-    if not (path / "meta.json").exists():
+    if not rec.dataset_path or not path.exists():
         return None
-    ds = LatentDataset(path, crop=frames, seed=seed)
+    ds = open_sequences(path, crop=frames, seed=seed)  # a latent dataset or a folder of .npy sequences
     try:
         rec.check_same_kind(ds.record, fix="")
     except ConfigError as exc:  # re-encoded at the same path since: it says nothing about these samples
