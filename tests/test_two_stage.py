@@ -58,6 +58,14 @@ def test_encode_train_prior_sample_decode(latents, tiny_run, tmp_path, normalize
         assert "Fréchet distance" in (tmp_path / "ev" / "evaluation.md").read_text()
         run_here("evaluate", run, "--data", latents, "--quality-samples", "0", "-o", tmp_path / "ev0")
         assert "quality" not in json.loads((tmp_path / "ev0" / "evaluation.json").read_text())
+        # the autoencoder moved since: the likelihood and the latent distance still come, with a warning
+        ck["audiogen"]["dataset"]["meta"]["checkpoint"]["path"] = str(tmp_path / "moved.ckpt")
+        (tmp_path / "moved").mkdir()
+        torch.save(ck, tmp_path / "moved" / "model.ckpt")
+        res = run_cli("evaluate", tmp_path / "moved", "--data", latents, "--quality-samples", "2", "-o", tmp_path / "ev1")
+        ev = json.loads((tmp_path / "ev1" / "evaluation.json").read_text())
+        assert ev["quality"]["latent"]["distance"] >= 0 and "log_mel" not in ev["quality"]
+        assert "no log-mel distance" in res.stderr and "moved.ckpt" in res.stderr
     assert (tmp_path / "s" / "sample_000.wav").exists() and (tmp_path / "s" / "samples.png").exists()
     z = np.load(tmp_path / "s" / "sample_001.npy")
     assert z.shape[0] == 4
