@@ -50,7 +50,8 @@ def evaluate_prior(ck: dict, data: str, seed: int = 0, batch_size: int = 8, leve
            "prior": (ck["audiogen"].get("components") or {}).get("prior"), "trained_on": rec.dataset_path,
            "normalized": rec.normalization is not None, "seed": seed}
     if quality_samples > 0:
-        out["quality"] = sample_quality(prior, rec, data, quality_samples, QUALITY_FRAMES, seed)
+        with torch.random.fork_rng(devices=[]):  # the scores below draw from the global generator as they did
+            out["quality"] = sample_quality(prior, rec, data, quality_samples, QUALITY_FRAMES, seed)
     if prior.has_likelihood:
         nats, is_bound = 0.0, False
         for b in batches:
