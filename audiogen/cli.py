@@ -445,8 +445,11 @@ def explore_trajectory(gin_files, bindings, ckpt, out, shape, dims, radius, arou
               help="Score long files in segments of this length with the state carried across (0: whole).")
 @click.option("-o", "--out", type=click.Path(path_type=Path), help="Folder for evaluation.json and evaluation.md.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--quality-samples", type=click.IntRange(min=0),
+              help="Prior runs: sequences sampled for the Fréchet distances to --data (default 8; 0: skip).")
 @click.option("--no-progress", is_flag=True)
-def evaluate(gin_files, bindings, ckpt, data, iw_samples, segment_seconds, out, seed, no_progress) -> None:
+def evaluate(gin_files, bindings, ckpt, data, iw_samples, segment_seconds, out, seed, quality_samples,
+             no_progress) -> None:
     """Likelihood in bits per frame: total -log2 p (bound) over all files / total audio samples. For a prior run
     (`train-prior`), --data is a latent dataset: its held-out score (nats and bits per frame and per dimension, or
     the denoising loss per noise level for diffusion priors)."""
@@ -465,7 +468,8 @@ def evaluate(gin_files, bindings, ckpt, data, iw_samples, segment_seconds, out, 
         if len(data) != 1 or gin_files or bindings:
             raise ConfigError(f"{ckpt} is a prior: evaluate it on one latent dataset, without --gin/--bind",
                               fix=f"audiogen evaluate {ckpt} --data LATENTS")
-        result = prior_evaluation.evaluate_prior(ck, data[0], seed=seed)
+        result = prior_evaluation.evaluate_prior(ck, data[0], seed=seed, quality_samples=(
+            prior_evaluation.QUALITY_SAMPLES if quality_samples is None else quality_samples))
         table = prior_evaluation.markdown(result)
         click.echo(table)
         if out:
@@ -587,6 +591,10 @@ def sample(gin_files, bindings, ckpt, num, seconds, out, seed, mean, frames, dec
             rec = sample_prior(ck, out, num, seconds, frames, seed, gin_files, bindings, decoder_ckpt=decoder_ckpt)
         # its warnings were logged once by sample_prior (and are kept in samples.json)
         click.echo(f"wrote {num} samples ({rec['frames']} frames each) and samples.png to {out}")
+        if "quality" in rec["diagnostics"]:
+            from audiogen.quality import summary
+
+            click.echo(summary(rec["diagnostics"]["quality"], "the prior's dataset"))
         return
     from audiogen.sampling import write_samples
     from audiogen.settings import audio_settings

@@ -9,21 +9,27 @@ levels, each sequence scored at every level with the same noise (seeded).
 
 from __future__ import annotations
 
+import logging
 import math
 
 import numpy as np
 import torch
 
+from audiogen import quality
 from audiogen.latents.dataset import collate_latents
 from audiogen.latents.record import LatentRecord
 from audiogen.latents.sequences import open_sequences
 
+log = logging.getLogger("audiogen")
 LN2 = math.log(2)
 LEVELS = 8  # noise levels at which a diffusion prior's denoising loss is reported
+QUALITY_SAMPLES = 8  # sequences sampled for the Fréchet distances (bounded cost; 0 leaves them out)
+QUALITY_FRAMES = 64  # frames per sampled sequence and per held-out crop
 
 
 @torch.no_grad()
-def evaluate_prior(ck: dict, data: str, seed: int = 0, batch_size: int = 8, levels: int = LEVELS) -> dict:
+def evaluate_prior(ck: dict, data: str, seed: int = 0, batch_size: int = 8, levels: int = LEVELS,
+                   quality_samples: int = QUALITY_SAMPLES) -> dict:
     from audiogen.pipeline import load_pipeline
 
     rec = LatentRecord.from_prior(ck)
@@ -43,6 +49,9 @@ def evaluate_prior(ck: dict, data: str, seed: int = 0, batch_size: int = 8, leve
            "data": str(data), "files": len(ds), "frames": frames, "latent_size": c,
            "prior": (ck["audiogen"].get("components") or {}).get("prior"), "trained_on": rec.dataset_path,
            "normalized": rec.normalization is not None, "seed": seed}
+    if quality_samples > 0:
+        with torch.random.fork_rng(devices=[]):  # the scores below draw from the global generator as they did
+            out["quality"] = sample_quality(prior, rec, data, quality_samples, QUALITY_FRAMES, seed)
     if prior.has_likelihood:
         nats, is_bound = 0.0, False
         for b in batches:
@@ -75,14 +84,45 @@ def evaluate_prior(ck: dict, data: str, seed: int = 0, batch_size: int = 8, leve
     return out
 
 
+def sample_quality(prior, rec: LatentRecord, data: str, n: int, frames: int, seed: int) -> dict:
+    """Fréchet distances of n sampled sequences against two halves of n held-out crops each (one for the distance,
+    one for the floor): latent windows always, log-mel of decoded audio when the record names a decodable
+    autoencoder. Cost: n samples and 2n crops decoded."""
+    from audiogen.prior_sampling import audio_diagnostics, generate, latent_diagnostics
+
+    dec = None
+    if rec.decodable:
+        from audiogen.errors import ArtifactError, ConfigError
+        from audiogen.latents.decode import decoder_pipeline
+
+        try:
+            dec = decoder_pipeline(rec, None).decoder
+        except (ArtifactError, ConfigError) as exc:  # moved or changed since: the likelihood still stands
+            log.warning("no log-mel distance (the autoencoder does not load): %s", str(exc).splitlines()[0])
+    z = generate(prior, rec, n, frames, seed)
+    ds = open_sequences(data)
+    held = quality.held_out(ds, n, frames, seed, dec)
+    audio = None if dec is None else [dec(torch.from_numpy(zi)[None])[0, 0].numpy() for zi in z]
+    out = {**quality.measure(z, held, audio, rec.sample_rate, seed),
+           "latents": latent_diagnostics(z, ds.record.stats),  # per-dimension moments vs the held-out data's
+           "latents_vs_training": latent_diagnostics(z, rec.stats)}  # and vs the data the prior learned
+    if audio is not None:
+        out.update(audio=audio_diagnostics(audio, rec.sample_rate),
+                   reference_audio=audio_diagnostics(held["halves"][0]["audio"], rec.sample_rate))
+    return {**out, "compared_with": f"{n} sampled sequences of {frames} frames vs two halves of {held['crops']} "
+                                    f"crops of {frames} frames from disjoint files of {data} (drawn at random, seed "
+                                    f"{seed})", "files": held["files"]}
+
+
 def markdown(result: dict) -> str:
     head = f"prior {result['checkpoint']} on {result['data']} ({result['files']} files, {result['frames']} frames)"
+    tail = ["", quality.summary(result["quality"])] if "quality" in result else []
     if "levels" in result:
         lines = [head, "", "| noise step | denoising loss |", "| --- | --- |"]
         lines += [f"| {r['step']} | {r['loss']:.4f} |" for r in result["levels"]]
-        return "\n".join(lines + [f"| mean | {result['mean_loss']:.4f} |"])
+        return "\n".join(lines + [f"| mean | {result['mean_loss']:.4f} |"] + tail)
     le = "<= " if result["is_bound"] else ""
     return "\n".join([head, "", f"{result['score']}:", "| nats/frame | bits/frame | nats/dim | bits/dim |",
                       "| --- | --- | --- | --- |",
                       f"| {le}{result['nats_per_frame']:.4f} | {le}{result['bits_per_frame']:.4f} | "
-                      f"{le}{result['nats_per_dim']:.4f} | {le}{result['bits_per_dim']:.4f} |"])
+                      f"{le}{result['nats_per_dim']:.4f} | {le}{result['bits_per_dim']:.4f} |", *tail])

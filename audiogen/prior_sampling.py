@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from audiogen import quality
 from audiogen.artifacts import atomic_write_json, versions
 from audiogen.progress import bar
 
@@ -78,21 +79,39 @@ def warnings_for(diag: dict) -> list[str]:
     return out
 
 
+def _dataset(rec, frames: int | None, seed: int, what: str):
+    """The prior's dataset (latents or .npy sequences), cropped to ``frames`` (None: whole files; raw scale); None when
+    it is gone or was re-encoded since."""
+    from audiogen.errors import ConfigError
+    from audiogen.latents.sequences import open_sequences
+
+    path = Path(rec.dataset_path or "")
+    if not rec.dataset_path or not path.exists():
+        return None
+    ds = open_sequences(path, crop=frames, seed=seed)  # a latent dataset or a folder of .npy sequences
+    try:
+        rec.check_same_kind(ds.record, fix="")
+    except ConfigError as exc:  # re-encoded at the same path since: it says nothing about these samples
+        log.warning("%s: %s", what, str(exc).splitlines()[0])
+        return None
+    return ds
+
+
+def generate(prior, rec, n: int, frames: int, seed: int) -> np.ndarray:
+    """n latent sequences (n, C, frames) from a prior, seeded, in the dataset's own scale (de-normalised)."""
+    torch.manual_seed(seed)
+    z = prior.sample(n, frames)
+    norm = rec.normalization
+    if norm is not None:  # the prior learned normalised latents: back to the decoder's scale
+        z = z * torch.tensor(norm["std"])[:, None] + torch.tensor(norm["mean"])[:, None]
+    return z.float().numpy()
+
+
 def reference_audio(dec, rec, frames: int, seed: int, count: int) -> dict | None:
     """The level to expect: decoded dataset latents of the same length, from a seeded random subset of the dataset's
     files (the first files of a corpus may all be quiet). None when the dataset is gone."""
-    from audiogen.latents.dataset import LatentDataset
-
-    path = Path(rec.dataset_path or "")
-    if not (path / "meta.json").exists():
-        return None
-    from audiogen.errors import ConfigError
-
-    ds = LatentDataset(path, crop=frames, seed=seed)
-    try:
-        rec.check_same_kind(ds.record, fix="")
-    except ConfigError as exc:  # re-encoded at the same path since: its level says nothing about these samples
-        log.warning("no reference level: %s", str(exc).splitlines()[0])
+    ds = _dataset(rec, frames, seed, "no reference level")
+    if ds is None:
         return None
     picks = sorted(np.random.default_rng(seed).choice(len(ds), min(count, len(ds)), replace=False).tolist())
     ref = [dec(ds[i]["latents"][None])[0, 0].numpy() for i in picks]
@@ -125,12 +144,8 @@ def sample_prior(ck: dict, out: Path, n: int, seconds: float | None, frames: int
     pipe, _ = load_pipeline(ck, gin_files, bindings)
     prior = pipe.prior
     rec.check_latent_size(prior.latent_size, f"the prior of {ckpt_path}", "retrain the prior on this dataset")
-    torch.manual_seed(seed)
-    z = prior.sample(n, frames)
+    z = generate(prior, rec, n, frames, seed)
     norm = rec.normalization
-    if norm is not None:  # the prior learned normalised latents: back to the decoder's scale
-        z = z * torch.tensor(norm["std"])[:, None] + torch.tensor(norm["mean"])[:, None]
-    z = z.float().numpy()
     out.mkdir(parents=True, exist_ok=True)
     names = [f"sample_{i:03d}" for i in range(n)]
     for name, zi in zip(names, z):
@@ -148,6 +163,13 @@ def sample_prior(ck: dict, out: Path, n: int, seconds: float | None, frames: int
                 diag["reference_audio"] = ref
     elif decode and sr:
         log.warning("the prior's dataset does not name its autoencoder: wrote latents only")
+    ds = _dataset(rec, None, seed, "no Fréchet distance")
+    if ds is not None:  # two halves of as many dataset crops as samples, from disjoint files: distance and floor
+        held = quality.held_out(ds, n, frames, seed, dec)
+        diag["quality"] = {**quality.measure(z, held, audio if dec is not None else None, sr, seed),
+                           "compared_with": f"{n} samples of {frames} frames vs two halves of {held['crops']} crops "
+                           f"of {frames} frames from disjoint files of the prior's dataset {rec.dataset_path} (drawn at "
+                           f"random, seed {seed})", "files": held["files"]}
     items = [(nm, zi, a) for nm, zi, a in zip(names, z, audio)][:8]
     plot_latent_samples(out / "samples.png", items, hop, sr)
     if z.shape[1] == 3 and set(getattr(prior, "fixed_dims", [])) == {2}:  # pen strokes (dx, dy, pen-up)

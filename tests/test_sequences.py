@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import run_cli
+from conftest import run_cli, run_here
 
 from audiogen.contracts import check_prior
 from audiogen.distributions import Bernoulli, GaussianMixture
@@ -96,6 +96,10 @@ def test_strokes_train_prior_and_sample(tmp_path):
     assert (tmp_path / "s" / "strokes.png").stat().st_size > 1000
     rec = json.loads((tmp_path / "s" / "samples.json").read_text())
     assert rec["normalized"] and len(rec["diagnostics"]["latents"]["std_ratio"]) == 3
+    q = rec["diagnostics"]["quality"]  # against the .npy folder: latent windows only (no audio)
+    assert q["latent"]["dims"] == 3 * 4 and q["latent"]["distance"] >= 0 and "log_mel" not in q
+    ev = run_here("evaluate", run, "--data", tmp_path / "strokes", "--quality-samples", "2").output
+    assert "Fréchet distance to held-out data: latent windows" in ev
 
 
 def test_latent_size_mismatch_names_both_numbers(tmp_path):

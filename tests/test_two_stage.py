@@ -7,8 +7,9 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import run_cli
+from conftest import run_cli, run_here
 
+from audiogen import quality
 from audiogen.prior_sampling import audio_diagnostics, latent_diagnostics, warnings_for
 
 TINY_DIFFWAVE = ["priors.diffwave.residual_layers=2", "priors.diffwave.residual_channels=8",
@@ -28,7 +29,7 @@ def latents(tiny_run, corpus, tmp_path_factory):
 
 
 @pytest.mark.parametrize("normalize", [True, False])
-def test_encode_train_prior_sample_decode(latents, tiny_run, tmp_path, normalize):
+def test_encode_train_prior_sample_decode(latents, tiny_run, tmp_path, normalize, caplog):
     run = tmp_path / "prior"
     run_cli("train-prior", "--gin", "pipelines/diffwave_latents.gin", *_binds(TINY_DIFFWAVE),
             "--bind", f"train_prior.normalize={normalize}", latents, "-o", run, "--no-progress")
@@ -36,10 +37,35 @@ def test_encode_train_prior_sample_decode(latents, tiny_run, tmp_path, normalize
     rec = ck["audiogen"]["dataset"]
     assert rec["meta"]["latent_size"] == 4 and rec["normalized"] is normalize
     assert rec["meta"]["checkpoint"]["sha256"]  # the autoencoder that made the latents, for `sample`
-    run_cli("sample", run, "-n", "2", "--seconds", "0.3", "-o", tmp_path / "s")
+    res = run_cli("sample", run, "-n", "2", "--seconds", "0.3", "-o", tmp_path / "s")
     out = json.loads((tmp_path / "s" / "samples.json").read_text())
     d = out["diagnostics"]
     assert len(d["latents"]["generated_std"]) == 4 and "rms_dbfs" in d["audio"] and "rms_dbfs" in d["reference_audio"]
+    # Fréchet distances against the prior's dataset (equal sizes for distance and floor)
+    q = d["quality"]
+    assert "Fréchet distance to the prior's dataset: latent windows" in res.stdout and "log-mel" in res.stdout
+    assert q["latent"]["window_frames"] == quality.WINDOW and q["latent"]["dims"] == 4 * quality.WINDOW
+    assert q["latent"]["distance"] >= 0 and q["latent"]["floor"] >= 0
+    assert 2 < q["latent"]["vectors"] <= 2 * (out["frames"] // quality.WINDOW)  # at most the generated count
+    assert not set(q["files"][0]) & set(q["files"][1])  # the floor's halves share no file
+    assert q["log_mel"]["dims"] == quality.N_MELS and q["log_mel"]["vectors"] > 2 and str(latents) in q["compared_with"]
+    if normalize:  # and `evaluate` on held-out latents (here the same dataset), with and without them
+        run_here("evaluate", run, "--data", latents, "--quality-samples", "2", "-o", tmp_path / "ev")
+        ev = json.loads((tmp_path / "ev" / "evaluation.json").read_text())
+        assert ev["quality"]["latent"]["distance"] >= 0 and ev["quality"]["log_mel"]["vectors"] > 2
+        assert len(ev["quality"]["latents"]["std_ratio"]) == 4 == len(ev["quality"]["latents_vs_training"]["std_ratio"])
+        assert "near_silent_frame_fraction" in ev["quality"]["audio"]
+        assert "Fréchet distance" in (tmp_path / "ev" / "evaluation.md").read_text()
+        run_here("evaluate", run, "--data", latents, "--quality-samples", "0", "-o", tmp_path / "ev0")
+        assert "quality" not in json.loads((tmp_path / "ev0" / "evaluation.json").read_text())
+        # the autoencoder moved since: the likelihood and the latent distance still come, with a warning
+        ck["audiogen"]["dataset"]["meta"]["checkpoint"]["path"] = str(tmp_path / "moved.ckpt")
+        (tmp_path / "moved").mkdir()
+        torch.save(ck, tmp_path / "moved" / "model.ckpt")
+        run_here("evaluate", tmp_path / "moved", "--data", latents, "--quality-samples", "2", "-o", tmp_path / "ev1")
+        ev = json.loads((tmp_path / "ev1" / "evaluation.json").read_text())
+        assert ev["quality"]["latent"]["distance"] >= 0 and "log_mel" not in ev["quality"]
+        assert "no log-mel distance" in caplog.text and "moved.ckpt" in caplog.text
     assert (tmp_path / "s" / "sample_000.wav").exists() and (tmp_path / "s" / "samples.png").exists()
     z = np.load(tmp_path / "s" / "sample_001.npy")
     assert z.shape[0] == 4

@@ -1,0 +1,144 @@
+"""Sample quality as a distance between distributions: the Fréchet distance between Gaussians fitted to features of
+generated and held-out data, with the held-out-vs-held-out distance as its floor.
+
+Features: latent windows (``WINDOW`` consecutive frames flattened, non-overlapping, in the dataset's own scale) and
+log-mel frames of decoded audio (``probe.log_mel``, hop ``MEL_HOP_SECONDS``, ``N_MELS`` bins). The floor splits
+the held-out files in two seeded halves and measures the same distance between them (generated data is compared with
+the first half); every distance here is taken between sets of the same number of vectors, because a Fréchet distance estimated from n vectors is biased upwards
+(by about tr(S1 + S2) / n for equal Gaussians) and so only compares at equal n.
+
+The matrix square root uses a symmetric eigendecomposition (numpy ``eigh``; scipy is not a dependency):
+tr((S1 S2)^1/2) = tr((R S2 R)^1/2) with R = S1^1/2, where R S2 R is symmetric PSD, so both roots are exact up to
+rounding (negative eigenvalues from rounding are clipped to 0).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+WINDOW = 4  # latent frames per window vector
+MEL_HOP_SECONDS = 0.016  # log-mel hop (256 samples at 16 kHz; window 4 hops)
+N_MELS = 40
+
+
+def _sqrt_psd(a: np.ndarray) -> np.ndarray:
+    w, v = np.linalg.eigh(a)
+    return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+
+
+def gaussian(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and (maximum-likelihood) covariance of the rows of x, float64."""
+    x = np.asarray(x, np.float64)
+    mu = x.mean(0)
+    d = x - mu
+    return mu, d.T @ d / len(x)
+
+
+def frechet_gaussians(mu1, s1, mu2, s2) -> float:
+    """|mu1 - mu2|^2 + tr(S1 + S2 - 2 (S1 S2)^1/2)."""
+    r = _sqrt_psd(s1)
+    cross = np.sqrt(np.clip(np.linalg.eigvalsh(r @ s2 @ r), 0, None)).sum()
+    return float(max(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * cross, 0.0))
+
+
+def frechet_distance(x: np.ndarray, y: np.ndarray) -> float:
+    """Fréchet distance between Gaussians fitted to the rows of x and of y (n, d)."""
+    return frechet_gaussians(*gaussian(x), *gaussian(y))
+
+
+def latent_windows(seqs, window: int = WINDOW) -> np.ndarray:
+    """Non-overlapping windows of ``window`` frames from (C, L) sequences, each flattened time-major: (N, window * C).
+    A tail shorter than a window is left out."""
+    out = []
+    for z in seqs:
+        z = np.asarray(z, np.float64)
+        m = z.shape[1] // window
+        if m:
+            out.append(z[:, : m * window].T.reshape(m, window * z.shape[0]))
+    c = np.asarray(seqs[0]).shape[0] if len(seqs) else 0
+    return np.concatenate(out) if out else np.zeros((0, window * c))
+
+
+def mel_frames(audio, sample_rate: int, n_mels: int = N_MELS) -> np.ndarray:
+    """Log-mel frame vectors (N, n_mels) of a list of 1-D signals (the probe's log-mel, the paper's baseline)."""
+    from audiogen.probe import log_mel
+
+    hop = max(1, round(MEL_HOP_SECONDS * sample_rate))
+    out = [log_mel(a, sample_rate, hop, n_mels).T for a in audio if len(a)]
+    return np.concatenate(out).astype(np.float64) if out else np.zeros((0, n_mels))
+
+
+def compare(generated: np.ndarray, half_a: np.ndarray, half_b: np.ndarray, seed: int = 0) -> dict:
+    """Distance generated vs held-out half A, and its floor: half B vs half A (the halves come from disjoint files,
+    see ``held_out``), all on n vectors per side, n the smallest count (vectors drawn at random, seeded)."""
+    n = min(len(generated), len(half_a), len(half_b))
+    dims = int(generated.shape[1]) if generated.ndim == 2 else 0
+    if n < 2:
+        return {"vectors": n, "dims": dims, "distance": None, "floor": None, "ratio": None,
+                "skipped": f"too few vectors ({len(generated)} generated, {len(half_a)} + {len(half_b)} held out)"}
+    g = np.random.default_rng(seed)
+    gen, a, b = (x[g.permutation(len(x))[:n]] for x in (generated, half_a, half_b))
+    dist, floor = frechet_distance(gen, a), frechet_distance(b, a)
+    return {"vectors": n, "dims": dims, "distance": dist, "floor": floor,
+            "ratio": dist / floor if floor > 0 else None,
+            "biased": n < 10 * dims}  # few vectors per dimension: both figures are inflated; compare at equal n only
+
+
+def measure(z_generated, held: dict, audio_generated=None, sample_rate: int | None = None, seed: int = 0,
+            window: int = WINDOW) -> dict:
+    """Both comparisons against ``held_out``'s halves: latent windows (always) and log-mel frames (when both sides
+    have audio)."""
+    a, b = held["halves"]
+    out = {"latent": {**compare(latent_windows(z_generated, window), latent_windows(a["latents"], window),
+                                latent_windows(b["latents"], window), seed), "window_frames": window}}
+    if audio_generated is not None and a["audio"] is not None and sample_rate:
+        out["log_mel"] = {**compare(mel_frames(audio_generated, sample_rate), mel_frames(a["audio"], sample_rate),
+                                    mel_frames(b["audio"], sample_rate), seed),
+                          "n_mels": N_MELS, "hop_seconds": MEL_HOP_SECONDS}
+    return out
+
+
+def held_out(ds, n: int, frames: int, seed: int, dec=None) -> dict:
+    """Two halves of real data, each up to ``n`` crops of ``frames`` frames, from disjoint files (a seeded random
+    order, alternating): consecutive frames of one file are nearly alike, so halves that shared files would agree
+    far better than independent samples can, and the floor would mean nothing. Each half spreads its crops over as
+    many files as it can (crop k of every file before crop k + 1 of any). Raw scale (open ``ds`` uncropped and not
+    normalised); with a decoder, the crops' decoded audio too."""
+    import torch
+
+    order = np.random.default_rng(seed).permutation(len(ds)).tolist()
+    halves = []
+    for part in (order[0::2], order[1::2]):
+        seqs = {i: ds[i]["latents"] for i in part}
+        crops, files, k = [], [], 0
+        while len(crops) < n and any(x.shape[1] > k * frames for x in seqs.values()):
+            for i in part:
+                x = seqs[i][:, k * frames: (k + 1) * frames]
+                if x.shape[1] == frames and len(crops) < n:
+                    crops.append(x.numpy())
+                    files.append(ds.files[i].get("source", str(i)))
+            k += 1
+        audio = None
+        if dec is not None:
+            with torch.no_grad():
+                audio = [dec(torch.from_numpy(zi)[None])[0, 0].numpy() for zi in crops]
+        halves.append({"latents": crops, "audio": audio, "files": sorted(set(files))})
+    return {"halves": halves, "crops": [len(h["latents"]) for h in halves], "frames": frames,
+            "files": [h["files"] for h in halves]}
+
+
+def summary(q: dict, against: str = "held-out data") -> str:
+    """One line: each distance, its floor and their ratio, with the vector counts."""
+    parts = []
+    for key, label in (("latent", "latent windows"), ("log_mel", "log-mel")):
+        r = q.get(key)
+        if r is None:
+            continue
+        if r["distance"] is None:
+            parts.append(f"{label}: {r['skipped']}")
+            continue
+        ratio = f"{r['ratio']:.2f}x" if r["ratio"] is not None else "n/a"
+        few = ", under 10 per dimension: biased" if r.get("biased") else ""
+        parts.append(f"{label} {r['distance']:.3g} (floor {r['floor']:.3g}, {ratio}; {r['vectors']} vectors of "
+                     f"{r['dims']}{few})")
+    return f"Fréchet distance to {against}: " + "; ".join(parts)
