@@ -25,9 +25,10 @@ from pathlib import Path
 from typing import Sequence
 
 import gin
+from gin import config_parser
+
 from audiogen.errors import ArtifactError, AudiogenError, ConfigError
 from audiogen.plugins import KINDS, get_registry
-from gin import config_parser
 
 GIN_PATH_ENV = "AUDIOGEN_GIN_PATH"
 

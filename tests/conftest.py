@@ -67,9 +67,9 @@ def run_cli(*args, env=None, cwd=None, check=True, timeout=600) -> subprocess.Co
 def run_here(*args):
     """Run an `audiogen` command in this process (CliRunner): the same code path as the console script without
     an interpreter start-up (about 2.5 s each), for suites that run dozens of short commands."""
+    import gin
     from click.testing import CliRunner
 
-    import gin
     from audiogen.cli import cli
 
     gin.clear_config()
@@ -84,9 +84,9 @@ def run_failing(*args) -> str:
     """Run an `audiogen` command in this process that must fail the way the CLI reports user errors: exit code 2,
     no traceback (catch_exceptions=False: any other exception fails the test with its own traceback). Returns the
     output (stdout and stderr)."""
+    import gin
     from click.testing import CliRunner
 
-    import gin
     from audiogen.cli import cli
 
     gin.clear_config()

@@ -7,7 +7,6 @@ import math
 
 import pytest
 import torch
-
 from conftest import run_cli
 
 from audiogen import config

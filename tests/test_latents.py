@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-
 from conftest import audiogen_exe, run_cli
 
 from audiogen.latents.dataset import LatentDataset, RunningStats, collate_latents, read_meta

@@ -8,11 +8,11 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import tomllib
 import zipfile
 from pathlib import Path
 
 import pytest
-import tomllib
 from conftest import ROOT
 
 
@@ -28,6 +28,14 @@ def test_ci_runs_the_readme_test_command():
     assert "pytest" in test_cmd and "torch==2.13.0" in test_cmd
     ci = [ln for ln in (ROOT / ".ci" / "run").read_text().splitlines() if ln and not ln.startswith("#")]
     assert test_cmd in ci
+
+
+def test_ci_lints_with_the_pinned_ruff():
+    ci = [ln for ln in (ROOT / ".ci" / "run").read_text().splitlines() if ln and not ln.startswith("#")]
+    lint = [ln for ln in ci if "ruff check" in ln]
+    assert lint and lint[0].startswith(".venv/bin/ruff check"), ci  # the venv the test command installed
+    test_extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["test"]
+    assert any(re.fullmatch(r"ruff==[\d.]+", d) for d in test_extras), test_extras
 
 
 @pytest.fixture(scope="module")

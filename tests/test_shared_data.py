@@ -8,7 +8,6 @@ import math
 from pathlib import Path
 
 import soundfile as sf
-
 from conftest import run_cli, tiny_binds
 
 

@@ -6,7 +6,6 @@ import csv
 import json
 
 import torch
-
 from conftest import run_cli, tiny_binds
 
 from audiogen.artifacts import load_checkpoint
