@@ -15,6 +15,7 @@ import soundfile as sf
 import torch
 from conftest import audiogen_exe, run_cli
 
+from audiogen import __version__
 from audiogen.latents.dataset import LatentDataset, RunningStats, collate_latents, read_meta
 
 
@@ -28,7 +29,7 @@ def dataset(tmp_path_factory, corpus, tiny_run) -> Path:
 def test_meta_records_what_made_the_dataset(dataset, corpus, tiny_run):
     meta = read_meta(dataset)
     assert meta["format"] == "audiogen.latents" and meta["version"] == 1
-    assert meta["encoder"] == {"name": "encoders.conv1d", "plugin": "audiogen", "version": "0.1.0"}
+    assert meta["encoder"] == {"name": "encoders.conv1d", "plugin": "audiogen", "version": __version__}
     assert meta["decoder"]["name"] == "decoders.conv1d"
     assert meta["checkpoint"]["path"] == str((tiny_run / "model.ckpt").resolve())
     assert len(meta["checkpoint"]["sha256"]) == 64

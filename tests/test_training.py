@@ -8,6 +8,7 @@ import json
 import torch
 from conftest import run_cli, tiny_binds
 
+from audiogen import __version__
 from audiogen.artifacts import load_checkpoint
 
 
@@ -16,7 +17,8 @@ def test_run_folder_holds_checkpoint_config_and_logs(tiny_run):
     ck = torch.load(tiny_run / "model.ckpt", map_location="cpu", weights_only=True)  # must not need pickle
     meta = ck["audiogen"]
     assert meta["format"] == "audiogen.checkpoint" and meta["global_step"] == 2
-    assert meta["components"]["decoder"] == {"name": "decoders.conv1d", "plugin": "audiogen", "version": "0.1.0"}
+    assert meta["components"]["decoder"] == {"name": "decoders.conv1d", "plugin": "audiogen",
+                                             "version": __version__}
     assert meta["sample_rate"] == 16000 and meta["hop"] == 16 and meta["latent_size"] == 4
     assert "LATENT_SIZE = 4" in meta["operative_config"]
     assert meta["trained_on"] == {"device": "cpu", "name": "cpu", "processes": 1}  # scripts/gpu_check.py: cuda
