@@ -6,7 +6,7 @@ import csv
 import json
 
 import pytest
-from conftest import run_cli, run_here
+from conftest import run_here
 
 from audiogen import config
 
@@ -79,12 +79,12 @@ def test_pipeline_end_to_end(pipeline, speech, shared, tmp_path):
         from audiogen.synth import write_stroke_corpus
 
         write_stroke_corpus(tmp_path / "seq", n=6)
-        run_cli("train-prior", "--gin", pipeline, *_binds(TINY[kind] + STEPS), tmp_path / "seq", "-o", run,
-                "--no-progress")
+        run_here("train-prior", "--gin", pipeline, *_binds(TINY[kind] + STEPS), tmp_path / "seq", "-o", run,
+                 "--no-progress")
         run_here("sample", run, "-n", "1", "--frames", "10", "-o", tmp_path / "s")
         assert (tmp_path / "s" / "sample_000.npy").exists()
         return
-    run_cli("train", "--gin", pipeline, *_binds(TINY[kind] + STEPS), "--data", speech, "-o", run, "--no-progress")
+    run_here("train", "--gin", pipeline, *_binds(TINY[kind] + STEPS), "--data", speech, "-o", run, "--no-progress")
     if kind == "autoencoder":
         run_here("encode", "--ckpt", run, speech, "-o", tmp_path / "lat", "--no-progress")
         run_here("decode", tmp_path / "lat", "-o", tmp_path / "dec")

@@ -6,7 +6,7 @@ import csv
 import json
 
 import torch
-from conftest import run_cli, tiny_binds
+from conftest import run_cli, run_in_process, tiny_binds
 
 from audiogen import __version__
 from audiogen.artifacts import load_checkpoint
@@ -44,9 +44,9 @@ def test_rerun_resumes_from_last_checkpoint_with_saved_config(tmp_path, corpus):
 
 def test_divergence_stops_with_a_clear_message(tmp_path, corpus):
     run = tmp_path / "run"
-    proc = run_cli("train", "--gin", "pipelines/conv_ae.gin", *tiny_binds(), "--bind", "train.max_steps=6",
-                   "--bind", "train.lr=1e30", "--bind", "train.grad_clip=None", "--data", corpus / "train.txt",
-                   "-o", run, "--no-progress", check=False)
+    proc = run_in_process("train", "--gin", "pipelines/conv_ae.gin", *tiny_binds(), "--bind", "train.max_steps=6",
+                          "--bind", "train.lr=1e30", "--bind", "train.grad_clip=None", "--data", corpus / "train.txt",
+                          "-o", run, "--no-progress", check=False)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "likely causes" in proc.stderr and "train.lr" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -110,18 +110,18 @@ def test_each_epoch_gets_new_crops_and_order(corpus):
 
 
 def test_bad_settings_are_clear_errors(tmp_path, corpus):
-    proc = run_cli("train", "--gin", "pipelines/conv_ae.gin", *tiny_binds(), "--bind", "audio.channels='stereo'",
-                   "--data", corpus / "train.txt", "-o", tmp_path / "r", check=False)
+    proc = run_in_process("train", "--gin", "pipelines/conv_ae.gin", *tiny_binds(), "--bind",
+                          "audio.channels='stereo'", "--data", corpus / "train.txt", "-o", tmp_path / "r", check=False)
     assert proc.returncode == 2 and "audio.channels" in proc.stderr and "Traceback" not in proc.stderr
-    proc = run_cli("train", "--gin", "pipelines/conv_ae.gin", *tiny_binds(), "--bind", "train.batch_size=0",
-                   "--data", corpus / "train.txt", "-o", tmp_path / "r2", check=False)
+    proc = run_in_process("train", "--gin", "pipelines/conv_ae.gin", *tiny_binds(), "--bind", "train.batch_size=0",
+                          "--data", corpus / "train.txt", "-o", tmp_path / "r2", check=False)
     assert proc.returncode == 2 and "train.batch_size" in proc.stderr
 
 
 def test_resuming_with_another_architecture_is_a_clear_error(tmp_path, corpus):
     run = tmp_path / "run"
-    run_cli("train", "--gin", "pipelines/conv_ae.gin", *tiny_binds(), "--data", corpus / "train.txt", "-o", run,
-            "--no-progress")
-    proc = run_cli("train", "--bind", "LATENT_SIZE=6", "--bind", "train.max_steps=4", "--data",
-                   corpus / "train.txt", "-o", run, "--no-progress", check=False)
+    run_in_process("train", "--gin", "pipelines/conv_ae.gin", *tiny_binds(), "--data", corpus / "train.txt", "-o",
+                   run, "--no-progress")
+    proc = run_in_process("train", "--bind", "LATENT_SIZE=6", "--bind", "train.max_steps=4", "--data",
+                          corpus / "train.txt", "-o", run, "--no-progress", check=False)
     assert proc.returncode == 2 and "another architecture" in proc.stderr and "Traceback" not in proc.stderr
