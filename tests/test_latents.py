@@ -179,6 +179,7 @@ def test_interrupted_encode_resumes_to_identical_dataset(tmp_path, corpus, tiny_
     assert _meta_without_time(tmp_path / "out") == _meta_without_time(tmp_path / "ref")
 
 
+@pytest.mark.slow
 def test_kill_9_during_encode_then_resume(tmp_path, corpus, tiny_run):
     """A real SIGKILL: the re-run finishes the job and equals an uninterrupted encode."""
     from audiogen.synth import write_corpus

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 
+import pytest
 import torch
 from conftest import run_cli, run_in_process, tiny_binds
 
@@ -27,6 +28,7 @@ def test_run_folder_holds_checkpoint_config_and_logs(tiny_run):
     assert any(r.get("train/loss") for r in rows) and any(r.get("valid/loss") for r in rows)
 
 
+@pytest.mark.slow
 def test_rerun_resumes_from_last_checkpoint_with_saved_config(tmp_path, corpus):
     run = tmp_path / "run"
     args = ["train", "--gin", "pipelines/conv_ae.gin", *tiny_binds(), "--data", corpus / "train.txt", "-o", run,
@@ -52,6 +54,7 @@ def test_divergence_stops_with_a_clear_message(tmp_path, corpus):
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_quickstart_runs_the_cli_commands_it_prints(tmp_path):
     proc = run_cli("quickstart", "-o", tmp_path / "qs", "--steps", "3", "--bind", "train.val_every=3")
     out = proc.stdout
