@@ -82,6 +82,7 @@ def _no_torn_files(folder: Path) -> None:
 
 # ----------------------------------------------------------------------------------------------------- kill -9
 @pytest.mark.parametrize("kind", ["train", "train-prior"])
+@pytest.mark.slow
 def test_kill_9_during_training_then_rerun_resumes_from_the_last_checkpoint(kind, tmp_path, corpus, sequences,
                                                                           caplog):
     run, steps = tmp_path / "run", 80
