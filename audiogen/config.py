@@ -1,7 +1,7 @@
 """gin composition: config files found by name, bindings, operative configs saved and re-applied.
 
 Search order for ``--gin NAME``: an existing path; then folders in ``AUDIOGEN_GIN_PATH`` (os.pathsep-separated);
-then the configs shipped in the package (``audiogen.gin``, the repository's top-level ``gin/``); then folders
+then the configs shipped in the package (``audiogen/gin/``, by kind); then folders
 registered by plugins. A name found in two folders of the same rank is an error naming both.
 
 Layering when an artifact is reused: its saved operative config first, then ``--gin`` files in order, then
@@ -25,9 +25,10 @@ from pathlib import Path
 from typing import Sequence
 
 import gin
+from gin import config_parser
+
 from audiogen.errors import ArtifactError, AudiogenError, ConfigError
 from audiogen.plugins import KINDS, get_registry
-from gin import config_parser
 
 GIN_PATH_ENV = "AUDIOGEN_GIN_PATH"
 
@@ -46,15 +47,11 @@ logging.getLogger().addFilter(_quiet_gin_search)
 
 
 def packaged_config_dir() -> Path:
-    """The shipped configs: ``audiogen/gin`` in an installed wheel, the top-level ``gin/`` in a source tree."""
-    import audiogen
-
-    pkg = Path(audiogen.__file__).parent
-    for cand in (pkg / "gin", pkg.parent / "gin"):
-        if (cand / "pipelines").is_dir():
-            return cand
-    raise ConfigError(f"the shipped gin configs are missing (looked in {pkg / 'gin'} and {pkg.parent / 'gin'})",
-                      fix="reinstall audiogen")
+    """The shipped configs: ``audiogen/gin`` (package data, one folder per kind)."""
+    d = Path(__file__).resolve().parent / "gin"
+    if not (d / "pipelines").is_dir():
+        raise ConfigError(f"the shipped gin configs are missing (looked in {d})", fix="reinstall audiogen")
+    return d
 
 
 def search_dirs() -> list[tuple[str, list[Path]]]:

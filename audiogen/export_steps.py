@@ -260,6 +260,7 @@ class DiffWaveGenerator(nn.Module):
     def _to_net(self, x: Tensor) -> Tensor:
         if not self.flatten:
             return x
+        # TorchScript cannot run einops: plain torch for DiffWave's rearrange "b c l -> b 1 (l c)"
         return x.transpose(1, 2).reshape(x.shape[0], 1, x.shape[1] * x.shape[2])
 
     def _from_net(self, y: Tensor, length: int) -> Tensor:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import math
 
+import gin
 import torch
 from torch import Tensor, nn
-
-import gin
 
 
 @gin.configurable("spectral_loss")

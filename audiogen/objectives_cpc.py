@@ -15,10 +15,11 @@ the positive twice. Positions (t, k) count only if both t and t + k are valid.
 
 from __future__ import annotations
 
+import gin
 import torch
+from einops import rearrange
 from torch import Tensor, nn
 
-import gin
 from audiogen.errors import ConfigError
 
 CHUNK = 512  # frames scored at once: bounds the gathered negatives when validating on whole files
@@ -85,7 +86,7 @@ class InfoNCE(nn.Module):
         B, C, L = z.shape
         K = self.steps
         zt = z.transpose(1, 2)  # (B, L, C)
-        flat = zt.reshape(B * L, C)
+        flat = rearrange(z, "b c l -> (b l) c")  # frame b * L + l: the indices sample_negatives draws
         t_all = torch.arange(L, device=z.device)
         own = negatives - (torch.arange(B, device=z.device) * L)[:, None, None]  # frame index if drawn from b
         nll, hits, count = [[] for _ in range(K)], [[] for _ in range(K)], [[] for _ in range(K)]

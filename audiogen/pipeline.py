@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import contextlib
 
+import gin
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-import gin
 from audiogen.errors import ConfigError, PluginError
 
 

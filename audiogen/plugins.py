@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import gin
 import pluggy
 
-import gin
 from audiogen import hookspecs
 from audiogen.errors import PluginError
 

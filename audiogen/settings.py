@@ -8,6 +8,7 @@ import typing
 from dataclasses import asdict, dataclass, fields
 
 import gin
+
 from audiogen.errors import ConfigError
 
 _EXAMPLES = {int: 1, float: 1.0, str: "auto"}

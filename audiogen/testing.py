@@ -67,9 +67,9 @@ class _EchoHandler(logging.Handler):
 def run_cli(*args, check: bool = True) -> CliResult:
     """Run ``audiogen ARGS`` in this process, as the console script would (exit code 2 and one message for a user
     error). gin bindings are cleared before and after, so commands do not configure each other."""
+    import gin
     from click.testing import CliRunner
 
-    import gin
     from audiogen import plugins
     from audiogen.cli import cli
 

@@ -16,9 +16,9 @@ import json
 import time
 import warnings
 
+import gin
 import torch
 
-import gin
 from audiogen import config
 from audiogen.export_steps import generator_for
 from audiogen.pipeline import build_pipeline

@@ -107,8 +107,11 @@ def measure_one(name: str, reps: int, data: Path) -> float:
 # ----------------------------------------------------------------------------------------------- parent side
 def extract(rev: str, into: Path) -> Path:
     """``git archive`` of the package and configs at ``rev`` into ``into``."""
+    # revisions before the configs moved into the package kept them in a top-level gin/
+    old_gin = subprocess.run(["git", "-C", str(ROOT), "cat-file", "-e", f"{rev}:gin"], capture_output=True)
+    paths = ["audiogen"] + (["gin"] if old_gin.returncode == 0 else [])
     try:
-        blob = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "audiogen", "gin"], check=True,
+        blob = subprocess.run(["git", "-C", str(ROOT), "archive", rev, *paths], check=True,
                               capture_output=True).stdout
     except subprocess.CalledProcessError as e:
         msg = e.stderr.decode().strip()

@@ -64,12 +64,22 @@ def run_cli(*args, env=None, cwd=None, check=True, timeout=600) -> subprocess.Co
     return proc
 
 
+def run_in_process(*args, check=True) -> subprocess.CompletedProcess:
+    """``run_cli`` without the interpreter start-up: the command runs in this process (audiogen.testing.run_cli, the
+    console script's stdout, stderr and exit code 2 for a user error; a bug raises here with its traceback). For
+    tests of what a command does, not of the installed console script."""
+    from audiogen.testing import run_cli as run_cli_here
+
+    res = run_cli_here(*args, check=check)
+    return subprocess.CompletedProcess(["audiogen", *map(str, args)], res.exit_code, res.stdout, res.stderr)
+
+
 def run_here(*args):
     """Run an `audiogen` command in this process (CliRunner): the same code path as the console script without
     an interpreter start-up (about 2.5 s each), for suites that run dozens of short commands."""
+    import gin
     from click.testing import CliRunner
 
-    import gin
     from audiogen.cli import cli
 
     gin.clear_config()
@@ -84,9 +94,9 @@ def run_failing(*args) -> str:
     """Run an `audiogen` command in this process that must fail the way the CLI reports user errors: exit code 2,
     no traceback (catch_exceptions=False: any other exception fails the test with its own traceback). Returns the
     output (stdout and stderr)."""
+    import gin
     from click.testing import CliRunner
 
-    import gin
     from audiogen.cli import cli
 
     gin.clear_config()

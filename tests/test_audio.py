@@ -268,7 +268,7 @@ def test_save_audio_atomic(tmp_path, name):
 def test_save_audio_failure_leaves_no_temp(tmp_path):
     with pytest.raises(ValueError):
         save_audio(tmp_path / "bad.wav", np.array([0.0, np.nan]), 8000)
-    with pytest.raises(Exception):
+    with pytest.raises(RuntimeError):  # soundfile.LibsndfileError: the sample rate is refused by libsndfile
         save_audio(tmp_path / "bad.wav", np.zeros(10), sample_rate=0)
     assert os.listdir(tmp_path) == []
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import run_cli, write_tone
+from conftest import run_in_process, write_tone
 
 from audiogen.audio.dataset import AudioDataset
 from audiogen.audio.io import expand_inputs, index_inputs, probe
@@ -16,7 +16,7 @@ from audiogen.latents.dataset import RunningStats
 
 def test_index_command_writes_a_manifest_that_opens_without_probing(tmp_path, corpus):
     out = tmp_path / "lists" / "manifest.csv"
-    proc = run_cli("index", corpus, "-o", out)
+    proc = run_in_process("index", corpus, "-o", out)
     assert "indexed 6 files" in proc.stdout
     rows = read_manifest(out)
     files = expand_inputs(corpus)

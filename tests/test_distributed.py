@@ -51,6 +51,7 @@ def _equal_length_copies(corpus: Path, out: Path) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_ddp_training_matches_one_process_and_resumes_mid_epoch(tmp_path, corpus):
     """6 files in global batches of 4: an epoch is a batch of 4 (2 per rank) and one of 2 (1 per rank). The
     2-process run stops after step 3, in the middle of the second epoch, and resumes to step 4."""
@@ -81,6 +82,7 @@ def test_ddp_training_matches_one_process_and_resumes_mid_epoch(tmp_path, corpus
         torch.testing.assert_close(b["state_dict"][k], a[k], rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_ddp_prior_training_matches_one_process(tmp_path):
     from audiogen.prior_training import train_prior
     from audiogen.synth import write_stroke_corpus
@@ -95,6 +97,7 @@ def test_ddp_prior_training_matches_one_process(tmp_path):
     np.testing.assert_allclose(two["train/loss"], one["train/loss"], rtol=RTOL)
 
 
+@pytest.mark.slow
 def test_ddp_encode_writes_the_single_process_dataset(tmp_path, corpus, tiny_run):
     from audiogen.cli import cli
     from audiogen.latents.dataset import LatentDataset, RunningStats

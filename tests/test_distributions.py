@@ -12,8 +12,15 @@ import torch.nn.functional as F
 
 from audiogen.audio.coding import MuLaw
 from audiogen.contracts import OutputDistribution
-from audiogen.distributions import (Bernoulli, Categorical, DiscretizedLaplaceMixture, DiscretizedLogistic,
-                                    DiscretizedLogisticMixture, Gaussian, GaussianMixture)
+from audiogen.distributions import (
+    Bernoulli,
+    Categorical,
+    DiscretizedLaplaceMixture,
+    DiscretizedLogistic,
+    DiscretizedLogisticMixture,
+    Gaussian,
+    GaussianMixture,
+)
 from audiogen.distributions.discretized import DiscretizedMixture
 
 NAMES = ["dmol", "discretized_logistic", "discretized_laplace_mixture", "gaussian", "gaussian_mixture",

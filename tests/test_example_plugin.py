@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN_SRC = ROOT / "plugins" / "audiogen-example"
+VERSION = tomllib.loads((PLUGIN_SRC / "pyproject.toml").read_text())["project"]["version"]  # the plugin's own
 SR = 16000
 
 
@@ -81,17 +83,17 @@ def _encoder_line(stdout: str, name: str) -> str | None:
 # --------------------------------------------------------------------------------------------------- via the CLI
 def test_plugins_lists_log_mel(site):
     out = run_cli(site, "plugins").stdout
-    assert "example 0.1.0" in out.splitlines()[0]
+    assert f"example {VERSION}" in out.splitlines()[0]
     line = _encoder_line(out, "log_mel")
     assert line is not None, out
-    assert line.split()[1:3] == ["example", "0.1.0"]
+    assert line.split()[1:3] == ["example", VERSION]
     assert "log-mel" in line  # the class docstring's first line is the summary
 
 
 def test_plugins_json(site):
     d = json.loads(run_cli(site, "plugins", "--json").stdout)
-    assert d["plugins"]["example"] == "0.1.0"
-    assert d["components"]["encoders"]["log_mel"] == {"plugin": "example", "version": "0.1.0",
+    assert d["plugins"]["example"] == VERSION
+    assert d["components"]["encoders"]["log_mel"] == {"plugin": "example", "version": VERSION,
                                                       "gin": "encoders.log_mel"}
     assert any(p == "example" and d_.endswith(os.path.join("audiogen_example", "gin"))
                for p, d_ in d["config_dirs"])
@@ -100,7 +102,7 @@ def test_plugins_json(site):
 
 def test_plugin_command(site):
     out = run_cli(site, "example-hello").stdout
-    assert "audiogen-example 0.1.0" in out
+    assert f"audiogen-example {VERSION}" in out
     assert "encoders.log_mel" in out
 
 
@@ -132,7 +134,7 @@ def test_encode_with_plugin_config(site, LogMel, tmp_path):
     assert "encoded 3 files" in proc.stdout
     meta = json.loads((out / "meta.json").read_text())
     assert meta["encoder"]["name"] == "encoders.log_mel"
-    assert meta["encoder"]["plugin"] == "example" and meta["encoder"]["version"] == "0.1.0"
+    assert meta["encoder"]["plugin"] == "example" and meta["encoder"]["version"] == VERSION
     assert meta["checkpoint"] is None
     assert (meta["latent_size"], meta["hop"], meta["sample_rate"]) == (64, 256, 16000)
     # gin writes the shortest unambiguous selector (log_mel.n_mels while no other kind has a log_mel)
@@ -170,7 +172,7 @@ def test_empty_allow_list_hides_the_plugin(site):
 
 def test_allow_list_naming_it_keeps_it(site):
     d = json.loads(run_cli(site, "plugins", "--json", plugins="example").stdout)
-    assert d["plugins"]["example"] == "0.1.0"
+    assert d["plugins"]["example"] == VERSION
     assert d["components"]["encoders"]["log_mel"]["plugin"] == "example"
     assert any(p == "example" for p, _ in d["config_dirs"])
 

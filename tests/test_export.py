@@ -10,12 +10,12 @@ import subprocess
 import sys
 import warnings
 
+import gin
 import numpy as np
 import pytest
 import torch
 from conftest import run_here
 
-import gin
 from audiogen import config
 from audiogen.export_steps import DiffWaveGenerator, RecurrentGenerator, generator_for
 from audiogen.pipeline import build_pipeline

@@ -19,7 +19,7 @@ import click
 import numpy as np
 import pytest
 import torch
-from conftest import audiogen_exe, run_cli, tiny_binds, write_tone
+from conftest import audiogen_exe, run_in_process, tiny_binds, write_tone
 
 from audiogen.artifacts import load_checkpoint
 from audiogen.errors import ArtifactError
@@ -82,6 +82,7 @@ def _no_torn_files(folder: Path) -> None:
 
 # ----------------------------------------------------------------------------------------------------- kill -9
 @pytest.mark.parametrize("kind", ["train", "train-prior"])
+@pytest.mark.slow
 def test_kill_9_during_training_then_rerun_resumes_from_the_last_checkpoint(kind, tmp_path, corpus, sequences,
                                                                           caplog):
     run, steps = tmp_path / "run", 80
@@ -112,7 +113,7 @@ def test_kill_9_during_training_then_rerun_resumes_from_the_last_checkpoint(kind
 def test_unwritable_output_is_a_clear_error(tmp_path, corpus, sequences, tiny_run):
     blocker = tmp_path / "file_not_dir"
     blocker.write_text("x")  # a file where a folder is needed: refused even for root
-    proc = run_cli(*_train_args("train", corpus, sequences, blocker / "run", 2), check=False)
+    proc = run_in_process(*_train_args("train", corpus, sequences, blocker / "run", 2), check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "cannot write the run folder" in proc.stderr and str(blocker) in proc.stderr
     msg = _cli_error(*_train_args("train-prior", corpus, sequences, blocker / "run", 2))
@@ -130,7 +131,7 @@ def test_read_only_folder_is_a_clear_error(tmp_path, corpus, sequences):
     ro.mkdir()
     ro.chmod(0o500)
     try:
-        proc = run_cli(*_train_args("train", corpus, sequences, ro / "run", 2), check=False)
+        proc = run_in_process(*_train_args("train", corpus, sequences, ro / "run", 2), check=False)
         assert proc.returncode == 2 and "cannot write the run folder" in proc.stderr
         assert "Permission denied" in proc.stderr and not (ro / "run").exists()
     finally:

@@ -30,9 +30,9 @@ def _binds(items) -> list[str]:
 
 def _fails(*args) -> str:
     """Run a command expected to fail with a clean error (exit code 2, no traceback); returns its output."""
+    import gin
     from click.testing import CliRunner
 
-    import gin
     from audiogen.cli import cli
 
     gin.clear_config()

@@ -13,23 +13,23 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from conftest import audiogen_exe, run_cli, run_in_process
 
-from conftest import audiogen_exe, run_cli
-
+from audiogen import __version__
 from audiogen.latents.dataset import LatentDataset, RunningStats, collate_latents, read_meta
 
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory, corpus, tiny_run) -> Path:
     out = tmp_path_factory.mktemp("lat") / "latents"
-    run_cli("encode", "--ckpt", tiny_run / "model.ckpt", corpus, "-o", out, "--no-progress")
+    run_in_process("encode", "--ckpt", tiny_run / "model.ckpt", corpus, "-o", out, "--no-progress")
     return out
 
 
 def test_meta_records_what_made_the_dataset(dataset, corpus, tiny_run):
     meta = read_meta(dataset)
     assert meta["format"] == "audiogen.latents" and meta["version"] == 1
-    assert meta["encoder"] == {"name": "encoders.conv1d", "plugin": "audiogen", "version": "0.1.0"}
+    assert meta["encoder"] == {"name": "encoders.conv1d", "plugin": "audiogen", "version": __version__}
     assert meta["decoder"]["name"] == "decoders.conv1d"
     assert meta["checkpoint"]["path"] == str((tiny_run / "model.ckpt").resolve())
     assert len(meta["checkpoint"]["sha256"]) == 64
@@ -83,7 +83,7 @@ def test_dataset_crops_normalisation_and_collate(dataset):
 
 def test_decode_dataset_and_npy(dataset, tmp_path, corpus):
     out = tmp_path / "dec"
-    run_cli("decode", dataset, "-o", out)
+    run_in_process("decode", dataset, "-o", out)
     meta = read_meta(dataset)
     for f in meta["files"]:
         wav = out / (Path(f["source"]).stem + ".wav")
@@ -95,8 +95,8 @@ def test_decode_dataset_and_npy(dataset, tmp_path, corpus):
     from safetensors.numpy import save_file
 
     save_file({"latents": z}, str(tmp_path / "two.safetensors"))
-    run_cli("decode", "--ckpt", meta["checkpoint"]["path"], tmp_path / "one.npy", tmp_path / "two.safetensors",
-            "-o", tmp_path / "dec2")
+    run_in_process("decode", "--ckpt", meta["checkpoint"]["path"], tmp_path / "one.npy", tmp_path / "two.safetensors",
+                   "-o", tmp_path / "dec2")
     a, _ = sf.read(tmp_path / "dec2" / "one.wav")
     b, _ = sf.read(out / (Path(meta["files"][0]["source"]).stem + ".wav"))
     np.testing.assert_allclose(a[: len(b)], b, atol=1e-4)
@@ -111,28 +111,28 @@ def test_decode_refuses_a_changed_checkpoint(dataset, tmp_path):
     meta = json.loads((copy / "meta.json").read_text())
     meta["checkpoint"]["sha256"] = "0" * 64  # as if the run had been trained further after encoding
     (copy / "meta.json").write_text(json.dumps(meta))
-    proc = run_cli("decode", copy, "-o", tmp_path / "o", check=False)
+    proc = run_in_process("decode", copy, "-o", tmp_path / "o", check=False)
     assert proc.returncode == 2 and "has changed" in proc.stderr and "--ckpt" in proc.stderr
 
 
 def test_decode_rejects_wrong_latent_size(dataset, tmp_path):
     np.save(tmp_path / "bad.npy", np.zeros((7, 20), np.float32))
     meta = read_meta(dataset)
-    proc = run_cli("decode", "--ckpt", meta["checkpoint"]["path"], tmp_path / "bad.npy", "-o", tmp_path / "o",
-                   check=False)
+    proc = run_in_process("decode", "--ckpt", meta["checkpoint"]["path"], tmp_path / "bad.npy", "-o", tmp_path / "o",
+                          check=False)
     assert proc.returncode == 2 and "(7, 20)" in proc.stderr and "latent_size 4" in proc.stderr
 
 
 def test_info_describes_dataset_and_checkpoint(dataset, tiny_run):
-    d = json.loads(run_cli("info", dataset, "--json").stdout)
+    d = json.loads(run_in_process("info", dataset, "--json").stdout)
     assert d["kind"] == "latent dataset" and d["latent_size"] == 4 and d["hop"] == 16
-    c = json.loads(run_cli("info", tiny_run / "model.ckpt", "--json").stdout)
+    c = json.loads(run_in_process("info", tiny_run / "model.ckpt", "--json").stdout)
     assert c["components"]["encoder"]["name"] == "encoders.conv1d" and c["global_step"] == 2
-    assert "conv1d" in run_cli("info", tiny_run).stdout
+    assert "conv1d" in run_in_process("info", tiny_run).stdout
 
 
 def test_existing_dataset_needs_overwrite(dataset, corpus, tiny_run):
-    proc = run_cli("encode", "--ckpt", tiny_run, corpus, "-o", dataset, check=False)
+    proc = run_in_process("encode", "--ckpt", tiny_run, corpus, "-o", dataset, check=False)
     assert proc.returncode == 2 and "--overwrite" in proc.stderr
 
 
@@ -179,6 +179,7 @@ def test_interrupted_encode_resumes_to_identical_dataset(tmp_path, corpus, tiny_
     assert _meta_without_time(tmp_path / "out") == _meta_without_time(tmp_path / "ref")
 
 
+@pytest.mark.slow
 def test_kill_9_during_encode_then_resume(tmp_path, corpus, tiny_run):
     """A real SIGKILL: the re-run finishes the job and equals an uninterrupted encode."""
     from audiogen.synth import write_corpus
@@ -213,5 +214,5 @@ def test_stale_lock_from_a_dead_process_is_taken_over(tmp_path, corpus, tiny_run
     partial = tmp_path / "out.partial"
     partial.mkdir()
     (partial / "lock").write_text("999999999")
-    run_cli("encode", "--ckpt", tiny_run, corpus, "-o", tmp_path / "out", "--no-progress")
+    run_in_process("encode", "--ckpt", tiny_run, corpus, "-o", tmp_path / "out", "--no-progress")
     assert (tmp_path / "out" / "meta.json").exists() and not partial.exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -100,7 +101,7 @@ def test_template_tool_never_overwrites_an_authors_plugin_unless_asked(tmp_path,
     pkg.mkdir()  # an empty folder is fine
     assert main(["mine", str(pkg)]) == 0 and (pkg / "audiogen_mine" / "plugin.py").is_file()
     # the author's work: a version bump, a dependency, an edited prior, an extra hook, their README
-    pyproject = (pkg / "pyproject.toml").read_text().replace('version = "0.1.0"', 'version = "0.2.0"').replace(
+    pyproject = re.sub(r'(?m)^version = "[^"]+"$', 'version = "0.2.0"', (pkg / "pyproject.toml").read_text()).replace(
         'dependencies = ["audiogen"]', 'dependencies = ["audiogen", "numpy"]')
     (pkg / "pyproject.toml").write_text(pyproject)
     prior = pkg / "audiogen_mine" / "gru_prior.py"
@@ -334,8 +335,6 @@ def test_check_prior_catches_a_partly_detached_prior():
 
 # ------------------------------------------------------------------------------------------------ `audiogen plugins`
 def test_plugins_listing_keeps_columns_and_describes_every_builtin(tmp_path, monkeypatch):
-    import re
-
     long = GAUSS.replace('register("cc_gauss", Cc)', 'register("a_rather_long_prior_name_indeed", Cc)')
     load(monkeypatch, fake_plugin(tmp_path / "site", "audiogen-l", "l", long, version="1"), "l", use=True)
     rows = [ln for ln in run_in_process("plugins").stdout.splitlines() if ln.startswith("  ") and ln.strip() != "(none)"]
@@ -345,7 +344,7 @@ def test_plugins_listing_keeps_columns_and_describes_every_builtin(tmp_path, mon
     assert any("a_rather_long_prior_name_indeed" in ln and " l 1 " in ln for ln in rows)
     for name in ("lstm", "sequence", "srnn", "vrnn", "wavenet"):
         [row] = [ln for ln in rows if ln.split()[0] == name]
-        assert len(row.split()) > 3, row  # a description follows "audiogen 0.1.0"
+        assert len(row.split()) > 3, row  # a description follows "audiogen VERSION"
 
 
 def test_stored_config_refusal_mentions_plugins_left_out(plugin_prior_run, monkeypatch, tmp_path):

@@ -6,8 +6,9 @@ import json
 import textwrap
 from pathlib import Path
 
-from conftest import run_cli, run_here
+from conftest import run_cli, run_here, run_in_process
 
+from audiogen import __version__
 from audiogen.plugins import KINDS, get_registry
 
 
@@ -55,10 +56,10 @@ def test_unknown_component_suggests_close_names():
 
 
 def test_plugins_command_lists_components_with_plugin_and_version():
-    out = run_cli("plugins").stdout
-    assert "encoders:" in out and "conv1d" in out and "audiogen 0.1.0" in out
-    data = json.loads(run_cli("plugins", "--json").stdout)
-    assert data["components"]["decoders"]["conv1d"] == {"plugin": "audiogen", "version": "0.1.0",
+    out = run_in_process("plugins").stdout
+    assert "encoders:" in out and "conv1d" in out and f"audiogen {__version__}" in out
+    data = json.loads(run_in_process("plugins", "--json").stdout)
+    assert data["components"]["decoders"]["conv1d"] == {"plugin": "audiogen", "version": __version__,
                                                         "gin": "decoders.conv1d"}
 
 

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import run_cli
+from conftest import run_in_process
 
 from audiogen import config
 from audiogen.errors import ConfigError
@@ -126,8 +126,8 @@ def test_probe_cli_on_fsdd_checkpoint_and_dataset_agree(shared, tmp_path, tiny_r
     of the same files, the representations agree; the CLI writes the table, JSON and one plot per pair."""
     fsdd = shared / "data" / "fsdd"
     out = tmp_path / "probe"
-    proc = run_cli("probe", tiny_run, "--labels", fsdd / "labels.csv", "--where", "split=test", "--label", "digit",
-                   "--label", "speaker", "--limit", "60", "--k", "1", "--k", "5", "--folds", "3", "-o", out)
+    proc = run_in_process("probe", tiny_run, "--labels", fsdd / "labels.csv", "--where", "split=test", "--label", "digit",
+                          "--label", "speaker", "--limit", "60", "--k", "1", "--k", "5", "--folds", "3", "-o", out)
     assert "digit (10 classes, 60 items" in proc.stdout
     res = json.loads((out / "probe.json").read_text())
     assert set(res["labels"]) == {"digit", "speaker"}
@@ -141,7 +141,7 @@ def test_probe_cli_on_fsdd_checkpoint_and_dataset_agree(shared, tmp_path, tiny_r
     items, _ = read_labels(fsdd / "labels.csv", ["digit"], {"split": "test"}, limit=12)
     lst = tmp_path / "files.txt"
     lst.write_text("".join(f"{it.path}\n" for it in items))
-    run_cli("encode", "--ckpt", tiny_run, lst, "-o", tmp_path / "lat", "--no-progress")
+    run_in_process("encode", "--ckpt", tiny_run, lst, "-o", tmp_path / "lat", "--no-progress")
     from audiogen.pipeline import load_pipeline
     from audiogen.settings import audio_settings_for
 

@@ -14,7 +14,7 @@ import pytest
 import soundfile as sf
 import torch
 import torch.nn.functional as F
-from conftest import run_cli, shared_dir, write_tone
+from conftest import run_in_process, shared_dir, write_tone
 from torch import nn
 
 from audiogen.contracts import check_decoder, check_encoder
@@ -142,18 +142,18 @@ def test_cli_encode_decode(model, speech, tmp_path):
     path, side = model
     lat, out = tmp_path / "lat", tmp_path / "dec"
     bind = ["--gin", "pipelines/rave_bridge.gin", "--bind", f"RAVE_MODEL='{path}'"]
-    run_cli("encode", *bind, *speech, "-o", lat, "--no-progress")
+    run_in_process("encode", *bind, *speech, "-o", lat, "--no-progress")
     meta = json.loads((lat / "meta.json").read_text())
     assert meta["encoder"]["name"] == "encoders.rave" and meta["num_files"] == 3
     assert meta["sample_rate"] == side["sampling_rate"] and meta["hop"] == meta["encoder_info"]["hop"]
     info = meta["encoder_info"]
     assert info["encoding_mode"] == "mean" and info["model_path"] == str(path) and info["model_sha256"] == side["sha256"]
-    run_cli("decode", lat, "-o", out)
+    run_in_process("decode", lat, "-o", out)
     for f in speech:
         info = sf.info(out / f.with_suffix(".wav").name)
         assert info.samplerate == side["sampling_rate"] and info.frames == sf.info(f).frames
-    bad = run_cli("encode", *bind, "--bind", "audio.sample_rate=22050", speech[0], "-o", tmp_path / "x",
-                  check=False)
+    bad = run_in_process("encode", *bind, "--bind", "audio.sample_rate=22050", speech[0], "-o", tmp_path / "x",
+                         check=False)
     assert bad.returncode == 2 and "audio.sample_rate=" in bad.stderr and "Traceback" not in bad.stderr
 
 
@@ -356,11 +356,11 @@ def test_cli_takes_the_model_rate(tmp_path):
     """An 8 kHz export: audio.sample_rate follows the model unless set; 16 kHz input is resampled."""
     path = _export(FakeRave(), tmp_path / "fake8k.ts")
     tone = write_tone(tmp_path / "in" / "tone.wav", seconds=0.5, sr=16000)
-    run_cli("encode", "--gin", "pipelines/rave_bridge.gin", "--bind", f"RAVE_MODEL='{path}'", tone,
-            "-o", tmp_path / "lat", "--no-progress")
+    run_in_process("encode", "--gin", "pipelines/rave_bridge.gin", "--bind", f"RAVE_MODEL='{path}'", tone,
+                   "-o", tmp_path / "lat", "--no-progress")
     meta = json.loads((tmp_path / "lat" / "meta.json").read_text())
     assert meta["sample_rate"] == 8000 and meta["files"][0]["samples"] == 4000 and meta["hop"] == 64
     assert "audio.sample_rate = 8000" in meta["operative_config"]
-    bad = run_cli("encode", "--gin", "pipelines/rave_bridge.gin", "--gin", "data/speech16k.gin", "--bind",
-                  f"RAVE_MODEL='{path}'", tone, "-o", tmp_path / "x", check=False)
+    bad = run_in_process("encode", "--gin", "pipelines/rave_bridge.gin", "--gin", "data/speech16k.gin", "--bind",
+                         f"RAVE_MODEL='{path}'", tone, "-o", tmp_path / "x", check=False)
     assert bad.returncode == 2 and "8000 Hz" in bad.stderr and "audio.sample_rate=8000" in bad.stderr

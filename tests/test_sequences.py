@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import run_cli, run_here
+from conftest import run_here, run_in_process
 
 from audiogen.contracts import check_prior
 from audiogen.distributions import Bernoulli, GaussianMixture
@@ -78,9 +78,9 @@ def test_strokes_train_prior_and_sample(tmp_path):
     """The seed's handwriting setup: a VRNN with a Gaussian mixture over pen offsets and a Bernoulli pen-up."""
     write_stroke_corpus(tmp_path / "strokes", n=12, seed=0)
     run = tmp_path / "run"
-    run_cli("train-prior", "--gin", "pipelines/vrnn_strokes.gin", tmp_path / "strokes", "-o", run, "--no-progress",
-            "--bind", "DZ=4", "--bind", "HIDDEN=16", "--bind", "MIXTURE=2", "--bind", "train.max_steps=20",
-            "--bind", "train.batch_size=4", "--bind", "train.log_every=1")
+    run_in_process("train-prior", "--gin", "pipelines/vrnn_strokes.gin", tmp_path / "strokes", "-o", run, "--no-progress",
+                   "--bind", "DZ=4", "--bind", "HIDDEN=16", "--bind", "MIXTURE=2", "--bind", "train.max_steps=20",
+                   "--bind", "train.batch_size=4", "--bind", "train.log_every=1")
     ck = torch.load(run / "model.ckpt", map_location="cpu", weights_only=True)
     info = ck["audiogen"]["dataset"]
     assert info["meta"]["num_files"] == 12 and info["normalized"]
@@ -90,7 +90,7 @@ def test_strokes_train_prior_and_sample(tmp_path):
     rows = list(csv.DictReader(open(run / "logs" / "version_0" / "metrics.csv")))
     losses = [float(r["train/loss"]) for r in rows if r.get("train/loss")]
     assert losses[-1] < losses[0]
-    run_cli("sample", run, "--frames", "40", "-n", "2", "-o", tmp_path / "s")
+    run_in_process("sample", run, "--frames", "40", "-n", "2", "-o", tmp_path / "s")
     z = np.load(tmp_path / "s" / "sample_000.npy")
     assert z.shape == (3, 40) and set(np.unique(z[2]).tolist()) <= {0.0, 1.0}
     assert (tmp_path / "s" / "strokes.png").stat().st_size > 1000
@@ -104,7 +104,7 @@ def test_strokes_train_prior_and_sample(tmp_path):
 
 def test_latent_size_mismatch_names_both_numbers(tmp_path):
     write_stroke_corpus(tmp_path / "strokes", n=2, seed=0)
-    r = run_cli("train-prior", "--gin", "pipelines/vrnn_strokes.gin", tmp_path / "strokes", "-o", tmp_path / "r",
-                "--bind", "LATENT_SIZE=4", "--bind", "priors.sequence.dims=[3, 1]", check=False)
+    r = run_in_process("train-prior", "--gin", "pipelines/vrnn_strokes.gin", tmp_path / "strokes", "-o", tmp_path / "r",
+                       "--bind", "LATENT_SIZE=4", "--bind", "priors.sequence.dims=[3, 1]", check=False)
     assert r.returncode == 2
     assert "latent size 3" in r.stderr and "configured for 4" in r.stderr

@@ -8,8 +8,7 @@ import math
 from pathlib import Path
 
 import soundfile as sf
-
-from conftest import run_cli, tiny_binds
+from conftest import run_in_process, tiny_binds
 
 
 def _manifest(folder: Path) -> dict[str, int]:
@@ -19,13 +18,13 @@ def _manifest(folder: Path) -> dict[str, int]:
 
 def _round_trip(tmp_path: Path, data_args: list, encode_inputs: list, sample_rate: int, gin: list[str]) -> dict:
     run = tmp_path / "run"
-    run_cli("train", *gin, *tiny_binds(), *data_args, "-o", run, "--no-progress")
+    run_in_process("train", *gin, *tiny_binds(), *data_args, "-o", run, "--no-progress")
     lat = tmp_path / "latents"
-    run_cli("encode", "--ckpt", run, *encode_inputs, "-o", lat, "--no-progress")
+    run_in_process("encode", "--ckpt", run, *encode_inputs, "-o", lat, "--no-progress")
     meta = json.loads((lat / "meta.json").read_text())
     assert meta["sample_rate"] == sample_rate and not meta["failed"]
     dec = tmp_path / "decoded"
-    run_cli("decode", lat, "-o", dec)
+    run_in_process("decode", lat, "-o", dec)
     for f in meta["files"]:
         info = sf.info(dec / (Path(f["source"]).stem + ".wav"))
         assert info.samplerate == sample_rate and info.frames == f["samples"]
@@ -63,6 +62,6 @@ def test_librispeech_encode_decode(shared, tmp_path):
         total += f["length"]
     assert meta["total_frames"] == total
     # a list file with paths relative to the corpus folder works too (the corpus' own split lists)
-    run_cli("encode", "--ckpt", tmp_path / "run", ls / "valid.txt", "-o", tmp_path / "valid", "--no-progress")
+    run_in_process("encode", "--ckpt", tmp_path / "run", ls / "valid.txt", "-o", tmp_path / "valid", "--no-progress")
     valid = json.loads((tmp_path / "valid" / "meta.json").read_text())
     assert valid["num_files"] == 25

@@ -5,10 +5,11 @@ from __future__ import annotations
 import csv
 import json
 
+import pytest
 import torch
+from conftest import run_cli, run_in_process, tiny_binds
 
-from conftest import run_cli, tiny_binds
-
+from audiogen import __version__
 from audiogen.artifacts import load_checkpoint
 
 
@@ -17,7 +18,8 @@ def test_run_folder_holds_checkpoint_config_and_logs(tiny_run):
     ck = torch.load(tiny_run / "model.ckpt", map_location="cpu", weights_only=True)  # must not need pickle
     meta = ck["audiogen"]
     assert meta["format"] == "audiogen.checkpoint" and meta["global_step"] == 2
-    assert meta["components"]["decoder"] == {"name": "decoders.conv1d", "plugin": "audiogen", "version": "0.1.0"}
+    assert meta["components"]["decoder"] == {"name": "decoders.conv1d", "plugin": "audiogen",
+                                             "version": __version__}
     assert meta["sample_rate"] == 16000 and meta["hop"] == 16 and meta["latent_size"] == 4
     assert "LATENT_SIZE = 4" in meta["operative_config"]
     assert meta["trained_on"] == {"device": "cpu", "name": "cpu", "processes": 1}  # scripts/gpu_check.py: cuda
@@ -26,6 +28,7 @@ def test_run_folder_holds_checkpoint_config_and_logs(tiny_run):
     assert any(r.get("train/loss") for r in rows) and any(r.get("valid/loss") for r in rows)
 
 
+@pytest.mark.slow
 def test_rerun_resumes_from_last_checkpoint_with_saved_config(tmp_path, corpus):
     run = tmp_path / "run"
     args = ["train", "--gin", "pipelines/conv_ae.gin", *tiny_binds(), "--data", corpus / "train.txt", "-o", run,
@@ -43,14 +46,15 @@ def test_rerun_resumes_from_last_checkpoint_with_saved_config(tmp_path, corpus):
 
 def test_divergence_stops_with_a_clear_message(tmp_path, corpus):
     run = tmp_path / "run"
-    proc = run_cli("train", "--gin", "pipelines/conv_ae.gin", *tiny_binds(), "--bind", "train.max_steps=6",
-                   "--bind", "train.lr=1e30", "--bind", "train.grad_clip=None", "--data", corpus / "train.txt",
-                   "-o", run, "--no-progress", check=False)
+    proc = run_in_process("train", "--gin", "pipelines/conv_ae.gin", *tiny_binds(), "--bind", "train.max_steps=6",
+                          "--bind", "train.lr=1e30", "--bind", "train.grad_clip=None", "--data", corpus / "train.txt",
+                          "-o", run, "--no-progress", check=False)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "likely causes" in proc.stderr and "train.lr" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_quickstart_runs_the_cli_commands_it_prints(tmp_path):
     proc = run_cli("quickstart", "-o", tmp_path / "qs", "--steps", "3", "--bind", "train.val_every=3")
     out = proc.stdout
@@ -109,18 +113,18 @@ def test_each_epoch_gets_new_crops_and_order(corpus):
 
 
 def test_bad_settings_are_clear_errors(tmp_path, corpus):
-    proc = run_cli("train", "--gin", "pipelines/conv_ae.gin", *tiny_binds(), "--bind", "audio.channels='stereo'",
-                   "--data", corpus / "train.txt", "-o", tmp_path / "r", check=False)
+    proc = run_in_process("train", "--gin", "pipelines/conv_ae.gin", *tiny_binds(), "--bind",
+                          "audio.channels='stereo'", "--data", corpus / "train.txt", "-o", tmp_path / "r", check=False)
     assert proc.returncode == 2 and "audio.channels" in proc.stderr and "Traceback" not in proc.stderr
-    proc = run_cli("train", "--gin", "pipelines/conv_ae.gin", *tiny_binds(), "--bind", "train.batch_size=0",
-                   "--data", corpus / "train.txt", "-o", tmp_path / "r2", check=False)
+    proc = run_in_process("train", "--gin", "pipelines/conv_ae.gin", *tiny_binds(), "--bind", "train.batch_size=0",
+                          "--data", corpus / "train.txt", "-o", tmp_path / "r2", check=False)
     assert proc.returncode == 2 and "train.batch_size" in proc.stderr
 
 
 def test_resuming_with_another_architecture_is_a_clear_error(tmp_path, corpus):
     run = tmp_path / "run"
-    run_cli("train", "--gin", "pipelines/conv_ae.gin", *tiny_binds(), "--data", corpus / "train.txt", "-o", run,
-            "--no-progress")
-    proc = run_cli("train", "--bind", "LATENT_SIZE=6", "--bind", "train.max_steps=4", "--data",
-                   corpus / "train.txt", "-o", run, "--no-progress", check=False)
+    run_in_process("train", "--gin", "pipelines/conv_ae.gin", *tiny_binds(), "--data", corpus / "train.txt", "-o",
+                   run, "--no-progress")
+    proc = run_in_process("train", "--bind", "LATENT_SIZE=6", "--bind", "train.max_steps=4", "--data",
+                          corpus / "train.txt", "-o", run, "--no-progress", check=False)
     assert proc.returncode == 2 and "another architecture" in proc.stderr and "Traceback" not in proc.stderr

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import run_cli, run_here
+from conftest import run_here, run_in_process
 
 from audiogen import quality
 from audiogen.prior_sampling import audio_diagnostics, latent_diagnostics, warnings_for
@@ -24,20 +24,20 @@ def _binds(items):
 @pytest.fixture(scope="module")
 def latents(tiny_run, corpus, tmp_path_factory):
     out = tmp_path_factory.mktemp("two_stage") / "latents"
-    run_cli("encode", "--ckpt", tiny_run, corpus / "train.txt", "-o", out, "--no-progress")
+    run_in_process("encode", "--ckpt", tiny_run, corpus / "train.txt", "-o", out, "--no-progress")
     return out
 
 
 @pytest.mark.parametrize("normalize", [True, False])
 def test_encode_train_prior_sample_decode(latents, tiny_run, tmp_path, normalize, caplog):
     run = tmp_path / "prior"
-    run_cli("train-prior", "--gin", "pipelines/diffwave_latents.gin", *_binds(TINY_DIFFWAVE),
-            "--bind", f"train_prior.normalize={normalize}", latents, "-o", run, "--no-progress")
+    run_in_process("train-prior", "--gin", "pipelines/diffwave_latents.gin", *_binds(TINY_DIFFWAVE),
+                   "--bind", f"train_prior.normalize={normalize}", latents, "-o", run, "--no-progress")
     ck = torch.load(run / "model.ckpt", map_location="cpu", weights_only=True)
     rec = ck["audiogen"]["dataset"]
     assert rec["meta"]["latent_size"] == 4 and rec["normalized"] is normalize
     assert rec["meta"]["checkpoint"]["sha256"]  # the autoencoder that made the latents, for `sample`
-    res = run_cli("sample", run, "-n", "2", "--seconds", "0.3", "-o", tmp_path / "s")
+    res = run_in_process("sample", run, "-n", "2", "--seconds", "0.3", "-o", tmp_path / "s")
     out = json.loads((tmp_path / "s" / "samples.json").read_text())
     d = out["diagnostics"]
     assert len(d["latents"]["generated_std"]) == 4 and "rms_dbfs" in d["audio"] and "rms_dbfs" in d["reference_audio"]
@@ -69,13 +69,13 @@ def test_encode_train_prior_sample_decode(latents, tiny_run, tmp_path, normalize
     assert (tmp_path / "s" / "sample_000.wav").exists() and (tmp_path / "s" / "samples.png").exists()
     z = np.load(tmp_path / "s" / "sample_001.npy")
     assert z.shape[0] == 4
-    run_cli("decode", "--ckpt", tiny_run, tmp_path / "s" / "sample_001.npy", "-o", tmp_path / "d")
+    run_in_process("decode", "--ckpt", tiny_run, tmp_path / "s" / "sample_001.npy", "-o", tmp_path / "d")
     assert (tmp_path / "d" / "sample_001.wav").exists()
 
 
 def test_latent_size_mismatch(latents, tmp_path):
-    r = run_cli("train-prior", "--gin", "pipelines/diffwave_latents.gin", *_binds(TINY_DIFFWAVE[:-1]),
-                "--bind", "LATENT_SIZE=8", latents, "-o", tmp_path / "p", check=False)
+    r = run_in_process("train-prior", "--gin", "pipelines/diffwave_latents.gin", *_binds(TINY_DIFFWAVE[:-1]),
+                       "--bind", "LATENT_SIZE=8", latents, "-o", tmp_path / "p", check=False)
     assert r.returncode == 2 and "latent size 4" in r.stderr and "configured for 8" in r.stderr
 
 
@@ -103,13 +103,13 @@ def test_rave_bridge_end_to_end(shared, tmp_path):
     assert models, f"no RAVE exports in {shared / 'models'}"
     for model in models:
         lat, run, out = tmp_path / f"{model.stem}_lat", tmp_path / f"{model.stem}_prior", tmp_path / f"{model.stem}_s"
-        run_cli("encode", "--gin", "pipelines/rave_bridge.gin", "--bind", f"RAVE_MODEL='{model}'", *files, "-o", lat,
-                "--no-progress")
+        run_in_process("encode", "--gin", "pipelines/rave_bridge.gin", "--bind", f"RAVE_MODEL='{model}'", *files,
+                       "-o", lat, "--no-progress")
         meta = json.loads((lat / "meta.json").read_text())
         binds = [b for b in TINY_DIFFWAVE if not b.startswith("LATENT_SIZE")]  # read from the dataset
-        run_cli("train-prior", "--gin", "pipelines/diffwave_latents.gin", *_binds(binds), lat, "-o", run,
-                "--no-progress")
-        run_cli("sample", run, "-n", "2", "--seconds", "1.0", "-o", out)
+        run_in_process("train-prior", "--gin", "pipelines/diffwave_latents.gin", *_binds(binds), lat, "-o", run,
+                       "--no-progress")
+        run_in_process("sample", run, "-n", "2", "--seconds", "1.0", "-o", out)
         rec = json.loads((out / "samples.json").read_text())
         assert rec["sample_rate"] == meta["sample_rate"] and rec["hop"] == meta["hop"]
         import soundfile as sf

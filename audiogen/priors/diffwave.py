@@ -23,6 +23,7 @@ import math
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 from torch import Tensor, nn
 
 from audiogen.contracts import Prior, PriorOutput
@@ -275,12 +276,12 @@ class DiffWavePrior(Prior):
         end of the sequence and one frame's channels are neighbours."""
         if not self.flatten:
             return x
-        return x.transpose(1, 2).reshape(x.shape[0], -1, x.shape[1] * x.shape[2])
+        return rearrange(x, "b c l -> b 1 (l c)")
 
     def _from_net(self, y: Tensor, length: int) -> Tensor:
         if not self.flatten:
             return y
-        return y.reshape(y.shape[0], length, self.latent_size).transpose(1, 2)
+        return rearrange(y, "b 1 (l c) -> b c l", l=length, c=self.latent_size)
 
     def _frames_to_net(self, v: Tensor) -> Tensor:
         """A per-frame tensor (mask (B, L), conditioner (B, K, L)) repeated for each channel when flattened."""

@@ -14,6 +14,7 @@ import math
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 from torch import Tensor, nn
 
 from audiogen.contracts import Prior, PriorOutput
@@ -71,7 +72,8 @@ class SequencePrior(Prior):
         p0, d0 = 0, 0
         for d, q in zip(self.dims, self.dists):
             n = d * q.num_params
-            p = params[:, p0: p0 + n].reshape(B, q.num_params, d, L).transpose(1, 2).reshape(B * d, q.num_params, L)
+            # parameter-major within the group; each latent dimension becomes its own sequence in the batch
+            p = rearrange(params[:, p0: p0 + n], "b (p d) l -> (b d) p l", d=d)
             yield q, p, slice(d0, d0 + d)
             p0, d0 = p0 + n, d0 + d
 
@@ -89,7 +91,7 @@ class SequencePrior(Prior):
         params = self.head(out.context)
         rec = x.new_zeros(B)
         for q, p, sl in self._groups(params):
-            target = x[:, sl].reshape(B * (sl.stop - sl.start), 1, -1)
+            target = rearrange(x[:, sl], "b d l -> (b d) 1 l")
             lp = q.log_prob(p, target).view(B, -1, x.shape[-1])
             rec = rec + (lp * m[:, None]).sum((1, 2))
         terms = {"rec_nll": -rec}  # costs in nats per sequence
