@@ -64,6 +64,24 @@ def run_cli(*args, env=None, cwd=None, check=True, timeout=600) -> subprocess.Co
     return proc
 
 
+def cli_main(*args) -> None:
+    """The command in-process through click's own entry (standalone_mode=False): a user error raises the
+    ClickException the console script would print, any other error its own traceback."""
+    from audiogen.cli import cli
+
+    cli.main(args=[str(a) for a in args], prog_name="audiogen", standalone_mode=False)
+
+
+def refused(*args) -> str:
+    """The message of a command that must fail the way the CLI reports user errors: exit code 2, no traceback."""
+    import click
+
+    with pytest.raises(click.ClickException) as err:
+        cli_main(*args)
+    assert err.value.exit_code == 2
+    return err.value.message
+
+
 def run_in_process(*args, check=True) -> subprocess.CompletedProcess:
     """``run_cli`` without the interpreter start-up: the command runs in this process (audiogen.testing.run_cli, the
     console script's stdout, stderr and exit code 2 for a user error; a bug raises here with its traceback). For

@@ -12,26 +12,14 @@ import shutil
 import warnings
 from pathlib import Path
 
-import click
 import numpy as np
 import pytest
+from conftest import cli_main as _cli
+from conftest import refused as _refused
 from conftest import run_cli, tiny_binds
 from test_faults import _run_limited
 
 from audiogen.latents.dataset import LatentDataset
-
-
-def _cli(*args) -> None:
-    from audiogen.cli import cli
-
-    cli.main(args=[str(a) for a in args], prog_name="audiogen", standalone_mode=False)
-
-
-def _refused(*args) -> str:
-    with pytest.raises(click.ClickException) as err:
-        _cli(*args)
-    assert err.value.exit_code == 2
-    return err.value.message
 
 
 @pytest.fixture(scope="module")

@@ -15,11 +15,12 @@ import subprocess
 import time
 from pathlib import Path
 
-import click
 import numpy as np
 import pytest
 import torch
 from conftest import audiogen_exe, run_in_process, tiny_binds, write_tone
+from conftest import cli_main as _cli
+from conftest import refused as _cli_error
 
 from audiogen.artifacts import load_checkpoint
 from audiogen.errors import ArtifactError
@@ -46,19 +47,6 @@ def _train_args(kind: str, corpus: Path, sequences: Path, run: Path, steps: int)
     return ["train-prior", *PRIOR, str(sequences), *common]
 
 
-def _cli(*args) -> None:
-    """The command in-process (the same click path as the console script, without a 5-10 s interpreter start)."""
-    from audiogen.cli import cli
-
-    cli.main(args=[str(a) for a in args], prog_name="audiogen", standalone_mode=False)
-
-
-def _cli_error(*args) -> str:
-    """The message of a command that must fail the way the CLI reports user errors: exit code 2, no traceback."""
-    with pytest.raises(click.ClickException) as err:
-        _cli(*args)
-    assert err.value.exit_code == 2
-    return err.value.message
 
 
 def _limited(limit_bytes: int):

@@ -10,25 +10,13 @@ import subprocess
 import time
 from pathlib import Path
 
-import click
 import pytest
 from conftest import audiogen_exe, tiny_binds
+from conftest import cli_main as _cli
+from conftest import refused as _refused
 
 from audiogen.artifacts import release_lock, take_lock
 from audiogen.errors import ArtifactError
-
-
-def _cli(*args) -> None:
-    from audiogen.cli import cli
-
-    cli.main(args=[str(a) for a in args], prog_name="audiogen", standalone_mode=False)
-
-
-def _refused(*args) -> str:
-    with pytest.raises(click.ClickException) as err:
-        _cli(*args)
-    assert err.value.exit_code == 2
-    return err.value.message
 
 
 def _racer(folder: str, start, results) -> None:

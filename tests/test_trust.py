@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import click
 import numpy as np
 import pytest
 import torch
+from conftest import cli_main as _cli
+from conftest import refused as _refused
 from conftest import run_cli, write_tone
 
 from audiogen import config
@@ -28,17 +29,6 @@ def _payload(marker: Path) -> str:
             f"subprocess.run.args = ['touch', '{marker}']\n")
 
 
-def _cli(*args) -> None:
-    from audiogen.cli import cli
-
-    cli.main(args=[str(a) for a in args], prog_name="audiogen", standalone_mode=False)
-
-
-def _refused(*args) -> str:
-    with pytest.raises(click.ClickException) as err:
-        _cli(*args)
-    assert err.value.exit_code == 2
-    return err.value.message
 
 
 def _evil_checkpoint(src: Path, dst: Path, text: str) -> Path:
