@@ -33,7 +33,10 @@ class TracedCodec(nn.Module):
     def __init__(self, encoder, decoder, hop: int, latent_size: int):
         super().__init__()
         self.hop = int(hop)
-        with torch.no_grad():
+        # The coders' only length branches (padding to the hop) are constant once ``encode`` pads to a multiple of
+        # the hop, which is what the trace records: its warnings about Python booleans say nothing to a user.
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
             self.encoder = torch.jit.trace(encoder.eval(), torch.zeros(1, 1, 16 * hop), check_trace=False)
             self.decoder = torch.jit.trace(decoder.eval(), torch.zeros(1, latent_size, 16), check_trace=False)
 

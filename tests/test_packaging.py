@@ -42,6 +42,7 @@ def test_ci_lints_with_the_pinned_ruff():
 def wheel(tmp_path_factory) -> Path:
     """A wheel built from a copy of what the build reads, so no build/ or egg-info lands in the source tree."""
     tmp = tmp_path_factory.mktemp("wheel")
+    before = _build_dir_state()  # an install of the checkout (as .ci/run does) may have left build/ already
     src = tmp / "src"
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     shutil.copytree(ROOT / "audiogen", src / "audiogen", ignore=ignore)
@@ -50,7 +51,13 @@ def wheel(tmp_path_factory) -> Path:
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
                     "-w", str(tmp / "dist"), str(src)], check=True, capture_output=True)
     (whl,) = (tmp / "dist").glob("audiogen-*.whl")
+    assert _build_dir_state() == before, "building the wheel wrote build/ into the source tree"
     return whl
+
+
+def _build_dir_state() -> set | None:
+    build = ROOT / "build"
+    return {(str(p), p.stat().st_mtime_ns) for p in build.rglob("*")} if build.exists() else None
 
 
 def test_the_wheel_ships_every_module_config_and_template(wheel):
@@ -59,7 +66,6 @@ def test_the_wheel_ships_every_module_config_and_template(wheel):
                if p.is_file() and "__pycache__" not in p.parts}
     assert tracked - shipped == set(), "files of audiogen/ missing from the wheel"
     assert any(n.startswith("audiogen/gin/pipelines/") and n.endswith(".gin") for n in shipped)
-    assert not (ROOT / "build").exists(), "building the wheel wrote build/ into the source tree"
 
 
 def test_configs_resolve_from_the_installed_package(wheel, tmp_path):

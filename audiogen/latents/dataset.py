@@ -259,7 +259,7 @@ class LatentDataset(Dataset):
             g = np.random.default_rng([self.seed, self.epoch, i])
             start = int(g.integers(0, length - self.crop + 1))
             seq, length = seq[start: start + self.crop], self.crop
-        x = torch.from_numpy(np.ascontiguousarray(seq.T, dtype=np.float32))
+        x = torch.from_numpy(np.array(seq.T, dtype=np.float32, order="C"))  # a copy: shards are read-only maps
         if self.normalize_items:
             x = self.normalize(x)
         return {"latents": x, "length": length, "index": i}
