@@ -698,6 +698,9 @@ def _rank_zero_or_error(record: logging.LogRecord) -> bool:
 
 
 def main(argv=None) -> None:
+    from audiogen.cpu import apply_cpu_defaults
+
+    apply_cpu_defaults()  # threads and OpenMP spinning for a shared machine: before torch loads
     # Our messages on stderr; gin logs its include search on the root logger, which we keep quiet.
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("audiogen: %(levelname)s: %(message)s"))

@@ -122,7 +122,8 @@ class AudiogenModule(L.LightningModule):
         # Lightning moves the module back to the CPU before the final model.ckpt is written.
         dev = self.device
         name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else dev.type
-        self._trained_on = {"device": dev.type, "name": name, "processes": int(self.trainer.world_size)}
+        self._trained_on = {"device": dev.type, "name": name, "processes": int(self.trainer.world_size),
+                            "threads": torch.get_num_threads()}
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["audiogen"] = {
