@@ -4,7 +4,9 @@ OpenMP threads that find their cores taken by other jobs spin at every barrier: 
 default (2 threads, GNU OpenMP's spin count of 300,000) ran 4-25x slower than idle under one or two competing
 processes, against the 1.5-2x a fair share would cost. So each ``audiogen`` command starts, before torch loads, with
 
-- as many threads as cores that are idle when it starts (measured over 0.2 s, at least 1);
+- when some cores are busy as it starts (measured over 0.2 s), as many threads as cores that are idle (at least 1);
+  on an idle machine torch's and Lightning's own defaults (one thread per core, divided among the processes of a
+  distributed run);
 - a spin count of 10,000, so waiting threads soon sleep and give the core back (idle speed is unchanged).
 
 A user's ``OMP_NUM_THREADS``, ``GOMP_SPINCOUNT`` or ``OMP_WAIT_POLICY`` wins, and so does ``train.threads``.
@@ -49,7 +51,12 @@ def apply_cpu_defaults(env: dict | None = None) -> dict:
     env = os.environ if env is None else env
     chosen = {}
     if "OMP_NUM_THREADS" not in env:
-        chosen["OMP_NUM_THREADS"] = str(free_cores())
+        # Only when cores are busy: left unset on an idle machine, torch takes one thread per core and Lightning
+        # divides the cores among the processes of a distributed run (it does so only when this is unset).
+        usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        free = free_cores()
+        if free < usable:
+            chosen["OMP_NUM_THREADS"] = str(free)
     if "GOMP_SPINCOUNT" not in env and "OMP_WAIT_POLICY" not in env:
         chosen["GOMP_SPINCOUNT"] = SPIN_COUNT
     env.update(chosen)

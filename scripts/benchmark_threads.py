@@ -70,7 +70,7 @@ def measure(policy: str, threads: int, seconds: float) -> dict:
         from audiogen.cpu import apply_cpu_defaults
 
         env.pop("OMP_NUM_THREADS")
-        threads = int(apply_cpu_defaults(env)["OMP_NUM_THREADS"])
+        threads = int(apply_cpu_defaults(env).get("OMP_NUM_THREADS", len(os.sched_getaffinity(0))))
     elif policy.startswith("spin"):  # GNU OpenMP (torch's CPU wheels): spin this many times, then sleep
         env["GOMP_SPINCOUNT"] = policy[4:]
     elif policy != "default":

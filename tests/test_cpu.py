@@ -14,7 +14,8 @@ def test_defaults_fill_only_what_the_user_left_unset():
     env: dict = {}
     chosen = apply_cpu_defaults(env)
     assert env == chosen and env["GOMP_SPINCOUNT"] == SPIN_COUNT
-    assert 1 <= int(env["OMP_NUM_THREADS"]) <= len(os.sched_getaffinity(0))
+    # set only when some cores are busy (an idle machine keeps torch's and Lightning's per-process defaults)
+    assert 1 <= int(env.get("OMP_NUM_THREADS", 1)) < max(2, len(os.sched_getaffinity(0)))
     mine = {"OMP_NUM_THREADS": "3", "OMP_WAIT_POLICY": "ACTIVE"}
     assert apply_cpu_defaults(mine) == {} and mine == {"OMP_NUM_THREADS": "3", "OMP_WAIT_POLICY": "ACTIVE"}
 
@@ -34,7 +35,7 @@ def test_free_cores_counts_a_busy_core():
 def test_the_console_script_takes_the_defaults_before_torch_loads():
     code = ("import os, sys; from audiogen.cli import main; import audiogen.cpu as c; "
             "assert 'torch' not in sys.modules; c.apply_cpu_defaults(); import torch; "
-            "print(torch.get_num_threads(), os.environ['OMP_NUM_THREADS'])")
+            "print(torch.get_num_threads(), os.environ.get('OMP_NUM_THREADS', len(os.sched_getaffinity(0))))")
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
     threads, env_threads = out.split()
