@@ -697,10 +697,16 @@ def _rank_zero_or_error(record: logging.LogRecord) -> bool:
     return record.levelno >= logging.ERROR or is_main_process()
 
 
+# commands that run no model: they skip the CPU measurement of audiogen.cpu
+_NO_COMPUTE = ("info", "plugins", "configs", "index")
+
+
 def main(argv=None) -> None:
     from audiogen.cpu import apply_cpu_defaults
 
-    apply_cpu_defaults()  # threads and OpenMP spinning for a shared machine: before torch loads
+    args = sys.argv[1:] if argv is None else list(argv)
+    if args and args[0] not in _NO_COMPUTE and not {"-h", "--help", "--version"} & set(args):
+        apply_cpu_defaults()  # threads and OpenMP spinning for a shared machine (0.2 s): before torch loads
     # Our messages on stderr; gin logs its include search on the root logger, which we keep quiet.
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("audiogen: %(levelname)s: %(message)s"))

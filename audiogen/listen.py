@@ -153,10 +153,16 @@ def prior_listener(prior, record, settings: ListenSettings) -> Callable | None:
     if not record.decodable:
         log.info("listen: the prior's data names no autoencoder, so there is nothing to decode samples with")
         return None
+    from audiogen.errors import AudiogenError
     from audiogen.latents.decode import decoder_pipeline
 
-    with config.isolated():
-        decoder = decoder_pipeline(record).decoder
+    try:
+        with config.isolated():
+            decoder = decoder_pipeline(record).decoder
+    except AudiogenError as exc:  # listening is an extra: a moved or changed autoencoder must not stop training
+        log.warning("listen: cannot decode samples with the dataset's autoencoder, so none are logged (%s)",
+                    str(exc).splitlines()[0])
+        return None
     norm, sr = record.normalization, record.sample_rate
     frames = max(1, int(settings.seconds * sr) // record.hop)
 

@@ -109,13 +109,13 @@ def held_out(ds, n: int, frames: int, seed: int, dec=None) -> dict:
     order = np.random.default_rng(seed).permutation(len(ds)).tolist()
     halves = []
     for part in (order[0::2], order[1::2]):
-        seqs = {i: ds[i]["latents"] for i in part}
+        seqs = {i: ds.sequence(i) for i in part}  # (L, C) memory maps: only the crops are copied
         crops, files, k = [], [], 0
-        while len(crops) < n and any(x.shape[1] > k * frames for x in seqs.values()):
+        while len(crops) < n and any(x.shape[0] > k * frames for x in seqs.values()):
             for i in part:
-                x = seqs[i][:, k * frames: (k + 1) * frames]
-                if x.shape[1] == frames and len(crops) < n:
-                    crops.append(x.numpy())
+                x = seqs[i][k * frames: (k + 1) * frames]
+                if x.shape[0] == frames and len(crops) < n:
+                    crops.append(np.array(x.T, dtype=np.float32))
                     files.append(ds.files[i].get("source", str(i)))
             k += 1
         audio = None

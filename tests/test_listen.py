@@ -101,3 +101,22 @@ def test_train_prior_logs_decoded_samples(tiny_run, corpus, tmp_path):
 def test_spectrogram_image_is_bounded():
     img = spectrogram_image(torch.randn(8000).numpy() * 0.1, 16000)
     assert img.dtype.name == "uint8" and img.ndim == 3 and img.shape[2] == 3 and img.shape[0] == 257
+
+
+def test_train_prior_trains_when_the_autoencoder_is_gone(tiny_run, corpus, tmp_path, caplog):
+    """Listening is an extra: a dataset whose autoencoder checkpoint moved still trains a prior (with a warning)."""
+    import shutil
+
+    ae = tmp_path / "ae"
+    shutil.copytree(tiny_run, ae)
+    lat = tmp_path / "lat"
+    run_here("encode", "--ckpt", ae, corpus / "train.txt", "-o", lat, "--no-progress")
+    shutil.rmtree(ae)
+    binds = ["priors.diffwave.residual_layers=2", "priors.diffwave.residual_channels=8",
+             "priors.diffwave.dilation_cycle=2", "train.max_steps=2", "train.batch_size=2",
+             "train_prior.crop_frames=16", *LISTEN]
+    with caplog.at_level("WARNING", logger="audiogen"):
+        run_here("train-prior", "--gin", "pipelines/diffwave_latents.gin", *_binds(binds), lat, "-o",
+                 tmp_path / "prior", "--no-progress")
+    assert (tmp_path / "prior" / "model.ckpt").is_file()
+    assert "listen: cannot decode samples" in caplog.text and "no longer exists" in caplog.text

@@ -41,7 +41,7 @@ CLIP_WARN_PEAK = 1.01
 _SUBTYPE_BYTES = {"PCM_S8": 1, "PCM_U8": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "DOUBLE": 8,
                   "ULAW": 1, "ALAW": 1}
 _MIN_COMPRESSED_FRAMES = 8192
-_COMPRESSED_FORMATS = ("FLAC", "OGG", "MPEG")  # their subtype names the decoded sample width (FLAC: PCM_16)
+_COMPRESSED_FORMATS = ("FLAC", "OGG", "MP3", "MPEG")  # soundfile names MP3 files "MP3"  # their subtype names the decoded sample width (FLAC: PCM_16)
 # libsndfile's log line for a chunk cut short: "data : 64000 (should be 31978)"
 _CUT_CHUNK = re.compile(r"^\s*(?:data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
 # Extra source samples read on each side of a crop so the resampling filter sees real context

@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from audiogen.errors import ConfigError
+from audiogen.errors import ArtifactError, ConfigError
 
 FILES = Path(__file__).resolve().parent / "files"
 SUFFIX = ".tmpl"
@@ -53,14 +53,22 @@ def write_plugin(name: str, out: Path) -> Path:
     files = render(name)
     if out.exists():
         raise ConfigError(f"{out} already exists", fix="choose a new folder with -o, or remove it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    except OSError as exc:
+        raise ArtifactError(f"cannot write {out} ({exc.strerror or exc})", fix="choose a writable folder with -o") \
+            from None
     try:
         for rel, text in files.items():
             path = staging / rel
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
         os.rename(staging, out)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise ArtifactError(f"cannot write {out} ({exc.strerror or exc})", fix="choose a writable folder with -o") \
+            from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
