@@ -35,14 +35,14 @@ def register_decoders(register):
 
 @hookimpl
 def register_priors(register):
-    from audiogen.priors.cwvae import ClockworkVAE
     from audiogen.priors.diffwave import DiffWavePrior
     from audiogen.priors.gaussian import DiagGaussianPrior
-    from audiogen.priors.lstm import LSTMModel
     from audiogen.priors.sequence import SequencePrior
-    from audiogen.priors.srnn import SRNN
-    from audiogen.priors.vrnn import VRNN
-    from audiogen.priors.wavenet import WaveNet
+    from audiogen.priors.temporal.cwvae import ClockworkVAE
+    from audiogen.priors.temporal.lstm import LSTMModel
+    from audiogen.priors.temporal.srnn import SRNN
+    from audiogen.priors.temporal.vrnn import VRNN
+    from audiogen.priors.temporal.wavenet import WaveNet
 
     register("diag_gaussian", DiagGaussianPrior)
     register("cwvae", ClockworkVAE)
@@ -85,3 +85,24 @@ def register_distributions(register):
 
     for name, cls in BUILTIN.items():
         register(name, cls)
+
+
+@hookimpl
+def register_objectives(register):
+    from audiogen.objectives.elbo import ELBO
+    from audiogen.objectives.infonce import InfoNCE
+    from audiogen.objectives.spectral import MultiScaleSpectralLoss
+
+    # configs name these three without their kind (``pipeline.objective = @elbo()``): see plugins.reserved_names
+    register("spectral_loss", MultiScaleSpectralLoss)
+    register("elbo", ELBO)
+    register("infonce", InfoNCE)
+
+
+@hookimpl
+def register_anneal(register):
+    from audiogen.objectives import anneal
+
+    register("constant", anneal.constant)
+    register("linear", anneal.linear)
+    register("cosine", anneal.cosine)

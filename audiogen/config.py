@@ -28,7 +28,7 @@ import gin
 from gin import config_parser
 
 from audiogen.errors import ArtifactError, AudiogenError, ConfigError
-from audiogen.plugins import KINDS, get_registry
+from audiogen.plugins import KINDS, PACKAGE, get_registry
 
 GIN_PATH_ENV = "AUDIOGEN_GIN_PATH"
 
@@ -187,16 +187,10 @@ def _parameters_of(selector: str) -> list[str]:
         return []
 
 
-CORE_CONFIGURABLES = ("audiogen.settings", "audiogen.pipeline", "audiogen.objectives", "audiogen.objectives_cpc",
-                      "audiogen.annealing")
-
-
 def _import_core() -> None:
-    """Import the modules that define the non-component configurables (pipeline, audio, train, ...)."""
-    import importlib
-
-    for mod in CORE_CONFIGURABLES:
-        importlib.import_module(mod)
+    """Declare audiogen's own configurables that are no component (``audio``, ``train``, ``pipeline``, ...);
+    components (objectives and annealing schedules included) come from the registry."""
+    from audiogen import model, settings  # noqa: F401
 
 
 def _add_search_paths() -> None:
@@ -221,7 +215,7 @@ class _References(config_parser.ParserDelegate):
 
 
 def _allowed(selector: str) -> bool:
-    """An audiogen configurable (settings, pipeline, objectives, anneal.*) or a registered plugin component."""
+    """An audiogen configurable (settings, pipeline) or a registered component (objectives and anneal.* too)."""
     try:
         match = gin.config._REGISTRY.get_match(selector)
     except KeyError:  # ambiguous: gin would refuse it too
@@ -229,7 +223,7 @@ def _allowed(selector: str) -> bool:
     if match is None:
         return False
     components = {c.gin_name for kind in get_registry().components.values() for c in kind.values()}
-    return match.selector in components or match.module in CORE_CONFIGURABLES + ("anneal",)
+    return match.selector in components or match.module.partition(".")[0] == PACKAGE
 
 
 def check_stored(text: str, source: str) -> None:
@@ -312,15 +306,13 @@ def operative_config() -> str:
     Components are written with their full ``<kind>.<name>`` (gin would shorten ``encoders.log_mel`` to
     ``log_mel``, which a plugin installed later could make ambiguous).
     """
-    from audiogen.plugins import KINDS
-
     registry = getattr(gin.config, "_REGISTRY", None)
     shorten = getattr(registry, "minimal_selector", None)
     if shorten is None:  # pragma: no cover - gin internals moved; fall back to gin's own names
         return gin.operative_config_str()
 
     def minimal(selector: str) -> str:
-        return selector if selector.split(".", 1)[0] in KINDS + ("anneal",) else shorten(selector)
+        return selector if selector.split(".", 1)[0] in KINDS else shorten(selector)
 
     registry.minimal_selector = minimal
     try:

@@ -427,3 +427,123 @@ def check_coding(coding) -> None:
     _expect(torch.equal(coding.from_model(coding.to_model(k)), k), f"{name}: from_model(to_model(k)) != k")
     _expect(coding.encode(x).shape == x.shape and coding.decode(coding.encode(x)).shape == x.shape,
             f"{name}.encode/decode must keep the shape")
+
+
+def _no_required_args(fn) -> bool:
+    return all(p.default is not p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+               for p in inspect.signature(fn).parameters.values())
+
+
+def check_anneal(schedule) -> list[float]:
+    """An annealing schedule (``register_anneal``, gin ``anneal.<name>``): the registered factory builds, with its
+    defaults as gin would, a callable ``step -> value`` (``elbo.beta``, ``elbo.free_nats``) giving a finite real
+    number for every step >= 0, the same on every call. Returns the values at steps 0, 1, 10, 1000 and 10**6."""
+    sched = schedule
+    if isinstance(sched, type) or (inspect.isfunction(sched) and _no_required_args(sched)):
+        sched = sched()  # the factory: build the schedule
+    name = getattr(sched, "__name__", None) or type(sched).__name__
+    _expect(callable(sched), f"{name} is not callable: an annealing schedule is called with the training step")
+    steps = (0, 1, 10, 1000, 10 ** 6)
+    values = []
+    for step in steps:
+        v = sched(step)
+        _expect(isinstance(v, (int, float)) and not isinstance(v, bool),
+                f"{name}({step}) must return a real number, got {type(v).__name__}")
+        _expect(math.isfinite(v), f"{name}({step}) is not finite: {v}")
+        values.append(float(v))
+    _expect([float(sched(s)) for s in steps] == values, f"{name} returned other values on a second call")
+    return values
+
+
+OBJECTIVE_FORMS = ("reconstruction", "elbo", "contrastive")
+
+
+def objective_form(objective) -> str:
+    """Which call a pipeline makes of ``objective``: ``contrastive`` when ``objective.contrastive`` is true (an
+    encoder pretrained alone), ``elbo`` when its call takes a ``step`` (temporal VAEs), else ``reconstruction``."""
+    if getattr(objective, "contrastive", False):
+        return "contrastive"
+    call = objective.forward if isinstance(objective, nn.Module) else objective
+    try:
+        params = inspect.signature(call).parameters
+    except (TypeError, ValueError):
+        return "reconstruction"
+    return "elbo" if "step" in params else "reconstruction"
+
+
+def _loss_of(logs, name: str) -> Tensor:
+    _expect(isinstance(logs, dict) and "loss" in logs, f"{name} must return a dict of logs holding 'loss', got "
+            f"{type(logs).__name__}" + (f" with keys {sorted(logs)}" if isinstance(logs, dict) else ""))
+    loss = logs["loss"]
+    _expect(isinstance(loss, Tensor) and loss.ndim == 0, f"{name}: logs['loss'] must be a scalar tensor")
+    _expect(bool(torch.isfinite(loss)), f"{name}: logs['loss'] is not finite ({float(loss.detach())})")
+    _expect(loss.requires_grad, f"{name}: logs['loss'] does not depend on its inputs (no gradient)")
+    for key, value in logs.items():
+        _expect(isinstance(value, Tensor) and value.numel() == 1, f"{name}: logs['{key}'] must be a one-element "
+                f"tensor (it is logged), got {type(value).__name__}")
+    return loss
+
+
+def check_objective(objective, form: str | None = None, encoder: Encoder | None = None) -> Tensor:
+    """A training objective (``register_objectives``), built with its defaults when given its factory. ``form``
+    (default: ``objective_form``) is the call the pipeline makes:
+
+    - ``reconstruction`` (autoencoders): ``objective(recon, target, mask=None) -> logs`` on audio (B, 1, T), mask
+      (B, T) bool; padded samples (mask False) must not change the loss;
+    - ``elbo`` (temporal VAEs): ``objective(out, step) -> logs`` with ``out`` as ``Pipeline.score`` gives it:
+      ``rec`` (B,), ``kl`` list of (B, D_l, L_l) masked, ``level_masks``, ``samples`` (B,), ``level_strides``;
+    - ``contrastive`` (``contrastive = True``, an encoder pretrained alone): ``check_encoder(encoder)`` and
+      ``objective(encoder, audio, frame_mask) -> logs``; run only when ``encoder`` is given.
+
+    ``logs`` is a dict of one-element tensors; ``logs["loss"]``, the scalar trained on, is finite and its gradient
+    reaches the inputs. Returns the loss."""
+    obj = _built(objective)
+    name = type(obj).__name__
+    form = form or objective_form(obj)
+    _expect(form in OBJECTIVE_FORMS, f"form must be one of {OBJECTIVE_FORMS}, got {form!r}")
+    _expect(callable(obj), f"{name} is not callable")
+    gen = torch.Generator().manual_seed(0)
+    if form == "reconstruction":
+        T = 4096
+        target = 0.3 * torch.randn(2, 1, T, generator=gen)
+        recon = (0.3 * torch.randn(2, 1, T, generator=gen)).requires_grad_(True)
+        mask = torch.ones(2, T, dtype=torch.bool)
+        mask[1, T // 2:] = False
+        _loss_of(obj(recon.detach().requires_grad_(True), target), f"{name}(recon, target)")
+        loss = _loss_of(obj(recon, target, mask), f"{name}(recon, target, mask)")
+        loss.backward()
+        _expect(recon.grad is not None and bool(torch.isfinite(recon.grad).all()) and bool(recon.grad.abs().sum() > 0),
+                f"{name}: the loss has no finite gradient in recon")
+        changed = recon.detach().clone()
+        changed[1, :, T // 2:] += 1.0
+        with torch.no_grad():
+            other = obj(changed, target, mask)["loss"]
+        _expect(torch.allclose(other, loss.detach(), rtol=1e-5, atol=1e-6), f"{name}: padded samples (mask False) "
+                f"change the loss ({float(loss.detach())} -> {float(other)}): padding must cost nothing")
+        return loss.detach()
+    if form == "elbo":
+        B, D, L = 2, 3, 5
+        mask = torch.ones(B, L, dtype=torch.bool)
+        mask[1, 3:] = False
+        rec = (-10 * torch.rand(B, generator=gen)).requires_grad_(True)
+        kl = (torch.rand(B, D, L, generator=gen) * mask[:, None, :]).requires_grad_(True)
+        out = {"rec": rec, "kl": [kl], "level_masks": [mask], "samples": mask.sum(1).float() * 16,
+               "level_strides": [1], "posterior_mean": [torch.zeros(B, D, L)]}
+        for step in (0, 10 ** 6):
+            loss = _loss_of(obj(out, step), f"{name}(out, step={step})")
+        loss.backward()
+        for t, what in ((rec, "out['rec']"), (kl, "out['kl']")):
+            _expect(t.grad is not None and bool(torch.isfinite(t.grad).all()),
+                    f"{name}: the loss has no finite gradient in {what}")
+        return loss.detach()
+    _expect(callable(getattr(obj, "check_encoder", None)), f"{name} is contrastive but has no check_encoder(encoder)")
+    if encoder is None:
+        return torch.zeros(())
+    obj.check_encoder(encoder)
+    frames = 16
+    audio = 0.3 * torch.randn(2, 1, frames * encoder.hop, generator=gen)
+    mask = torch.ones(2, frames, dtype=torch.bool)
+    mask[1, frames // 2:] = False
+    loss = _loss_of(obj(encoder, audio, mask), f"{name}(encoder, audio, frame_mask)")
+    check_gradients(encoder, loss, f"{name} through {type(encoder).__name__}")
+    return loss.detach()

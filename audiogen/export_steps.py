@@ -88,9 +88,9 @@ class LSTMStep(nn.Module):
 
 
 def _step_for(model) -> nn.Module:
-    from audiogen.priors.lstm import LSTMModel
-    from audiogen.priors.srnn import SRNN
-    from audiogen.priors.vrnn import VRNN
+    from audiogen.priors.temporal.lstm import LSTMModel
+    from audiogen.priors.temporal.srnn import SRNN
+    from audiogen.priors.temporal.vrnn import VRNN
 
     for cls, step in ((VRNN, VRNNStep), (SRNN, SRNNStep), (LSTMModel, LSTMStep)):
         if type(model) is cls:

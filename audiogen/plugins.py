@@ -34,24 +34,51 @@ log = logging.getLogger("audiogen")
 
 ENV_VAR = "AUDIOGEN_PLUGINS"
 BUILTIN = "audiogen"
-# gin names of audiogen's own configurables; a component of the same name would make bindings ambiguous.
-RESERVED = ("audio", "train", "train_prior", "encode", "pipeline", "spectral_loss", "elbo", "infonce", "evaluate",
-            "sample", "listen")
-KINDS = ("encoders", "decoders", "priors", "distributions", "schedules", "codings", "datasets")
+PACKAGE = __name__.partition(".")[0]  # configurables declared by its modules are audiogen's own
+# the component kinds: the hookspecs marked @component (audiogen.hookspecs), in their order
+KINDS = tuple(hookspecs.KINDS)
+
+
+def noun(kind: str) -> str:
+    """What one component of ``kind`` is called in messages ("encoder", "annealing schedule")."""
+    return hookspecs.KINDS.get(kind, kind)
+
+
+def own_configurables() -> set[str]:
+    """gin names of audiogen's own configurables that are no component (``audio``, ``train``, ``pipeline``, ...):
+    those that modules of the audiogen package declare with ``@gin.configurable``."""
+    from audiogen import model, settings  # noqa: F401  (importing them declares them)
+
+    return {c.name for _, c in gin.config._REGISTRY.items() if c.module.partition(".")[0] == PACKAGE}
+
+
+@functools.cache
+def reserved_names(kind: str | None = None) -> tuple[str, ...]:
+    """Names a component of ``kind`` may not take, because configs write them without a kind and another would make
+    such bindings ambiguous: audiogen's own configurables, and the built-in objectives (``pipeline.objective =
+    @elbo()``, ``elbo.beta``: stored configs made before objectives were a kind say so) unless ``kind`` is
+    ``objectives`` (there a built-in name is kept by the precedence rule)."""
+    names = own_configurables()
+    if kind != "objectives":
+        builtin = importlib.import_module("audiogen.builtin")
+        builtin.register_objectives(register=lambda name, factory=None: names.add(name))
+    return tuple(sorted(names))
 
 
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
 
 
-def check_name(name, what: str = "component name") -> None:
+def check_name(name, what: str = "component name", kind: str | None = None) -> None:
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         hint = ""
         if isinstance(name, str) and name.isidentifier():
             hint = f" (e.g. '{re.sub(r'(?<=[a-z0-9])(?=[A-Z])', '_', name).lower().strip('_')}')"
         raise ValueError(f"{what} must be lower_snake_case (a-z, 0-9, _; starting with a letter), "
                          f"got {name!r}{hint}")
-    if name in RESERVED:
-        raise ValueError(f"component name '{name}' is reserved for audiogen's own settings ({', '.join(RESERVED)})")
+    reserved = reserved_names(kind)
+    if name in reserved:
+        raise ValueError(f"component name '{name}' is reserved for audiogen's own settings and objectives "
+                         f"({', '.join(reserved)})")
 
 
 @dataclass(frozen=True)
@@ -98,15 +125,15 @@ class Registry:
     def add(self, kind: str, name: str, factory: Callable, plugin: str) -> None:
         """Register one component. Built-ins win over plugins (register them first); a second plugin with the
         same name makes the name unusable (``get`` and gin then raise an error naming both)."""
-        check_name(name)
+        check_name(name, kind=kind)
         if (kind, name) in self.clashes:
             self.clashes[kind, name].append(plugin)
             return
         existing = self.components[kind].get(name)
         if existing is not None:
             if existing.plugin == BUILTIN:
-                msg = (f"plugin '{plugin}' registers {kind[:-1]} '{name}', a name built into audiogen: the "
-                       f"plugin's {kind[:-1]} is skipped and '{kind}.{name}' stays the built-in one "
+                msg = (f"plugin '{plugin}' registers {noun(kind)} '{name}', a name built into audiogen: the "
+                       f"plugin's {noun(kind)} is skipped and '{kind}.{name}' stays the built-in one "
                        f"(rename it in plugin '{plugin}')")
                 self.conflicts.append(msg)
                 self.warn(msg)
@@ -114,7 +141,7 @@ class Registry:
             del self.components[kind][name]
             _gin_unwrap(kind, name)
             self.clashes[kind, name] = [existing.plugin, plugin]
-            self.conflicts.append(f"{kind[:-1]} '{name}' is provided by both plugin '{existing.plugin}' and "
+            self.conflicts.append(f"{noun(kind)} '{name}' is provided by both plugin '{existing.plugin}' and "
                                   f"plugin '{plugin}'")
             return
         self.components[kind][name] = Component(kind, name, _gin_wrap(kind, name, factory), plugin,
@@ -139,7 +166,7 @@ class Registry:
             known = sorted(self.components[kind])
             close = difflib.get_close_matches(name, known, n=3)
             hint = f"did you mean {', '.join(close)}?" if close else f"known: {', '.join(known) or 'none'}"
-            raise PluginError(f"no {kind[:-1]} named '{name}' ({hint})",
+            raise PluginError(f"no {noun(kind)} named '{name}' ({hint})",
                               fix="run `audiogen plugins` to list components") from None
 
     def clash_for(self, gin_name: str) -> PluginError | None:
@@ -168,7 +195,8 @@ _BUILT: contextvars.ContextVar[dict | None] = contextvars.ContextVar("audiogen_b
 _CHECKING: contextvars.ContextVar[bool] = contextvars.ContextVar("audiogen_check_plugin_components", default=False)
 # kinds whose contract checker runs on a plugin's component as gin builds it for training (cheap, and training
 # relies on them: a bad schedule trains and samples silently). Priors are checked by train-prior after building.
-CHECKED_KINDS = {"schedules": "check_schedule", "distributions": "check_distribution", "codings": "check_coding"}
+CHECKED_KINDS = {"schedules": "check_schedule", "distributions": "check_distribution", "codings": "check_coding",
+                 "objectives": "check_objective", "anneal": "check_anneal"}
 
 
 @contextlib.contextmanager
@@ -185,8 +213,8 @@ def checking_plugin_components():
 def contract_error(kind: str, who: dict, exc: BaseException) -> PluginError:
     """The error for plugin component ``who`` ({"name", "plugin", "version"}) that failed its kind's checker."""
     err = str(exc) if isinstance(exc, AssertionError) else f"{type(exc).__name__}: {exc}"
-    what = kind[:-1]
-    checker = CHECKED_KINDS.get(kind, f"check_{what}")
+    what = noun(kind)
+    checker = CHECKED_KINDS.get(kind, f"check_{kind.removesuffix('s')}")
     return PluginError(f"{what} {who['name']} from plugin '{who['plugin']}' {who['version']} breaks the {what} "
                        f"contract: {err}", fix=f"fix the {what} in plugin '{who['plugin']}' (its tests should run "
                        f"audiogen.contracts.{checker}; see the plugin guide, docs/plugins.md)")
@@ -333,6 +361,10 @@ def _gin_wrap(kind: str, name: str, factory: Callable) -> Callable:
             built[f"{kind}.{name}"] = {"plugin": comp.plugin if comp else "?", "version": comp.version if comp else "?"}
         return obj
 
+    try:  # gin reads defaults without following __wrapped__: show it the factory's, so they are recorded too
+        build.__signature__ = inspect.signature(factory)
+    except (TypeError, ValueError):  # no signature to read (a builtin): gin records the bound parameters only
+        pass
     wrapped = gin.external_configurable(build, name=name, module=kind)
     _GIN_WRAPPED[key] = (factory, wrapped)
     return wrapped
@@ -477,7 +509,7 @@ def build_registry() -> tuple[Registry, pluggy.PluginManager]:
                         raise FileNotFoundError(f"config folder {name} does not exist")
                     _items.append((_kind, "", Path(name)))
                     return
-                check_name(name)  # fail inside the plugin's hook, so the plugin is skipped whole
+                check_name(name, kind=_kind)  # fail inside the plugin's hook, so the plugin is skipped whole
                 _items.append((_kind, name, factory))
 
             try:

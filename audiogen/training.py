@@ -35,7 +35,7 @@ from audiogen.audio.dataset import (
     _seed_from,
     collate_audio,
 )
-from audiogen.audio.manifest import drop_run_index, run_index
+from audiogen.audio.io import drop_run_index, run_index
 from audiogen.checkpoint_io import AtomicCheckpointIO, writable_folder, write_failure
 from audiogen.distributed import is_main_process, rank_share, resolve_shape, split_batch
 from audiogen.errors import AudioFileError, ConfigError, TrainingDiverged

@@ -119,3 +119,20 @@ def test_each_kind_folder_has_a_readme_naming_its_files():
         assert readme.is_file(), f"{kind} has no README.md"
         missing = [p.name for p in kind.glob("*.gin") if f"`{p.name}`" not in readme.read_text()]
         assert not missing, f"{readme} does not list {missing}"
+
+
+def test_operative_config_records_component_defaults():
+    """A component's Python defaults are its one source (gin files bind what differs) and still reach the stored
+    config, so a run rebuilt later uses the values it trained with."""
+    config.parse(["priors/diffwave.gin"], ["LATENT_SIZE=3", "pipeline.prior = @priors.diffwave()"])
+    build_pipeline()
+    saved = config.operative_config()
+    for line in ("priors.diffwave.residual_layers = 30", "priors.diffwave.loss = 'l1'", "schedules.linear.steps = 50",
+                 "priors.diffwave.latent_size = %LATENT_SIZE", "priors.diffwave.schedule = @schedules.linear()"):
+        assert line in saved, line
+
+
+@pytest.mark.parametrize("family", ["conv1d", "tasnet"])
+def test_a_decoder_file_works_alone(family):
+    config.parse([f"decoders/{family}.gin"], [f"pipeline.decoder = @decoders.{family}()"])
+    assert build_pipeline().decoder.hop == 64  # the encoder file's STRIDES, included by the decoder's

@@ -19,7 +19,7 @@ from audiogen.contracts import check_decoder, check_encoder
 from audiogen.decoders.dense import DenseDecoder
 from audiogen.encoders.cpc import CPCEncoder
 from audiogen.errors import ConfigError
-from audiogen.objectives_cpc import InfoNCE, sample_negatives
+from audiogen.objectives.infonce import InfoNCE, sample_negatives
 from audiogen.pipeline import build_pipeline, load_pipeline
 
 SIZE = ["CPC_CHANNELS=12", "CPC_CONTEXT=12"]

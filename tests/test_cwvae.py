@@ -10,14 +10,14 @@ import torch
 from conftest import run_in_process
 
 from audiogen import config
-from audiogen.annealing import constant, cosine, linear
 from audiogen.contracts import check_encoder
 from audiogen.encoders.conv1d import Conv1dEncoder
 from audiogen.errors import ConfigError
 from audiogen.evaluate import probe_margins, score_file
-from audiogen.objectives import ELBO
+from audiogen.objectives.anneal import constant, cosine, linear
+from audiogen.objectives.elbo import ELBO
 from audiogen.pipeline import build_pipeline
-from audiogen.priors.cwvae import ClockworkVAE
+from audiogen.priors.temporal.cwvae import ClockworkVAE
 
 TINY_CW = ["DZ=4", "HIDDEN=8", "ENCODER_CHANNELS=8", "DECODER_CHANNELS=8", "COMPONENTS=2", "DMOL_PARAMS=6"]
 
@@ -178,7 +178,7 @@ def test_train_evaluate_sample_reconstruct(tmp_path, corpus):
 
 
 def test_generation_runs_each_level_only_as_long_as_needed(monkeypatch):
-    from audiogen.priors import cwvae
+    from audiogen.priors.temporal import cwvae
 
     steps = []
     real = cwvae.RSSMCell.run

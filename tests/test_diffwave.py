@@ -72,9 +72,11 @@ def test_schedules_are_registered_plugins_and_gin_configurable():
                  ["LATENT_SIZE=3", "priors.diffwave.residual_layers=2", "schedules.cosine.steps=30"])
     prior = get_registry().get("priors", "diffwave").factory()
     assert prior.audiogen_component == "priors.diffwave" and prior.num_steps == 30
-    # the shipped config is DiffWave's base model
-    assert [config.query(f"priors.diffwave.{k}") for k in ("residual_channels", "dilation_cycle", "loss")] == \
-        [64, 10, "l1"]
+    # the shipped config is DiffWave's base model (the prior's defaults: the gin file does not restate them)
+    config.parse(["priors/diffwave.gin"], ["LATENT_SIZE=3"])
+    base = get_registry().get("priors", "diffwave").factory()
+    assert (base.net.layers, base.net.channels, base.loss, base.num_steps) == (30, 64, "l1", 50)
+    assert [b.dilation for b in base.net.blocks][9:12] == [512, 1, 2]  # dilation cycle 10
     assert torch.allclose(prior.betas, CosineSchedule(steps=30)())
     config.parse(["priors/diffwave.gin"], ["LATENT_SIZE=3", "priors.diffwave.schedule = @schedules.explicit()",
                                            "schedules.explicit.betas = [0.1, 0.2]"])

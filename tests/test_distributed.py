@@ -203,7 +203,7 @@ def test_launcher_environment_sets_the_shape(monkeypatch):
 
 def test_spectral_loss_of_a_batch_is_the_mean_of_its_shares():
     """What DDP averages: the loss of each rank's share. The autoencoder loss must not depend on the split."""
-    from audiogen.objectives import MultiScaleSpectralLoss
+    from audiogen.objectives.spectral import MultiScaleSpectralLoss
 
     loss = MultiScaleSpectralLoss()
     g = torch.Generator().manual_seed(0)

@@ -410,7 +410,7 @@ def test_record_whose_config_names_another_model_file_is_refused(tmp_path):
     meta = json.loads((lat / "meta.json").read_text())
     meta["operative_config"] = meta["operative_config"].replace(str(path), str(other))
     (lat / "meta.json").write_text(json.dumps(meta))
-    from audiogen import rave_model
+    from audiogen.rave import torchscript as rave_model
 
     loaded = {k[0] for k in rave_model._CACHE}
     err = _fails("decode", lat, "-o", tmp_path / "bad")

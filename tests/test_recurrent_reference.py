@@ -1,7 +1,7 @@
 """The recurrent latent models (VRNN, SRNN, CW-VAE) against figures frozen from their step-by-step implementation.
 
 The cells compute their input projections for all steps at once and defer weight gradients to one matmul per
-layer (audiogen.priors.steps); these tests pin the ELBO terms and gradients of seeded tiny models (float64, with
+layer (audiogen.priors.temporal.steps); these tests pin the ELBO terms and gradients of seeded tiny models (float64, with
 sampling) to the values the plain per-step loop gave before that rewrite (commit f9d7930), and the parameter
 names, so old checkpoints keep loading.
 """
@@ -13,7 +13,7 @@ import torch
 
 from audiogen import config
 from audiogen.pipeline import build_pipeline
-from audiogen.priors.steps import StepLinear
+from audiogen.priors.temporal.steps import StepLinear
 
 SMALL = ["DZ=4", "HIDDEN=12", "CONTEXT=12", "STACK=8", "DECODER_HIDDEN=[16]", "COMPONENTS=2", "DMOL_PARAMS=6"]
 CW = ["DZ=4", "HIDDEN=8", "ENCODER_CHANNELS=8", "DECODER_CHANNELS=8", "COMPONENTS=2", "DMOL_PARAMS=6"]

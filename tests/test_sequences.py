@@ -13,12 +13,12 @@ from audiogen.contracts import check_prior
 from audiogen.distributions import Bernoulli, GaussianMixture
 from audiogen.errors import ArtifactError
 from audiogen.latents.sequences import NpySequences, open_sequences
-from audiogen.priors.cwvae import ClockworkVAE
-from audiogen.priors.lstm import LSTMModel
 from audiogen.priors.sequence import SequencePrior
-from audiogen.priors.srnn import SRNN
-from audiogen.priors.vrnn import VRNN
-from audiogen.priors.wavenet import WaveNet
+from audiogen.priors.temporal.cwvae import ClockworkVAE
+from audiogen.priors.temporal.lstm import LSTMModel
+from audiogen.priors.temporal.srnn import SRNN
+from audiogen.priors.temporal.vrnn import VRNN
+from audiogen.priors.temporal.wavenet import WaveNet
 from audiogen.synth import write_stroke_corpus
 
 MODELS = {

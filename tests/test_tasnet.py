@@ -15,7 +15,7 @@ from audiogen.errors import ConfigError
 from audiogen.evaluate import probe_margins, score_file
 from audiogen.latents.encode import encode_array
 from audiogen.pipeline import build_pipeline
-from audiogen.tasnet_blocks import DepthwiseConv
+from audiogen.tasnet.blocks import DepthwiseConv
 
 TINY = ["DZ=4", "HIDDEN=8", "ENCODER_CHANNELS=8", "DECODER_CHANNELS=8", "COMPONENTS=2", "DMOL_PARAMS=6"]
 

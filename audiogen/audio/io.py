@@ -9,19 +9,24 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import logging
 import math
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import numpy as np
 import soundfile as sf
 import soxr
 
 from audiogen.artifacts import atomic_write_bytes
+from audiogen.audio.info import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, AudioInfo
+from audiogen.audio.manifest import manifest_columns, nonblank_rows, parse_rows, read_manifest, write_manifest
 from audiogen.errors import AudioFileError, AudiogenError
+
+log = logging.getLogger("audiogen")
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff")
 LIST_EXTENSIONS = (".txt", ".lst", ".csv")
@@ -32,8 +37,6 @@ _SF_ERRORS = (sf.SoundFileError, RuntimeError, ValueError, TypeError)
 # Format chosen by save_audio from the file extension.
 _FORMATS = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG", ".mp3": "MP3", ".aif": "AIFF", ".aiff": "AIFF"}
 
-# Plausible audio sample rates; others are damaged headers (see probe).
-MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1000, 1_536_000
 # A float file whose samples go beyond +-CLIP_WARN_PEAK is reported as clipped (smaller overshoots are rounding).
 CLIP_WARN_PEAK = 1.01
 # Bytes per frame and channel of uncompressed subtypes; compressed ones need at least 1 byte per
@@ -49,23 +52,6 @@ _CUT_CHUNK = re.compile(r"^\s*(?:data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", 
 _RESAMPLE_CONTEXT = 256
 # Largest source step we align crops to (keeps crop positions sample-exact for usual rates).
 _MAX_ALIGN_STEP = 4096
-
-
-@dataclass(frozen=True)
-class AudioInfo:
-    """What :func:`probe` learns from a file header."""
-
-    path: Path
-    sample_rate: int
-    frames: int
-    channels: int
-    subtype: str
-    warnings: tuple[str, ...] = ()  # what is wrong but still readable (a truncated copy), said once per file
-
-    @property
-    def duration(self) -> float:
-        """Length in seconds."""
-        return self.frames / self.sample_rate
 
 
 def _reason(err: BaseException) -> str:
@@ -326,8 +312,6 @@ def _list_entries(list_file: Path) -> list[tuple[str, int]] | list[AudioInfo]:
                 entries.append((line, number))
         return entries
 
-    from audiogen.audio.manifest import manifest_columns, nonblank_rows, parse_rows
-
     reader = csv.reader(io.StringIO(text))
     nonblank = nonblank_rows(reader)
     try:
@@ -450,3 +434,35 @@ def bad_files_error(failed: list[dict],
     lines = "\n  ".join(e["reason"].splitlines()[0] for e in failed)
     return AudioFileError(f"{len(failed)} input files cannot be used:\n  {lines}",
                           fix="repair or remove these inputs" + (f", or {skip_hint}" if skip_hint else ""))
+
+
+def run_index(folder: Path, name: str, inputs: Sequence[str | os.PathLike], resuming: bool = True) -> list:
+    """The file index of a run's ``name`` split: ``folder/index/name.csv``, written on the first start and reused
+    when the run resumes with the same inputs, so resuming a run on a large folder does not rescan and reprobe it.
+    A resumed run keeps the files of its first start (new files in the folder need a new run folder). A start with
+    nothing to resume (``resuming`` False: an earlier start failed before its first checkpoint) indexes again, and
+    so does a resume with other inputs, which says so."""
+    from audiogen.artifacts import atomic_write_json
+
+    folder = Path(folder)
+    manifest, record = folder / "index" / f"{name}.csv", folder / "index" / f"{name}.json"
+    key = [os.path.abspath(p) for p in inputs]
+    if resuming and manifest.is_file() and record.is_file():
+        try:
+            same = json.loads(record.read_text()).get("inputs") == key
+        except (OSError, ValueError, AttributeError):
+            same = False
+        if same:
+            return read_manifest(manifest)
+        log.warning("the %s inputs differ from those this run was started with: indexing the new ones into %s; "
+                    "training continues from the checkpoint on them", name, manifest)
+    infos = index_inputs(inputs)
+    write_manifest(manifest, infos)
+    atomic_write_json(record, {"inputs": key, "files": len(infos)})
+    return infos
+
+
+def drop_run_index(folder: Path) -> None:
+    """Forget a run's file index (after a file in it failed: the next start indexes the inputs again)."""
+    for p in (Path(folder) / "index").glob("*.json"):
+        p.unlink(missing_ok=True)  # the record goes first: without it the manifest is never reused

@@ -6,20 +6,19 @@ relative to the manifest's folder). Reading also accepts the short names ``relpa
 (e.g. the librispeech-100-mini manifest). Any ``.csv`` input with ``path``, ``frames`` and ``sample_rate`` columns
 is read as a manifest; a ``.csv`` with only a ``path`` column stays a plain list (files are probed).
 
-A training run keeps the index of its inputs in ``RUN/index/`` (:func:`run_index`): written on the first start,
-reused when the run resumes with the same inputs, so a resume neither rescans folders nor reprobes files.
+A training run keeps the index of its inputs in ``RUN/index/`` (:func:`audiogen.audio.io.run_index`): written on the
+first start, reused when the run resumes with the same inputs, so a resume neither rescans folders nor reprobes files.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
-import logging
 import os
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from audiogen.audio.info import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, AudioInfo
 from audiogen.errors import ArtifactError, AudioFileError
 
 COLUMNS = ("path", "frames", "sample_rate", "channels", "subtype")
@@ -27,7 +26,6 @@ _ALIASES = {"path": ("path", "relpath", "file", "filename"), "frames": ("frames"
             "sample_rate": ("sample_rate", "sr", "samplerate"), "channels": ("channels", "ch"),
             "subtype": ("subtype",)}
 REQUIRED = ("path", "frames", "sample_rate")
-log = logging.getLogger("audiogen")
 
 
 def manifest_columns(header: Sequence[str]) -> dict[str, int] | None:
@@ -45,8 +43,6 @@ def manifest_columns(header: Sequence[str]) -> dict[str, int] | None:
 def parse_rows(manifest: Path, rows: Iterable[tuple[list[str], int]], cols: dict[str, int]) -> list:
     """AudioInfo of each (row, line number) of a manifest. Paths are joined to the manifest's folder without
     touching the file system (no stat, no resolve): opening stays O(rows) with small constants."""
-    from audiogen.audio.io import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, AudioInfo
-
     base = os.path.abspath(manifest.parent) + os.sep
     ip, iframes, isr = cols["path"], cols["frames"], cols["sample_rate"]
     ich, isub = cols.get("channels"), cols.get("subtype")
@@ -128,36 +124,3 @@ def write_manifest(path: str | os.PathLike, infos: Sequence) -> Path:
         raise ArtifactError(f"cannot write manifest {path} ({exc.strerror or exc})",
                             fix="choose a writable location for -o") from None
     return path
-
-
-def run_index(folder: Path, name: str, inputs: Sequence[str | os.PathLike], resuming: bool = True) -> list:
-    """The file index of a run's ``name`` split: ``folder/index/name.csv``, written on the first start and reused
-    when the run resumes with the same inputs, so resuming a run on a large folder does not rescan and reprobe it.
-    A resumed run keeps the files of its first start (new files in the folder need a new run folder). A start with
-    nothing to resume (``resuming`` False: an earlier start failed before its first checkpoint) indexes again, and
-    so does a resume with other inputs, which says so."""
-    from audiogen.artifacts import atomic_write_json
-    from audiogen.audio.io import index_inputs
-
-    folder = Path(folder)
-    manifest, record = folder / "index" / f"{name}.csv", folder / "index" / f"{name}.json"
-    key = [os.path.abspath(p) for p in inputs]
-    if resuming and manifest.is_file() and record.is_file():
-        try:
-            same = json.loads(record.read_text()).get("inputs") == key
-        except (OSError, ValueError, AttributeError):
-            same = False
-        if same:
-            return read_manifest(manifest)
-        log.warning("the %s inputs differ from those this run was started with: indexing the new ones into %s; "
-                    "training continues from the checkpoint on them", name, manifest)
-    infos = index_inputs(inputs)
-    write_manifest(manifest, infos)
-    atomic_write_json(record, {"inputs": key, "files": len(infos)})
-    return infos
-
-
-def drop_run_index(folder: Path) -> None:
-    """Forget a run's file index (after a file in it failed: the next start indexes the inputs again)."""
-    for p in (Path(folder) / "index").glob("*.json"):
-        p.unlink(missing_ok=True)  # the record goes first: without it the manifest is never reused

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from audiogen.contracts import Decoder
-from audiogen.rave_model import chunked, load_rave, seeded
+from audiogen.rave.torchscript import chunked, load_rave, seeded
 
 
 class RaveDecoder(Decoder):

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from audiogen.contracts import Decoder
 from audiogen.layers import StridedConvTranspose, check_strides
-from audiogen.tasnet_blocks import SeparableStack, stage_options
+from audiogen.tasnet.blocks import SeparableStack, stage_options
 
 
 class TasNetDecoder(Decoder):

@@ -1,6 +1,6 @@
 """Contrastive Predictive Coding encoder (van den Oord et al. 2018): strided conv features z_t, GRU context c_t.
 
-Pretrained with InfoNCE (``audiogen.objectives_cpc``, ``gin/encoders/cpc_pretrain.gin``), then used as the encoder
+Pretrained with InfoNCE (``audiogen.objectives.infonce``, ``gin/encoders/cpc_pretrain.gin``), then used as the encoder
 of a temporal VAE, frozen or fine-tuned (``gin/pipelines/cwvae_cpc_speech.gin``).
 """
 

@@ -10,7 +10,7 @@ from torch import Tensor
 
 from audiogen.contracts import Encoder
 from audiogen.errors import ConfigError
-from audiogen.rave_model import chunked, load_rave, seeded
+from audiogen.rave.torchscript import chunked, load_rave, seeded
 
 MODES = ("auto", "mean", "sample")
 log = logging.getLogger("audiogen")

@@ -6,7 +6,7 @@ from torch import nn
 
 from audiogen.encoders.ladder import LadderEncoder
 from audiogen.layers import StridedConv
-from audiogen.tasnet_blocks import Reach, SeparableStack, stage_options
+from audiogen.tasnet.blocks import Reach, SeparableStack, stage_options
 
 
 class TasNetEncoder(LadderEncoder):

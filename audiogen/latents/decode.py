@@ -274,7 +274,7 @@ def decoder_pipeline(record: LatentRecord | None, ckpt=None, gin_files=(), bindi
                           fix="pass --ckpt of the autoencoder (or --gin for a pretrained one)")
     guard = contextlib.nullcontext()
     if ae is not None and base is not None and not gin_files and not bindings:
-        from audiogen.rave_model import only_model_file
+        from audiogen.rave.torchscript import only_model_file
 
         guard = only_model_file(Path(ae.model["path"]) if ae.model else None, record.source)
     with guard:  # a model file the stored config names is refused before it is loaded unless it is the recorded one

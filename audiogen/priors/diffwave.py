@@ -170,7 +170,30 @@ class DiffWaveNet(nn.Module):
 
 
 class DiffWavePrior(Prior):
-    """DiffWave over latent sequences (B, C, L): denoising training loss, ancestral / fast / DDIM sampling."""
+    """DiffWave over latent sequences (B, C, L): denoising training loss, ancestral / fast / DDIM sampling.
+
+    The defaults are DiffWave's base configuration (lmnt-com/diffwave params.py) and the one place they are set
+    (``gin/priors/diffwave.gin`` binds only the latent size and the schedule):
+
+    - ``residual_layers`` 30, ``residual_channels`` 64, ``dilation_cycle`` 10 (dilations 1, 2, ..., 512, three times);
+    - ``schedule``: the training noise schedule (None: ``schedules.linear`` at its defaults, DiffWave's 50 betas
+      from 1e-4 to 0.05); ``loss``: ``'l1'`` on the predicted noise as DiffWave, ``'l2'`` is the DDPM loss;
+    - ``flatten``: model the C latent channels as one interleaved sequence (length L * C, one input channel) instead
+      of C input channels. In the diary the plain model's loss stayed at 0.8 whatever the size or learning rate;
+      flattening was the first change that moved it (0.65);
+    - ``batchnorm``: batch-normalise each residual block's output (running statistics when sampling), the diary's
+      other change that helped (batch norm before every activation instead stopped the loss from going down);
+    - ``cond_channels``: 0 is unconditional; K > 0 takes a conditioner (B, K, L) in ``training_loss`` and
+      ``sample``. Its scale relative to the signal it is added to is logged as ``cond_scale``, with a warning below
+      0.01: in the diary a conditioner far smaller than the input had no effect on the samples;
+    - ``ema``: decay of an exponential moving average of the weights (0: none); sampling uses the averaged weights
+      and checkpoints hold them. The training loop calls ``update_ema()`` after each optimiser step;
+    - ``sampler``: ``'ancestral'`` (all training steps), ``'fast'`` (DiffWave's short schedule ``fast_betas``, each
+      step placed on the training schedule by matching alpha-bar) or ``'ddim'`` (``sample_steps`` evenly spaced
+      training steps, deterministic at ``ddim_eta`` 0; with 50 training steps, 50 is all of them);
+    - ``clip``: clamp samples to [-clip, clip] as DiffWave does for audio (None: no clamp). On raw latents that clamp
+      is the diary's silent decode; it exists to reproduce that failure, not to be used.
+    """
 
     has_likelihood = False
 

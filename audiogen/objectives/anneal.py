@@ -1,4 +1,5 @@
-"""Schedules of a scalar over training steps (KL weight, free nats): gin ``anneal.constant`` / ``linear`` / ``cosine``.
+"""Schedules of a scalar over training steps (KL weight, free nats): gin ``anneal.constant`` / ``linear`` / ``cosine``
+(kind ``anneal``: plugins add more with ``register_anneal``).
 
 Each returns a callable ``step -> value``. For two schedules in one config use gin scopes, e.g.
 ``elbo.beta = @beta/anneal.linear()`` and ``elbo.free_nats = @fn/anneal.cosine()``.
@@ -8,8 +9,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-
-import gin
 
 
 @dataclass(frozen=True)
@@ -31,19 +30,16 @@ class Schedule:
         return self.start + (self.end - self.start) * frac
 
 
-@gin.configurable("constant", module="anneal")
 def constant(value: float = 1.0) -> Schedule:
     """The same value at every step."""
     return Schedule("constant", float(value), float(value))
 
 
-@gin.configurable("linear", module="anneal")
 def linear(start: float = 0.0, end: float = 1.0, steps: int = 10000, hold: int = 0) -> Schedule:
     """``start`` for ``hold`` steps, then linearly to ``end`` over ``steps`` steps (KL warm-up)."""
     return Schedule("linear", float(start), float(end), int(hold), max(1, int(steps)))
 
 
-@gin.configurable("cosine", module="anneal")
 def cosine(start: float = 4.0, end: float = 0.0, hold: int = 10000, steps: int = 10000) -> Schedule:
     """Hold ``start`` for ``hold`` steps, then a half-cosine to ``end`` over ``steps`` (free nats as in blvm)."""
     return Schedule("cosine", float(start), float(end), int(hold), max(1, int(steps)))

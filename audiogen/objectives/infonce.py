@@ -15,7 +15,6 @@ the positive twice. Positions (t, k) count only if both t and t + k are valid.
 
 from __future__ import annotations
 
-import gin
 import torch
 from einops import rearrange
 from torch import Tensor, nn
@@ -45,7 +44,6 @@ def sample_negatives(mask: Tensor, n: int, within: float, generator: torch.Gener
     return out
 
 
-@gin.configurable("infonce")
 class InfoNCE(nn.Module):
     """CPC's contrastive objective with bilinear predictors ``W_k`` (k = 1..``prediction_steps``), trained together
     with the encoder (they live in the pipeline, so in its checkpoint). ``feature_size``/``context_size`` must match

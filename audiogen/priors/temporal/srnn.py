@@ -17,8 +17,8 @@ from torch import Tensor, nn
 
 from audiogen.contracts import AutoregressiveModel, LatentOutput
 from audiogen.layers import gaussian_head, mlp
-from audiogen.priors.cwvae import gaussian_kl, log_normal
-from audiogen.priors.steps import StepLinear, gru_sequence
+from audiogen.priors.temporal.cwvae import gaussian_kl, log_normal
+from audiogen.priors.temporal.steps import StepLinear, gru_sequence
 
 INFERENCE = ("smoothing", "filtering")
 

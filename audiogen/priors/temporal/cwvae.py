@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from audiogen.contracts import LatentModel, LatentOutput
 from audiogen.layers import as_list, gaussian_head
-from audiogen.priors.steps import StepLinear, fused_step_linear, gru_update
+from audiogen.priors.temporal.steps import StepLinear, fused_step_linear, gru_update
 
 
 def gaussian_kl(mq: Tensor, sq: Tensor, mp: Tensor, sp: Tensor) -> Tensor:

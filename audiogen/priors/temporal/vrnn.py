@@ -15,8 +15,8 @@ from torch import Tensor, nn
 
 from audiogen.contracts import AutoregressiveModel, LatentOutput
 from audiogen.layers import gaussian_head, mlp
-from audiogen.priors.cwvae import gaussian_kl, log_normal
-from audiogen.priors.steps import StepLinear, fused_step_linear, gru_update
+from audiogen.priors.temporal.cwvae import gaussian_kl, log_normal
+from audiogen.priors.temporal.steps import StepLinear, fused_step_linear, gru_update
 
 
 class VRNN(AutoregressiveModel):
