@@ -119,3 +119,18 @@ def test_each_kind_folder_has_a_readme_naming_its_files():
         assert readme.is_file(), f"{kind} has no README.md"
         missing = [p.name for p in kind.glob("*.gin") if f"`{p.name}`" not in readme.read_text()]
         assert not missing, f"{readme} does not list {missing}"
+
+
+def test_includes_work_from_a_folder_holding_data_and_pipelines_folders(tmp_path):
+    """`python -m audiogen` puts the working directory on sys.path; its plain `data/` folder (a namespace package to
+    importlib) made gin's package-path reader crash on `include 'data/speech16k.gin'` with a TypeError."""
+    import subprocess
+    import sys
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "pipelines").mkdir()
+    code = ("from audiogen import config; config.parse(['pipelines/cwvae_l2_speech.gin'], []); "
+            "import gin; print(gin.query_parameter('%LEVELS'))")
+    res = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.strip() == "2"
