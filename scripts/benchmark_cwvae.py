@@ -148,6 +148,27 @@ def worker_reference(src: str, seconds: float) -> dict:
             "cpu_s_per_step": cpu, "steps": n, "matmul_gflops": rate}
 
 
+def primitive_ceiling(seconds: float = 3.0) -> dict:
+    """What the dominant primitive reaches on its own: the 3-tap 96-channel convolution at the full sample rate
+    (forward and backward, most of the FLOPs at the paper's widths) and the bare GEMM of its im2col shape
+    (forward only), each as a fraction of the 1024^3 matmul rate."""
+    import torch
+
+    b, c, n = BATCH, 96, SAMPLES
+    conv, x = torch.nn.Conv1d(c, c, 3, padding=1), torch.randn(b, c, n, requires_grad=True)
+    cols, w = torch.randn(b * n, 3 * c), torch.randn(3 * c, c)
+    out = {}
+    for name, fn, gflop in (("conv3_fwd_bwd", lambda: conv(x).sum().backward(), 3 * 2 * b * c * c * 3 * n / 1e9),
+                            ("im2col_gemm_fwd", lambda: cols @ w, 2 * b * c * c * 3 * n / 1e9)):
+        fn()
+        k, t0 = 0, time.perf_counter()
+        while k < 2 or time.perf_counter() - t0 < seconds / 2:
+            fn()
+            k += 1
+        out[name] = gflop * k / (time.perf_counter() - t0)
+    return out
+
+
 def worker_main(args) -> None:
     import torch
 
@@ -156,6 +177,7 @@ def worker_main(args) -> None:
         res = worker_reference(args.reference_src, args.round_seconds)
     else:
         res = worker_audiogen(json.loads(args.worker_binds), args.round_seconds)
+        res["primitive_gflops"] = primitive_ceiling()
     res["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
     res["fraction_of_matmul_rate"] = res["gflop_per_step"] / res["s_per_step"] / res["matmul_gflops"]
     print("RESULT " + json.dumps(res), flush=True)
@@ -251,8 +273,6 @@ def main() -> None:
     result["side_by_side"] = runs
     if args.minutes > 0 or args.skip_train:
         result["training"] = train_and_evaluate(args, env, out)
-    (out / "result.json").write_text(json.dumps(result, indent=1))
-
     if runs:
         ref = runs.get("paper code")
         print(f"\nStep side by side: {args.rounds} round(s), {args.threads} thread(s), load {load:.2f} at start "
@@ -265,12 +285,22 @@ def main() -> None:
             print(f"| {name} | {rs[0]['parameters'] / 1e6:.2f} M | {median([r['s_per_step'] for r in rs]):.2f} | "
                   f"{rs[0]['gflop_per_step']:.1f} | {median([r['fraction_of_matmul_rate'] for r in rs]):.1%} | "
                   f"{max(r['peak_rss_gb'] for r in rs):.2f} | {ratio} |")
+        ceil = [r["primitive_gflops"] for rs in runs.values() for r in rs if "primitive_gflops" in r]
+        if ceil:
+            rate = median([r["matmul_gflops"] for rs in runs.values() for r in rs])
+            conv = median([c["conv3_fwd_bwd"] for c in ceil]) / rate
+            gemm = median([c["im2col_gemm_fwd"] for c in ceil]) / rate
+            print(f"\nCeiling of the primitives at 96 channels (same workers): the 3-tap convolution at the full "
+                  f"sample rate, forward and backward, {conv:.0%} of the matmul rate; the bare GEMM of its im2col "
+                  f"shape, forward only, {gemm:.0%}.")
+            result["primitive_fraction"] = {"conv3_fwd_bwd": conv, "im2col_gemm_fwd": gemm}
     if "training" in result:
         t = result["training"]
         print(f"\nTraining {args.minutes:g} min through the CLI: {t.get('steps')} steps, "
               f"{t.get('audio_s_per_s', float('nan')):.2f} audio s/s, peak RSS {t.get('peak_rss_gb', float('nan')):.2f} "
               f"GB; test {t['test_bits_per_frame']:.3f} bits/frame (KL {t['test_kl_bpf']:.3f}), FLAC -8 "
               f"{t['flac_bits_per_sample']}; recorded paper code: {RECORDED['test_bpf_15min']} after 15 min")
+    (out / "result.json").write_text(json.dumps(result, indent=1))
     print(f"wrote {out / 'result.json'}")
     if not runs:
         return
