@@ -45,6 +45,13 @@ def _quiet_gin_search(record: logging.LogRecord) -> bool:
 
 logging.getLogger().addFilter(_quiet_gin_search)
 
+# gin also looks an include up as a file inside an importable package ('data/x.gin' -> package `data`). With the
+# working directory on sys.path (`python -m`, `python -c`, a notebook), a plain folder named `data/` or `pipelines/`
+# there is a namespace package without a file and gin crashes with a TypeError. audiogen finds configs through its
+# own search folders (`search_dirs`), so that reader goes.
+gin.config._FILE_READERS[:] = [(r, e) for r, e in gin.config._FILE_READERS
+                               if getattr(r, "__module__", "") != "gin.resource_reader"]
+
 
 def packaged_config_dir() -> Path:
     """The shipped configs: ``audiogen/gin`` (package data, one folder per kind)."""

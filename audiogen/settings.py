@@ -108,6 +108,10 @@ class TrainSettings:
     devices: int | None
     num_nodes: int | None
     strategy: str
+    lr_schedule: str = "constant"
+
+
+LR_SCHEDULES = ("constant", "cosine")
 
 
 @gin.configurable("train")
@@ -116,9 +120,12 @@ def train_settings(max_steps: int = 2000, batch_size: int = 8, crop_seconds: flo
                    grad_clip: float | None = 10.0, grad_clip_value: float | None = None,
                    accelerator: str = "auto", threads: int | None = None,
                    max_minutes: float | None = None, devices: int | None = None, num_nodes: int | None = None,
-                   strategy: str = "auto") -> TrainSettings:
+                   strategy: str = "auto", lr_schedule: str = "constant") -> TrainSettings:
     """Training loop settings (steps, batch, crops, optimiser, clipping by norm and by value, validation and
     checkpoint interval, CPU threads, and an optional wall-clock budget ``max_minutes``).
+
+    ``lr_schedule``: 'constant', or 'cosine' (from ``lr`` down to a tenth of it at ``max_steps``; a short run then
+    ends on small steps instead of on the noise of a large one).
 
     Distributed: ``devices`` processes per node (one per GPU) on ``num_nodes`` nodes; None is 1, or what torchrun or
     SLURM launched. ``batch_size`` is the global batch, shared evenly by all processes. ``strategy`` 'auto' is
@@ -130,6 +137,9 @@ def train_settings(max_steps: int = 2000, batch_size: int = 8, crop_seconds: flo
             raise ConfigError(f"train.{name} must be a positive integer, got {value!r}")
     if float(crop_seconds) <= 0 or float(lr) <= 0:
         raise ConfigError(f"train.crop_seconds and train.lr must be positive, got {crop_seconds!r} and {lr!r}")
+    if lr_schedule not in LR_SCHEDULES:
+        raise ConfigError(f"train.lr_schedule must be one of {', '.join(map(repr, LR_SCHEDULES))}, got {lr_schedule!r}",
+                          fix="--bind \"train.lr_schedule='cosine'\"")
     return settings
 
 

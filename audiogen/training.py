@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 from pathlib import Path
 
 import lightning as L
@@ -115,7 +116,14 @@ class AudiogenModule(L.LightningModule):
             torch.manual_seed(_seed_from(self.settings.seed, rank, int(checkpoint.get("global_step", 0))))
 
     def configure_optimizers(self):
-        return torch.optim.Adam(self.parameters(), lr=self.settings.lr)
+        opt = torch.optim.Adam(self.parameters(), lr=self.settings.lr)
+        if self.settings.lr_schedule == "constant":
+            return opt
+        total = self.settings.max_steps
+        # cosine from lr to lr / 10 over max_steps; Lightning keeps its state in checkpoints, so a resume continues it
+        decay = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda step: 0.1 + 0.45 * (1 + math.cos(math.pi * min(step, total) / total)))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": decay, "interval": "step"}}
 
     def on_fit_start(self) -> None:
         # Where the weights are trained (recorded: a figure from another device is not comparable). Read now:

@@ -36,7 +36,7 @@ SCRIPTS = Path(__file__).resolve().parent
 # script stem: its headline-mode arguments (scripts missing here get --quick)
 QUICK: dict[str, list[str]] = {
     "benchmark_encode": ["--limit", "10", "--threads", "1", "--shared", "{shared}"],
-    "benchmark_cwvae": ["--minutes", "0.5", "--threads", "1", "--shared", "{shared}", "--out", "{out}"],
+    "benchmark_cwvae": ["--rounds", "1", "--round-seconds", "3", "--minutes", "0.5", "--threads", "1", "--shared", "{shared}", "--out", "{out}"],
     "benchmark_likelihood": ["--minutes", "0.3", "--models", "VRNN", "--threads", "1", "--shared", "{shared}",
                              "--out", "{out}"],
     "benchmark_diffwave": ["--seconds", "3", "--rounds", "1", "--threads", "1", "--skip-sampling"],

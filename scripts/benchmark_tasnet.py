@@ -23,7 +23,7 @@ PIPELINES = ["pipelines/cwvae_l2_speech.gin", "pipelines/cwvae_tasnet_speech.gin
 
 def measure(gin_file: str, binds: list[str], steps: int) -> dict:
     """Parameters, training FLOPs (one warm-up step) and wall/CPU seconds per in-process training step of a
-    pipeline config on random audio of the training shape (batch 4 x 2 s). Also used by benchmark_cwvae.py."""
+    pipeline config on random audio of the training shape (batch 4 x 2 s)."""
     config.parse([gin_file], binds)
     torch.manual_seed(0)
     pipe = build_pipeline()

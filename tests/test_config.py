@@ -136,3 +136,18 @@ def test_operative_config_records_component_defaults():
 def test_a_decoder_file_works_alone(family):
     config.parse([f"decoders/{family}.gin"], [f"pipeline.decoder = @decoders.{family}()"])
     assert build_pipeline().decoder.hop == 64  # the encoder file's STRIDES, included by the decoder's
+
+
+def test_includes_work_from_a_folder_holding_data_and_pipelines_folders(tmp_path):
+    """`python -m audiogen` puts the working directory on sys.path; its plain `data/` folder (a namespace package to
+    importlib) made gin's package-path reader crash on `include 'data/speech16k.gin'` with a TypeError."""
+    import subprocess
+    import sys
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "pipelines").mkdir()
+    code = ("from audiogen import config; config.parse(['pipelines/cwvae_l2_speech.gin'], []); "
+            "import gin; print(gin.query_parameter('%LEVELS'))")
+    res = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.strip() == "2"

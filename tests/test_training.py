@@ -132,3 +132,20 @@ def test_resuming_with_another_architecture_is_a_clear_error(tmp_path, corpus):
     proc = run_in_process("train", "--bind", "LATENT_SIZE=6", "--bind", "train.max_steps=4", "--data",
                           corpus / "train.txt", "-o", run, "--no-progress", check=False)
     assert proc.returncode == 2 and "another architecture" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_cosine_lr_schedule_ends_at_a_tenth_and_is_refused_when_misspelled(tmp_path, corpus):
+    b = [*TINY_STEPS, "train.max_steps=4", "train.lr=2e-3", "train.lr_schedule='cosine'"]
+    _train_in_process(tmp_path / "cos", ["pipelines/conv_ae.gin"], b, corpus)
+    ckpt = load_checkpoint(tmp_path / "cos" / "checkpoints" / "last.ckpt")
+    assert ckpt["global_step"] == 4
+    assert ckpt["optimizer_states"][0]["param_groups"][0]["lr"] == pytest.approx(2e-4)
+    assert ckpt["lr_schedulers"][0]["last_epoch"] == 4  # stored, so a resumed run continues the curve
+    proc = run_in_process("train", "--gin", "pipelines/conv_ae.gin", *tiny_binds(), "--bind",
+                          "train.lr_schedule='cosin'", "--data", corpus / "train.txt", "-o", tmp_path / "r",
+                          check=False)
+    assert proc.returncode == 2 and "train.lr_schedule" in proc.stderr and "Traceback" not in proc.stderr
+
+
+TINY_STEPS = ["STRIDES=[4, 4]", "CHANNELS=[8, 16]", "LATENT_SIZE=4", "train.batch_size=2", "train.crop_seconds=0.1",
+              "train.val_every=100", "train.log_every=1"]
