@@ -90,37 +90,16 @@ def plugins(ctx, as_json: bool) -> None:
     """List plugins and every component by kind, with its plugin and version (`plugins new NAME`: start one)."""
     if ctx.invoked_subcommand is not None:
         return
-    from audiogen.plugins import KINDS, get_registry
+    from audiogen.workflows import plugins as listing
 
-    reg = get_registry()
-    clashes = [f"{k}.{n}: provided by plugins {' and '.join(sorted(ps))}, unusable until one is removed"
-               for (k, n), ps in sorted(reg.clashes.items())]
     if as_json:
-        click.echo(json.dumps({
-            "plugins": reg.plugins,
-            "components": {k: {n: {"plugin": c.plugin, "version": c.version, "gin": c.gin_name}
-                               for n, c in sorted(reg.components[k].items())} for k in KINDS},
-            "config_dirs": [[p, str(d)] for p, d in reg.config_dirs],
-            "failures": [f.__dict__ for f in reg.failures], "conflicts": reg.conflicts,
-            "clashes": {f"{k}.{n}": ps for (k, n), ps in sorted(reg.clashes.items())}, "warnings": reg.warnings,
-        }, indent=1))
+        click.echo(json.dumps(listing.report(), indent=1))
         return
-    click.echo("plugins: " + ", ".join(f"{p} {v}" for p, v in reg.plugins.items()))
-    every = [c for kind in KINDS for c in reg.components[kind].values()]
-    # columns as wide as the longest name and "plugin version", so long names and short versions stay aligned
-    name_w = max((len(c.name) for c in every), default=0)
-    by_w = max((len(f"{c.plugin} {c.version}") for c in every), default=0)
-    for kind in KINDS:
-        comps = reg.components[kind]
-        click.echo(f"\n{kind}:")
-        if not comps:
-            click.echo("  (none)")
-        for name, c in sorted(comps.items()):
-            click.echo(f"  {name:<{name_w}}  {f'{c.plugin} {c.version}':<{by_w}}  {c.summary}".rstrip())
-    for f in reg.failures:
-        click.echo(f"\nfailed: plugin '{f.plugin}' at {f.stage}: {f.error}", err=True)
-    for line in clashes:
-        click.echo(f"\nclash: {line}", err=True)
+    out, err = listing.table()
+    for line in out:
+        click.echo(line)
+    for line in err:
+        click.echo(line, err=True)
 
 
 @plugins.command("new")

@@ -139,7 +139,7 @@ def test_every_command_calls_its_workflow():
     """cli.py parses options: each command's logic is a workflow module (or the plugin registry's listing)."""
     graph = import_graph(ROOT, "audiogen")
     for cmd in ("train", "train_prior", "encode", "decode", "sample", "evaluate", "reconstruct", "probe", "explore",
-                "index", "quickstart", "export", "info"):
+                "index", "quickstart", "export", "info", "plugins"):
         assert f"{WORKFLOWS}.{cmd}" in graph["audiogen.cli"], cmd
 
 

@@ -5,7 +5,7 @@ The data flow: ``train`` an autoencoder (or a temporal VAE end to end) -> ``enco
 ``train_prior`` on it -> ``sample`` from the prior, decoded by the autoencoder (``decode`` turns any latents back
 into audio). Around it: ``evaluate`` (likelihoods; ``evaluate_prior`` for prior runs), ``reconstruct``, ``probe``
 (what the latents capture), ``explore`` (interpolations, trajectories), ``index`` (manifests), ``export`` (nn~),
-``info`` and ``quickstart``.
+``info``, ``plugins`` (the registry listing) and ``quickstart``.
 
 Layering (tests/test_layering.py): workflows build on the components and the shared infrastructure of the package;
 nothing there imports a workflow, and no workflow imports the CLI.
