@@ -100,9 +100,13 @@ def test_old_data_option_gives_the_same_answer_as_arguments(tmp_path, tiny_run, 
     assert new.stderr.strip().splitlines()[-2:] == old.stderr.strip().splitlines()[-2:]
 
 
-def test_a_missing_run_is_a_usage_error(tmp_path):
+def test_a_missing_run_is_a_usage_error_and_the_old_argument_still_reads(tmp_path, tiny_run):
     proc = run_in_process("sample", "-o", tmp_path / "s", check=False)
     assert proc.returncode == 2 and "--run" in proc.stderr and "Traceback" not in proc.stderr
+    # `sample RUN` (old): the run is read, and this autoencoder has nothing to sample from
+    proc = run_in_process("sample", tiny_run, "-o", tmp_path / "s", check=False)
+    assert proc.returncode == 2 and "no latent model" in proc.stderr
+    _deprecation(proc.stderr, "sample --run RUN")
 
 
 # ------------------------------------------------------------------------------------------ workflows directly
@@ -144,3 +148,14 @@ def test_decode_workflow_directly(tmp_path, tiny_run):
     assert written == [tmp_path / "o" / "z.wav"] and written[0].is_file()
     with pytest.raises(ArtifactError, match="--overwrite"):
         decode([str(tmp_path / "z.npy")], tmp_path / "o", run=tiny_run, progress=False)
+
+
+def test_index_workflow_directly(tmp_path, corpus):
+    from audiogen.audio.manifest import read_manifest
+    from audiogen.workflows.index import index
+
+    (tmp_path / "bad.wav").write_bytes(b"not audio")
+    done = index([str(corpus / "train.txt"), str(tmp_path / "bad.wav")], tmp_path / "m.csv")
+    assert len(done.infos) == len((corpus / "train.txt").read_text().split())
+    assert [e["source"] for e in done.failed] == [str(tmp_path / "bad.wav")]
+    assert len(read_manifest(tmp_path / "m.csv")) == len(done.infos)
