@@ -156,11 +156,14 @@ def _renamed(value, old_value, old: str, new: str):
 
 
 def run_option(what: str, old: str | None = "--ckpt"):
-    """``--run RUN``: the trained model a command reads (``what`` it is for), and its old spelling, hidden."""
+    """``--run RUN``: the trained model a command reads (``what`` it is for), and its old spelling, hidden. Without
+    an old option the run is required: checked by the command, which also reads it from its old place, the
+    arguments."""
     def deco(f):
         if old:
             f = click.option(old, "old_run", type=_PATH, hidden=True)(f)
-        return click.option("--run", "run", type=_PATH, metavar="RUN", help=f"Run folder or .ckpt: {what}.")(f)
+        text = f"Run folder or .ckpt: {what}." + ("" if old else "  [required]")
+        return click.option("--run", "run", type=_PATH, metavar="RUN", help=text)(f)
     return deco
 
 
