@@ -117,7 +117,7 @@ def make_checkpoint(exe: str, files: list[Path], tmp: Path, env: dict, binds: li
     shortest = sorted(files, key=lambda f: sf.info(str(f)).frames)[:2]
     run = tmp / "run"
     cmd = [exe, "train", "--gin", GIN, "--bind", "train.max_steps=2", *[a for b in binds for a in ("--bind", b)],
-           *[a for f in shortest for a in ("--data", str(f))], "-o", str(run), "--no-progress"]
+           *map(str, shortest), "-o", str(run), "--no-progress"]
     run_child(cmd, env, tmp / "train.log")
     ckpt = run / "model.ckpt"
     return ckpt if ckpt.exists() else run
@@ -156,14 +156,14 @@ def main(argv=None) -> int:
         ckpt = args.ckpt.resolve() if args.ckpt else make_checkpoint(exe, files, tmp, env)
         lst = tmp / "files.txt"
         lst.write_text("".join(f"{f}\n" for f in files))
-        enc = run_child([exe, "encode", "--ckpt", str(ckpt), str(lst), "-o", str(tmp / "latents"),
+        enc = run_child([exe, "encode", "--run", str(ckpt), str(lst), "-o", str(tmp / "latents"),
                          "--no-progress"], env, tmp / "encode.log")
         m = re.search(r"encoded (\d+) files \(([\d.]+) s of audio.* in ([\d.]+) s", enc["output"])
         if not m or int(m.group(1)) != len(files):
             sys.exit(f"benchmark_encode: unexpected encode output:\n{enc['output'][-2000:]}")
         (tmp / "minimal").mkdir()
         mini_ckpt = make_checkpoint(exe, files, tmp / "minimal", env, MINIMAL)
-        mini = run_child([exe, "encode", "--ckpt", str(mini_ckpt), str(lst), "-o", str(tmp / "minimal" / "latents"),
+        mini = run_child([exe, "encode", "--run", str(mini_ckpt), str(lst), "-o", str(tmp / "minimal" / "latents"),
                           "--no-progress"], env, tmp / "minimal" / "encode.log")
         threads = child_threads(env)
         load_after = os.getloadavg()[0]
@@ -187,7 +187,7 @@ def main(argv=None) -> int:
                    "peak_rss_bytes": enc["peak_rss_bytes"]},
         "ratio_to_floor": ratio, "ratio_pass": ratio >= TARGET_RATIO,
         "rss_pass": enc["peak_rss_bytes"] < TARGET_RSS_BYTES,
-        "command": [Path(exe).name, "encode", "--ckpt", "CKPT", "FILES.txt", "-o", "OUT", "--no-progress"],
+        "command": [Path(exe).name, "encode", "--run", "CKPT", "FILES.txt", "-o", "OUT", "--no-progress"],
     }
 
     ok = lambda b: "PASS" if b else "FAIL"  # noqa: E731

@@ -35,13 +35,13 @@ def test_run_folder_holds_checkpoint_config_and_logs(tiny_run):
 @pytest.mark.slow
 def test_rerun_resumes_from_last_checkpoint_with_saved_config(tmp_path, corpus):
     run = tmp_path / "run"
-    args = ["train", "--gin", "pipelines/conv_ae.gin", *tiny_binds(), "--data", corpus / "train.txt", "-o", run,
+    args = ["train", "--gin", "pipelines/conv_ae.gin", *tiny_binds(), corpus / "train.txt", "-o", run,
             "--no-progress"]
     run_cli(*args)
     first = load_checkpoint(run / "checkpoints" / "last.ckpt")
     assert first["global_step"] == 2
     # same folder, more steps: continues (step 2 -> 5) with the saved architecture even without --gin
-    run_cli("train", "--bind", "train.max_steps=5", "--data", corpus / "train.txt", "-o", run, "--no-progress")
+    run_cli("train", "--bind", "train.max_steps=5", corpus / "train.txt", "-o", run, "--no-progress")
     again = load_checkpoint(run / "model.ckpt")
     assert again["audiogen"]["global_step"] == 5
     assert "LATENT_SIZE = 4" in again["audiogen"]["operative_config"]
@@ -51,7 +51,7 @@ def test_rerun_resumes_from_last_checkpoint_with_saved_config(tmp_path, corpus):
 def test_divergence_stops_with_a_clear_message(tmp_path, corpus):
     run = tmp_path / "run"
     proc = run_in_process("train", "--gin", "pipelines/conv_ae.gin", *tiny_binds(), "--bind", "train.max_steps=6",
-                          "--bind", "train.lr=1e30", "--bind", "train.grad_clip=None", "--data", corpus / "train.txt",
+                          "--bind", "train.lr=1e30", "--bind", "train.grad_clip=None", corpus / "train.txt",
                           "-o", run, "--no-progress", check=False)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "likely causes" in proc.stderr and "train.lr" in proc.stderr
@@ -60,9 +60,9 @@ def test_divergence_stops_with_a_clear_message(tmp_path, corpus):
 
 @pytest.mark.slow
 def test_quickstart_runs_the_cli_commands_it_prints(tmp_path):
-    proc = run_cli("quickstart", "-o", tmp_path / "qs", "--steps", "3", "--bind", "train.val_every=3")
+    proc = run_cli("quickstart", "-o", tmp_path / "qs", "--max-steps", "3", "--bind", "train.val_every=3")
     out = proc.stdout
-    for cmd in ("$ audiogen train --gin pipelines/conv_ae.gin", "$ audiogen encode --ckpt", "$ audiogen decode"):
+    for cmd in ("$ audiogen train --gin pipelines/conv_ae.gin", "$ audiogen encode --run", "$ audiogen decode"):
         assert cmd in out
     summary = json.loads((tmp_path / "qs" / "summary.json").read_text())
     assert summary["files"] == 24 and summary["latent_size"] == 16
@@ -72,7 +72,7 @@ def test_quickstart_runs_the_cli_commands_it_prints(tmp_path):
 
 
 def _train_in_process(out, gin_files, bindings, corpus):
-    from audiogen.training import train
+    from audiogen.workflows.train import train
 
     return train([str(corpus / "train.txt")], out, gin_files, bindings, progress=False)
 
@@ -103,7 +103,7 @@ def test_each_epoch_gets_new_crops_and_order(corpus):
 
     from audiogen.audio.io import expand_inputs
     from audiogen.settings import audio_settings, train_settings
-    from audiogen.training import EpochCallback, _loader
+    from audiogen.workflows.train import EpochCallback, _loader
 
     loader = _loader(expand_inputs([corpus / "train.txt"]), audio_settings(), train_settings(crop_seconds=0.1),
                      hop=16, train=True)
@@ -118,19 +118,19 @@ def test_each_epoch_gets_new_crops_and_order(corpus):
 
 def test_bad_settings_are_clear_errors(tmp_path, corpus):
     proc = run_in_process("train", "--gin", "pipelines/conv_ae.gin", *tiny_binds(), "--bind",
-                          "audio.channels='stereo'", "--data", corpus / "train.txt", "-o", tmp_path / "r", check=False)
+                          "audio.channels='stereo'", corpus / "train.txt", "-o", tmp_path / "r", check=False)
     assert proc.returncode == 2 and "audio.channels" in proc.stderr and "Traceback" not in proc.stderr
     proc = run_in_process("train", "--gin", "pipelines/conv_ae.gin", *tiny_binds(), "--bind", "train.batch_size=0",
-                          "--data", corpus / "train.txt", "-o", tmp_path / "r2", check=False)
+                          corpus / "train.txt", "-o", tmp_path / "r2", check=False)
     assert proc.returncode == 2 and "train.batch_size" in proc.stderr
 
 
 def test_resuming_with_another_architecture_is_a_clear_error(tmp_path, corpus):
     run = tmp_path / "run"
-    run_in_process("train", "--gin", "pipelines/conv_ae.gin", *tiny_binds(), "--data", corpus / "train.txt", "-o",
+    run_in_process("train", "--gin", "pipelines/conv_ae.gin", *tiny_binds(), corpus / "train.txt", "-o",
                    run, "--no-progress")
-    proc = run_in_process("train", "--bind", "LATENT_SIZE=6", "--bind", "train.max_steps=4", "--data",
-                          corpus / "train.txt", "-o", run, "--no-progress", check=False)
+    proc = run_in_process("train", "--bind", "LATENT_SIZE=6", "--bind", "train.max_steps=4", corpus / "train.txt",
+                          "-o", run, "--no-progress", check=False)
     assert proc.returncode == 2 and "another architecture" in proc.stderr and "Traceback" not in proc.stderr
 
 
@@ -142,7 +142,7 @@ def test_cosine_lr_schedule_ends_at_a_tenth_and_is_refused_when_misspelled(tmp_p
     assert ckpt["optimizer_states"][0]["param_groups"][0]["lr"] == pytest.approx(2e-4)
     assert ckpt["lr_schedulers"][0]["last_epoch"] == 4  # stored, so a resumed run continues the curve
     proc = run_in_process("train", "--gin", "pipelines/conv_ae.gin", *tiny_binds(), "--bind",
-                          "train.lr_schedule='cosin'", "--data", corpus / "train.txt", "-o", tmp_path / "r",
+                          "train.lr_schedule='cosin'", corpus / "train.txt", "-o", tmp_path / "r",
                           check=False)
     assert proc.returncode == 2 and "train.lr_schedule" in proc.stderr and "Traceback" not in proc.stderr
 

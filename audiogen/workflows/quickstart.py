@@ -1,6 +1,7 @@
-"""``audiogen quickstart``: the whole encode/decode path on an embedded default, through the CLI's own commands.
+"""``audiogen quickstart``: the whole encode/decode path on an embedded default, through the workflows of the CLI's
+own commands (each printed as the command that does the same, for users to copy).
 
-1. synthesise a speech-like corpus (or take ``--data``);
+1. synthesise a speech-like corpus (or take the user's audio);
 2. ``audiogen train --gin pipelines/conv_ae.gin`` a small Conv1d autoencoder;
 3. ``audiogen encode`` the corpus to a latent dataset;
 4. ``audiogen decode`` it back to wavs;
@@ -9,14 +10,16 @@
 
 from __future__ import annotations
 
+import shlex
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from audiogen.artifacts import atomic_write_json, atomic_write_text
 
-# Sized for about a minute of training on 2 CPU cores; users train longer with --steps.
+# Sized for about a minute of training on 2 CPU cores; users train longer with --max-steps.
 QUICK_BINDINGS = ["train.max_steps = 600", "train.batch_size = 8", "train.val_every = 200",
                   "train.crop_seconds = 0.5", "train.lr = 2e-3"]
 
@@ -38,15 +41,23 @@ def snr_db(x: np.ndarray, y: np.ndarray) -> float:
     return float(10 * np.log10(np.sum(x[:n] ** 2) / max(err, 1e-12)))
 
 
-def run_quickstart(cli, data: Path | None, out: Path, steps: int | None, bindings: list[str], echo=print,
-                   progress: bool = False) -> dict:
+def _shown(echo: Callable[[str], None], args: list) -> None:
+    echo("$ audiogen " + shlex.join(map(str, args)))
+
+
+def quickstart(data: Path | None, out: Path, max_steps: int | None = None, bindings: Sequence[str] = (),
+               echo: Callable[[str], None] = print, progress: bool = False) -> dict:
+    """Train, encode, decode and compare under ``out``; returns the summary (also summary.json and summary.md).
+    Re-running on the same ``out`` resumes the training run and writes the rest again."""
     from audiogen.audio.io import load_audio
-    from audiogen.cli import run_command
     from audiogen.latents.dataset import read_meta
     from audiogen.latents.decode import common_root
     from audiogen.latents.record import LatentRecord
     from audiogen.plots import plot_comparison
     from audiogen.synth import write_corpus
+    from audiogen.workflows.decode import decode
+    from audiogen.workflows.encode import encode
+    from audiogen.workflows.train import train
 
     t0 = time.perf_counter()
     out = Path(out)
@@ -60,25 +71,25 @@ def run_quickstart(cli, data: Path | None, out: Path, steps: int | None, binding
         train_data, valid_data, all_data = [data], [], [data]
 
     train_binds = list(QUICK_BINDINGS)
-    if steps is not None:
-        train_binds.append(f"train.max_steps = {steps}")
+    if max_steps is not None:
+        train_binds.append(f"train.max_steps = {max_steps}")
     train_binds += bindings
     run = out / "run"
-    args = ["train", "--gin", "pipelines/conv_ae.gin"]
-    for b in train_binds:
-        args += ["--bind", b]
-    for d in train_data:
-        args += ["--data", str(d)]
-    for d in valid_data:
-        args += ["--valid", str(d)]
+    gin_files = ["pipelines/conv_ae.gin"]
     quiet = [] if progress else ["--no-progress"]  # training is the long part: its bar goes to stderr
-    run_command(args + ["-o", str(run), *quiet], echo)
+    _shown(echo, ["train", "--gin", *gin_files, *[a for b in train_binds for a in ("--bind", b)], *train_data,
+                  *[a for d in valid_data for a in ("--valid", d)], "-o", run, *quiet])
+    final = train([str(d) for d in train_data], run, gin_files, train_binds,
+                  [str(d) for d in valid_data] or None, progress=progress)
+    echo(f"wrote {final}")
     t_train = time.perf_counter()
 
     latents, decoded = out / "latents", out / "decoded"
-    run_command(["encode", "--ckpt", str(run / "model.ckpt"), *map(str, all_data), "-o", str(latents),
-                 "--overwrite", *quiet], echo)
-    run_command(["decode", str(latents), "-o", str(decoded), *quiet], echo)
+    _shown(echo, ["encode", "--run", run / "model.ckpt", *all_data, "-o", latents, "--overwrite", *quiet])
+    enc = encode([str(d) for d in all_data], latents, run / "model.ckpt", overwrite=True, progress=progress)
+    echo(f"encoded {enc.meta['num_files']} files into {latents}")
+    _shown(echo, ["decode", latents, "-o", decoded, "--overwrite", *quiet])
+    echo(f"wrote {len(decode([str(latents)], decoded, overwrite=True, progress=progress))} wav files to {decoded}")
 
     meta = read_meta(latents)
     rec = LatentRecord.from_meta(meta, latents)
