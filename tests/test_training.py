@@ -6,6 +6,7 @@ import csv
 import json
 import os
 
+import numpy as np
 import pytest
 import torch
 from conftest import run_cli, run_in_process, tiny_binds
@@ -69,6 +70,24 @@ def test_quickstart_runs_the_cli_commands_it_prints(tmp_path):
     png = (tmp_path / "qs" / "comparison.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20000
     assert len(list((tmp_path / "qs" / "decoded").glob("*.wav"))) == 24
+    # the degraded copies that give the distance its scale, scored on the same files
+    assert set(summary["anchors"]) == {"8-bit mu-law", "4 kHz band"}
+    assert all(0 < a["mean_spectral_distance_db"] < 10 for a in summary["anchors"].values())
+    assert "What the figures mean" in (tmp_path / "qs" / "summary.md").read_text()
+
+
+def test_spectral_distance_is_zero_for_a_copy_and_grows_with_degradation():
+    from audiogen.workflows.quickstart import anchors, spectral_distance_db
+
+    rng = np.random.default_rng(0)
+    t = np.arange(16000) / 16000
+    x = (0.3 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 3 * t))).astype(np.float32)
+    x[4000:6000] = 0.01 * rng.standard_normal(2000)  # a quiet passage
+    assert spectral_distance_db(x, x.copy()) == 0
+    degraded = anchors(x, 16000)
+    coarse = np.round(x * 8) / 8  # 17 uniform levels: much coarser than 8-bit mu-law
+    assert 0 < spectral_distance_db(x, degraded["8-bit mu-law"]) < spectral_distance_db(x, coarse)
+    assert spectral_distance_db(x, degraded["4 kHz band"]) > 0
 
 
 def _train_in_process(out, gin_files, bindings, corpus):
