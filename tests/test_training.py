@@ -122,7 +122,7 @@ def test_each_epoch_gets_new_crops_and_order(corpus):
 
     from audiogen.audio.io import expand_inputs
     from audiogen.settings import audio_settings, train_settings
-    from audiogen.workflows.train import EpochCallback, _loader
+    from audiogen.training.module import EpochCallback, _loader
 
     loader = _loader(expand_inputs([corpus / "train.txt"]), audio_settings(), train_settings(crop_seconds=0.1),
                      hop=16, train=True)

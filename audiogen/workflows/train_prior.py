@@ -22,7 +22,7 @@ from audiogen.latents.dataset import collate_latents
 from audiogen.latents.sequences import open_sequences, peek_latent_size, set_fixed_dims
 from audiogen.pipeline import build_pipeline
 from audiogen.settings import prior_settings
-from audiogen.workflows.train import (
+from audiogen.training.module import (
     AudiogenModule,
     batch_loader,
     fit,

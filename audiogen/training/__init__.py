@@ -1,0 +1,1 @@
+"""The training machinery the training workflows share; nothing here imports a workflow."""
