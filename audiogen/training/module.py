@@ -1,51 +1,20 @@
-"""The training machinery of ``audiogen train`` and ``train-prior``, on Lightning.
-
-A run folder holds ``checkpoints/`` (``last.ckpt`` for resuming, rewritten every ``train.val_every`` steps),
-``model.ckpt`` (the final weights and metadata), ``operative_config.gin``, CSV logs
-``logs/version_N/metrics.csv`` (one per start) and TensorBoard logs ``logs/tensorboard/``.
-Re-running the same command on the same folder resumes from ``checkpoints/last.ckpt`` with its saved config.
-
-With several processes (``train.devices``, ``train.num_nodes``, torchrun or SLURM) each rank trains on its share of
-every global batch under Lightning's DDP; rank 0 writes the run folder.
-"""
+"""The Lightning modules audiogen trains: what every run shares (``AudiogenModule``) and the pipeline's
+(``PipelineModule``); ``audiogen.workflows.train_prior`` adds the prior's."""
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
-from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
-from torch.utils.data import DataLoader
 
 from audiogen import config
-from audiogen.artifacts import (
-    CHECKPOINT_FORMAT,
-    CHECKPOINT_VERSION,
-    atomic_write_text,
-    folder_lock,
-    versions,
-)
-from audiogen.audio.dataset import (
-    AudioDataset,
-    LengthGroupedBatchSampler,
-    _seed_from,
-    collate_audio,
-)
-from audiogen.checkpoint_io import AtomicCheckpointIO, writable_folder, write_failure
-from audiogen.distributed import is_main_process, rank_share, resolve_shape, split_batch
-from audiogen.errors import ConfigError, TrainingDiverged
+from audiogen.artifacts import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, versions
+from audiogen.audio.dataset import _seed_from
+from audiogen.errors import TrainingDiverged
 from audiogen.pipeline import Pipeline
-from audiogen.progress import stderr_progress_bar
-from audiogen.settings import (
-    AudioSettings,
-    TrainSettings,
-    train_settings,
-)
+from audiogen.settings import TrainSettings
 
 log = logging.getLogger("audiogen")
 
@@ -170,162 +139,3 @@ class PipelineModule(AudiogenModule):
                         "consider free nats (elbo.free_nats) or KL warm-up (elbo.beta = @anneal.linear())",
                         self.global_step, ", ".join(dead))
         self._val_active = {}
-
-
-class ResumableBatches(LengthGroupedBatchSampler):
-    """Length-grouped batches that can start ``skip`` batches into an epoch (mid-epoch resume).
-
-    ``batch_size`` is the global batch. Under DDP every rank draws the same global batches (same seed and epoch)
-    and yields its share of each (:func:`audiogen.distributed.rank_share`), so the ranks together train on exactly
-    the batches of a single-process run. Lightning must not swap in its DistributedSampler
-    (``use_distributed_sampler=False``)."""
-
-    skip = 0  # kept for the whole resumed epoch: Lightning may create (and prefetch) its iterator twice
-    ranks: tuple[int, int] | None = None  # (rank, world); None: from the process group when iterated
-
-    def set_epoch(self, epoch: int) -> None:
-        if epoch != self.epoch:
-            self.skip = 0
-        super().set_epoch(epoch)
-
-    def __iter__(self):
-        from audiogen.distributed import current_rank
-
-        rank, world = self.ranks or current_rank()
-        for k, batch in enumerate(super().__iter__()):
-            if k >= self.skip:
-                yield rank_share(batch, rank, world)
-
-
-class ResumableLoader(DataLoader):
-    """A DataLoader Lightning can checkpoint: it records how many batches of the epoch were trained on, and
-    a resumed run skips them, so that resuming continues exactly where the interrupted run stopped."""
-
-    batches_done = 0
-
-    def state_dict(self) -> dict:
-        return {"epoch": int(self.batch_sampler.epoch), "batches_done": int(self.batches_done)}
-
-    def load_state_dict(self, state: dict) -> None:
-        # Lightning restarts the interrupted epoch without calling on_train_epoch_start: restore it here
-        self.batch_sampler.set_epoch(state["epoch"])
-        self.dataset.set_epoch(state["epoch"])
-        self.batch_sampler.skip = int(state["batches_done"])
-
-
-class EpochCallback(L.Callback):
-    """New shuffling and new random crops every epoch, reproducible from (seed, epoch); tracks the position in the
-    epoch for exact resume. (Lightning calls ``set_epoch`` only on plain samplers, not on ours.)"""
-
-    def on_train_epoch_start(self, trainer, pl_module) -> None:
-        loader = trainer.train_dataloader
-        for obj in (loader.batch_sampler, loader.dataset):
-            if hasattr(obj, "set_epoch"):
-                obj.set_epoch(trainer.current_epoch)
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        trainer.train_dataloader.batches_done = batch_idx + 1  # before ModelCheckpoint saves (callback order)
-
-
-def _loader(files, audio: AudioSettings, s: TrainSettings, hop: int, train: bool) -> DataLoader:
-    crop = int(s.crop_seconds * audio.sample_rate) if train else None
-    crop = crop if crop is None else max(hop, crop // hop * hop)
-    ds = AudioDataset(files, audio.sample_rate, crop=crop, channels=audio.channels, resample=audio.resample,
-                      seed=s.seed)
-    return batch_loader(ds, s.batch_size, s.seed, s.num_workers, functools.partial(collate_audio, multiple_of=hop),
-                        train)
-
-
-def batch_loader(ds, batch_size: int, seed: int, workers: int, collate_fn, train: bool) -> DataLoader:
-    """Length-grouped batches of ``ds``; for training, resumable mid-epoch (``ResumableLoader``)."""
-    sampler = ResumableBatches(ds.lengths, batch_size, shuffle=train, seed=seed)
-    return (ResumableLoader if train else DataLoader)(ds, batch_sampler=sampler, num_workers=workers,
-                      collate_fn=collate_fn,
-                      persistent_workers=False,  # fresh workers see each epoch's set_epoch
-                      # its own generator: starting an epoch must not draw from the global RNG (exact resume)
-                      generator=torch.Generator().manual_seed(seed))
-
-
-def locks_run_folder(fn):
-    """``fn(data, out, ...)`` run holding ``out/lock``: a second `train` or `train-prior` on the same run folder is
-    refused while the first runs (rank 0 holds the lock for every rank of a distributed run)."""
-    @functools.wraps(fn)
-    def run(data, out, *args, **kwargs):
-        writable_folder(Path(out), "run folder")  # a clean error before the lock's folder is made
-        with folder_lock(Path(out), "training run", hold=is_main_process()):
-            return fn(data, out, *args, **kwargs)
-    return run
-
-
-def start_run(out: Path, gin_files: list[str], bindings: list[str], example: str) -> tuple[Path, TrainSettings]:
-    """Parse the run's config (a resumed run's saved config first), set threads and seeds; returns
-    (``checkpoints/last.ckpt``, train settings). ``example`` is the gin file suggested when none is given."""
-    for noisy in ("lightning.pytorch", "lightning.fabric"):  # GPU/TPU banners and tips
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    writable_folder(out, "run folder")  # before anything is built: a clean error, not a traceback later
-    last = out / "checkpoints" / "last.ckpt"
-    base, base_source = None, f"checkpoint {last}"
-    if last.exists():
-        from audiogen.artifacts import load_checkpoint
-        from audiogen.plugins import check_provenance, provenance_of
-
-        record = load_checkpoint(last)["audiogen"]
-        check_provenance(provenance_of(record), f"this run ({last})")  # before gin reads its config
-        base = record["operative_config"]
-        log.info("resuming from %s", last)
-    elif not gin_files and not bindings:
-        raise ConfigError("no configuration given", fix=f"pass --gin {example}")
-    config.parse(gin_files, bindings, base=base, base_source=base_source)
-    s = train_settings()
-    # checked here, before the run's file index is written: the samplers share each global batch over the ranks
-    devices, num_nodes = resolve_shape(s.devices, s.num_nodes, "train")
-    split_batch(s.batch_size, devices * num_nodes)
-    if s.threads:
-        torch.set_num_threads(s.threads)
-    L.seed_everything(s.seed, workers=True, verbose=False)
-    return last, s
-
-
-def fit(module: AudiogenModule, out: Path, s: TrainSettings, train_loader, valid_loader, last: Path,
-        progress: bool, callbacks: list = ()) -> Path:
-    """Run (or resume) Lightning on ``module``; write operative_config.gin and model.ckpt in ``out``."""
-    devices, num_nodes = resolve_shape(s.devices, s.num_nodes, "train")
-    world = devices * num_nodes  # start_run has refused a global batch that does not split over the ranks
-    strategy = "ddp" if s.strategy == "auto" and world > 1 else s.strategy  # never Lightning's spawn on CPU
-    out.mkdir(parents=True, exist_ok=True)
-    ckpt_cb = ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, every_n_train_steps=s.val_every,
-                              save_top_k=0, enable_version_counter=False)
-    trainer = L.Trainer(
-        default_root_dir=out, max_steps=s.max_steps,
-        max_time={"seconds": s.max_minutes * 60} if s.max_minutes else None, accelerator=s.accelerator,
-        devices=devices, num_nodes=num_nodes, strategy=strategy,
-        use_distributed_sampler=False,  # our batch samplers give each rank its share (ResumableBatches)
-        # one CSV per (re)start, so a resumed run never overwrites the metrics of the earlier part
-        logger=[CSVLogger(out, name="logs"), TensorBoardLogger(out, name="logs", version="tensorboard")],
-        callbacks=[ckpt_cb, EpochCallback(), *callbacks, *([stderr_progress_bar()] if progress else [])], log_every_n_steps=s.log_every, plugins=[AtomicCheckpointIO()],
-        val_check_interval=min(s.val_every, s.max_steps) if valid_loader else None,
-        check_val_every_n_epoch=None if valid_loader else 1, limit_val_batches=None if valid_loader else 0,
-        enable_progress_bar=progress, enable_model_summary=False, num_sanity_val_steps=0,
-        deterministic=False,
-    )
-    import warnings
-
-    # runs without --valid: Lightning would warn that validation_step has no data on every start
-    warnings.filterwarnings("ignore", message=".*validation_step.*val_dataloader.*")
-    try:
-        trainer.fit(module, train_loader, valid_loader, ckpt_path=str(last) if last.exists() else None,
-                    weights_only=True)
-        if trainer.is_global_zero:
-            atomic_write_text(out / "operative_config.gin", config.operative_config())
-        final = out / "model.ckpt"
-        # on every rank (it gathers and synchronises); Lightning writes it from rank 0
-        trainer.save_checkpoint(final, weights_only=True)  # weights + metadata; resuming uses checkpoints/last.ckpt
-    except OSError as exc:  # disk full, file too large, folder made read-only: every file is atomic, none is torn
-        raise write_failure(out, exc) from None
-    except RuntimeError as exc:
-        if "loading state_dict" not in str(exc):
-            raise
-        raise ConfigError(f"the run in {out} was trained with another architecture than the one configured now "
-                          f"({str(exc).splitlines()[0]})",
-                          fix="drop the --gin/--bind options that change the model, or use a new -o folder") from None
-    return final
