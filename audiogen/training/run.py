@@ -36,9 +36,6 @@ from audiogen.training.module import AudiogenModule
 
 log = logging.getLogger("audiogen")
 
-LOCK = "lock"  # artifacts.take_lock's file: held while the folder is cleared, so it stays
-
-
 def locks_run_folder(fn):
     """``fn(data, out, ..., overwrite=False)`` run holding ``out/lock``: a second `train` or `train-prior` on the same
     run folder is refused while the first runs (rank 0 holds the lock for every rank of a distributed run). With
@@ -46,20 +43,20 @@ def locks_run_folder(fn):
     @functools.wraps(fn)
     def run(data, out, *args, overwrite: bool = False, **kwargs):
         writable_folder(Path(out), "run folder")  # a clean error before the lock's folder is made
-        with folder_lock(Path(out), "training run", hold=is_main_process()):
-            if overwrite and is_main_process():
-                clear_run_folder(Path(out))
+        with folder_lock(Path(out), "training run", hold=is_main_process()) as lock:
+            if overwrite and lock is not None:  # rank 0, which holds the lock
+                clear_run_folder(Path(out), keep=lock)
             return fn(data, out, *args, overwrite=overwrite, **kwargs)
     return run
 
 
-def clear_run_folder(out: Path) -> None:
-    """Delete everything inside ``out`` but its lock. Links are removed, never followed: a symbolic link in the run
-    folder to data elsewhere leaves that data alone (``shutil.rmtree`` does not follow links inside the trees it
-    removes either)."""
+def clear_run_folder(out: Path, keep: Path) -> None:
+    """Delete everything inside ``out`` but ``keep`` (the lock held meanwhile). Links are removed, never followed:
+    a symbolic link in the run folder to data elsewhere leaves that data alone (``shutil.rmtree`` does not follow
+    links inside the trees it removes either)."""
     with os.scandir(out) as entries:
         for entry in entries:
-            if entry.name == LOCK:
+            if entry.name == keep.name:
                 continue
             if entry.is_dir(follow_symlinks=False):
                 shutil.rmtree(entry.path)
@@ -118,7 +115,8 @@ def fit(module: AudiogenModule, out: Path, s: TrainSettings, train_loader, valid
         use_distributed_sampler=False,  # our batch samplers give each rank its share (ResumableBatches)
         # one CSV per (re)start, so a resumed run never overwrites the metrics of the earlier part
         logger=[CSVLogger(out, name="logs"), TensorBoardLogger(out, name="logs", version="tensorboard")],
-        callbacks=[ckpt_cb, EpochCallback(), *callbacks, *([stderr_progress_bar()] if progress else [])], log_every_n_steps=s.log_every, plugins=[AtomicCheckpointIO()],
+        callbacks=[ckpt_cb, EpochCallback(), *callbacks, *([stderr_progress_bar()] if progress else [])],
+        log_every_n_steps=s.log_every, plugins=[AtomicCheckpointIO()],
         val_check_interval=min(s.val_every, s.max_steps) if valid_loader else None,
         check_val_every_n_epoch=None if valid_loader else 1, limit_val_batches=None if valid_loader else 0,
         enable_progress_bar=progress, enable_model_summary=False, num_sanity_val_steps=0,
