@@ -136,8 +136,9 @@ def _echo_once(text: str) -> None:
 # ------------------------------------------------------------------------------------------------ one grammar
 # Every command reads the model it uses as `--run RUN` (a run folder or its .ckpt), takes its inputs (audio files,
 # folders or list files; latent datasets) as arguments, writes to `-o/--out`, refuses to write over earlier output
-# without `--overwrite` (re-running train, train-prior or encode on its own output resumes it instead), and shows
-# progress bars unless `--no-progress`. Old spellings work for one more release, with a warning naming the new one.
+# without `--overwrite` (re-running train, train-prior or encode on its own output resumes it instead; for the
+# training commands and quickstart `--overwrite` starts the run over), and shows progress bars unless
+# `--no-progress`. Old spellings work for one more release, with a warning naming the new one.
 _PATH = click.Path(path_type=Path)
 
 
@@ -213,6 +214,9 @@ def _out_option(help: str, required: bool = True):
 
 
 _overwrite = click.option("--overwrite", is_flag=True, help="Write over an existing output.")
+# train and train-prior resume by default: --overwrite is how a run folder is reused for another configuration
+_overwrite_run = click.option("--overwrite", is_flag=True, help="Start over: delete what the run folder holds "
+                              "(refused while another run writes there) and train from step 0.")
 _no_progress = click.option("--no-progress", is_flag=True, help="No progress bars on stderr.")
 _RUN_ARGS = {"allow_extra_args": True}  # the run as an argument: the old spelling, read from ctx.args
 
@@ -224,16 +228,20 @@ _RUN_ARGS = {"allow_extra_args": True}  # the run as an argument: the old spelli
 @click.option("--data", "old_data", multiple=True, hidden=True)
 @click.option("--valid", multiple=True, help="Validation audio (files, folders or lists), repeatable.")
 @_out_option("Run folder; re-running on the same folder resumes.")
+@_overwrite_run
 @_no_progress
-def train(gin_files, bindings, inputs, old_data, valid, out, no_progress) -> None:
+def train(gin_files, bindings, inputs, old_data, valid, out, overwrite, no_progress) -> None:
     """Train a pipeline on AUDIO (files, folders or list files): an autoencoder, or a temporal VAE end to end
-    (e.g. the Clockwork VAE)."""
+    (e.g. the Clockwork VAE).
+
+    Re-running on the same -o folder resumes it with its saved configuration; --overwrite starts over."""
     from audiogen.workflows.train import train as run
 
     data = list(inputs) + list(_renamed((), old_data, "--data AUDIO", "AUDIO as arguments"))
     if not data:
         raise click.UsageError("missing AUDIO: the audio files, folders or list files to train on")
-    final = run(data, out, list(gin_files), list(bindings), valid=list(valid) or None, progress=not no_progress)
+    final = run(data, out, list(gin_files), list(bindings), valid=list(valid) or None, progress=not no_progress,
+                overwrite=overwrite)
     _echo_once(f"wrote {final}")
 
 
@@ -243,13 +251,16 @@ def train(gin_files, bindings, inputs, old_data, valid, out, no_progress) -> Non
 @click.option("--valid", type=click.Path(path_type=Path, exists=True),
               help="Validation sequences (a latent dataset or .npy folder), scored with the training statistics.")
 @_out_option("Run folder; re-running on the same folder resumes.")
+@_overwrite_run
 @_no_progress
-def train_prior(gin_files, bindings, data, valid, out, no_progress) -> None:
-    """Train a prior on LATENTS: a latent dataset (from `audiogen encode`) or a folder of .npy sequences (T x D)."""
+def train_prior(gin_files, bindings, data, valid, out, overwrite, no_progress) -> None:
+    """Train a prior on LATENTS: a latent dataset (from `audiogen encode`) or a folder of .npy sequences (T x D).
+
+    Re-running on the same -o folder resumes it with its saved configuration; --overwrite starts over."""
     from audiogen.workflows.train_prior import train_prior as run
 
     final = run(str(data), out, list(gin_files), list(bindings), valid=str(valid) if valid else None,
-                progress=not no_progress)
+                progress=not no_progress, overwrite=overwrite)
     _echo_once(f"wrote {final}")
 
 
@@ -595,15 +606,17 @@ def info(path: Path, as_json: bool) -> None:
 @click.option("--max-steps", type=int, default=None, help="Training steps (default from the gin file's quickstart).")
 @click.option("--steps", "old_steps", type=int, hidden=True)
 @click.option("--bind", "bindings", multiple=True, help="Extra gin bindings for training.")
+@click.option("--overwrite", is_flag=True, help="Start the training run (OUT/run) over from step 0 instead of "
+              "resuming it.")
 @_no_progress
-def quickstart(audio, old_data, out, max_steps, old_steps, bindings, no_progress) -> None:
+def quickstart(audio, old_data, out, max_steps, old_steps, bindings, overwrite, no_progress) -> None:
     """Synthesise a corpus (or use your AUDIO folder or list), train a small autoencoder, encode, decode, and
     compare."""
     from audiogen.workflows.quickstart import quickstart as run
 
     audio = _renamed(audio, old_data, "quickstart --data AUDIO", "AUDIO as the argument")
     max_steps = _renamed(max_steps, old_steps, "quickstart --steps", "--max-steps")
-    run(audio, out, max_steps, list(bindings), echo=click.echo, progress=not no_progress)
+    run(audio, out, max_steps, list(bindings), echo=click.echo, progress=not no_progress, overwrite=overwrite)
 
 
 def _rank_zero_or_error(record: logging.LogRecord) -> bool:

@@ -11,7 +11,8 @@ from conftest import run_in_process
 
 from audiogen.cli import cli
 
-WRITING = ("decode", "encode", "evaluate", "export", "index", "probe", "reconstruct", "sample")
+WRITING = ("decode", "encode", "evaluate", "export", "index", "probe", "reconstruct", "sample", "train", "train-prior",
+           "quickstart")
 
 
 def _deprecation(stderr: str, new: str) -> None:

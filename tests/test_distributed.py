@@ -122,7 +122,7 @@ def test_ddp_encode_writes_the_single_process_dataset(tmp_path, corpus, tiny_run
 
 
 def test_every_rank_gets_its_share_of_the_same_global_batches():
-    from audiogen.workflows.train import ResumableBatches
+    from audiogen.training.loaders import ResumableBatches
 
     lengths = list(np.random.default_rng(0).integers(100, 1000, size=23))  # last batch: 3 items, 2 + 1
     single = ResumableBatches(lengths, 4, shuffle=True, seed=3)
@@ -150,12 +150,12 @@ def test_every_rank_gets_its_share_of_the_same_global_batches():
 def test_loader_workers_yield_every_item_once_per_epoch(corpus):
     from audiogen.audio.io import expand_inputs
     from audiogen.settings import audio_settings, train_settings
-    from audiogen.workflows.train import EpochCallback, _loader
+    from audiogen.training.loaders import EpochCallback, audio_loader
 
     files = expand_inputs([corpus])
     epochs = {}
     for workers in (0, 2):
-        loader = _loader(files, audio_settings(), train_settings(crop_seconds=0.1, batch_size=4, num_workers=workers),
+        loader = audio_loader(files, audio_settings(), train_settings(crop_seconds=0.1, batch_size=4, num_workers=workers),
                          hop=16, train=True)
         seen = []
         for epoch in range(2):

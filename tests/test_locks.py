@@ -87,6 +87,23 @@ def test_train_prior_is_locked_too_and_a_refused_run_leaves_no_folder(tmp_path):
     assert not (tmp_path / "new").exists()
 
 
+@pytest.mark.parametrize("command", ["train", "train_prior"])
+def test_overwrite_of_a_folder_another_run_writes_is_refused_and_deletes_nothing(tmp_path, command):
+    from audiogen.workflows.train import train
+    from audiogen.workflows.train_prior import train_prior
+
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"the running run's")
+    (run / "lock").write_text(f"{os.getppid()} {socket.gethostname()}")  # a live process holds it
+    workflow = {"train": train, "train_prior": train_prior}[command]
+    data = [str(tmp_path / "audio")] if command == "train" else str(tmp_path / "latents")
+    with pytest.raises(ArtifactError, match="another training run"):
+        workflow(data, run, ["pipelines/conv_ae.gin"], [], progress=False, overwrite=True)
+    assert (run / "checkpoints" / "last.ckpt").read_bytes() == b"the running run's"
+    assert (run / "lock").read_text().split()[0] == str(os.getppid())
+
+
 def test_encode_keeps_its_lock_until_the_dataset_is_in_place(tmp_path, tiny_run, corpus, monkeypatch):
     import audiogen.latents.encode as encode
 

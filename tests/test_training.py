@@ -90,10 +90,10 @@ def test_spectral_distance_is_zero_for_a_copy_and_grows_with_degradation():
     assert spectral_distance_db(x, degraded["4 kHz band"]) > 0
 
 
-def _train_in_process(out, gin_files, bindings, corpus):
+def _train_in_process(out, gin_files, bindings, corpus, overwrite=False):
     from audiogen.workflows.train import train
 
-    return train([str(corpus / "train.txt")], out, gin_files, bindings, progress=False)
+    return train([str(corpus / "train.txt")], out, gin_files, bindings, progress=False, overwrite=overwrite)
 
 
 def test_interrupted_training_resumes_exactly(tmp_path, corpus):
@@ -122,9 +122,9 @@ def test_each_epoch_gets_new_crops_and_order(corpus):
 
     from audiogen.audio.io import expand_inputs
     from audiogen.settings import audio_settings, train_settings
-    from audiogen.workflows.train import EpochCallback, _loader
+    from audiogen.training.loaders import EpochCallback, audio_loader
 
-    loader = _loader(expand_inputs([corpus / "train.txt"]), audio_settings(), train_settings(crop_seconds=0.1),
+    loader = audio_loader(expand_inputs([corpus / "train.txt"]), audio_settings(), train_settings(crop_seconds=0.1),
                      hop=16, train=True)
     starts = [loader.dataset.crop_start(i) for i in range(len(loader.dataset))]
     first = [b["index"].tolist() for b in loader]
@@ -151,6 +151,34 @@ def test_resuming_with_another_architecture_is_a_clear_error(tmp_path, corpus):
     proc = run_in_process("train", "--bind", "LATENT_SIZE=6", "--bind", "train.max_steps=4", corpus / "train.txt",
                           "-o", run, "--no-progress", check=False)
     assert proc.returncode == 2 and "another architecture" in proc.stderr and "Traceback" not in proc.stderr
+    assert "--overwrite" in proc.stderr  # the way to reuse the folder for the new model
+
+
+def test_overwrite_starts_over_with_the_new_config_and_never_follows_links(tmp_path, corpus):
+    """Without --overwrite a re-run resumes; with it the folder's entries are deleted (links unlinked, their
+    targets outside the folder kept) and a model of another size trains from step 0."""
+    run, outside = tmp_path / "run", tmp_path / "outside"
+    gin = ["pipelines/conv_ae.gin"]
+    _train_in_process(run, gin, [*TINY_STEPS, "train.max_steps=2"], corpus)
+    _train_in_process(run, [], ["train.max_steps=3"], corpus)  # resumes: 2 -> 3 with the saved LATENT_SIZE=4
+    resumed = load_checkpoint(run / "model.ckpt")["audiogen"]
+    assert resumed["global_step"] == 3 and "LATENT_SIZE = 4" in resumed["operative_config"]
+    assert len(list((run / "logs").glob("version_*"))) == 2
+
+    outside.mkdir()
+    (outside / "keep.wav").write_bytes(b"user data")
+    (run / "data").symlink_to(outside, target_is_directory=True)  # a link to a folder, at the top
+    (run / "index" / "audio").symlink_to(outside)  # and one inside a folder that rmtree removes
+    (run / "notes.txt").symlink_to(outside / "keep.wav")  # a link to a file
+    big = [*TINY_STEPS, "LATENT_SIZE=6", "train.max_steps=2"]
+    _train_in_process(run, gin, big, corpus, overwrite=True)
+    fresh = load_checkpoint(run / "model.ckpt")["audiogen"]
+    assert fresh["global_step"] == 2 and "LATENT_SIZE = 6" in fresh["operative_config"]
+    assert [p.name for p in (run / "logs").glob("version_*")] == ["version_0"]  # the old run's logs went with it
+    rows = list(csv.DictReader(open(run / "logs" / "version_0" / "metrics.csv")))
+    assert min(int(r["step"]) for r in rows) == 0
+    assert not any(p.is_symlink() for p in run.rglob("*"))
+    assert (outside / "keep.wav").read_bytes() == b"user data"
 
 
 def test_cosine_lr_schedule_ends_at_a_tenth_and_is_refused_when_misspelled(tmp_path, corpus):

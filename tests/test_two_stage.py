@@ -79,6 +79,19 @@ def test_latent_size_mismatch(latents, tmp_path):
     assert r.returncode == 2 and "latent size 4" in r.stderr and "configured for 8" in r.stderr
 
 
+def test_train_prior_overwrite_retrains_another_architecture_in_the_same_folder(latents, tmp_path):
+    run = tmp_path / "prior"
+    args = ["train-prior", "--gin", "pipelines/diffwave_latents.gin", *_binds(TINY_DIFFWAVE), latents, "-o", run,
+            "--no-progress"]
+    run_in_process(*args)
+    wider = ["--bind", "priors.diffwave.residual_channels=16", "--bind", "train.max_steps=2"]
+    r = run_in_process(*args, *wider, check=False)  # resuming keeps the saved architecture: refused
+    assert r.returncode == 2 and "another architecture" in r.stderr and "--overwrite" in r.stderr
+    run_in_process(*args, *wider, "--overwrite")
+    meta = torch.load(run / "model.ckpt", map_location="cpu", weights_only=True)["audiogen"]
+    assert meta["global_step"] == 2 and "residual_channels = 16" in meta["operative_config"]
+
+
 def test_diagnostics_flag_the_silent_decode():
     rng = np.random.default_rng(0)
     data = rng.normal(0.5, 4.0, (3, 8, 200))

@@ -62,9 +62,10 @@ def _shown(echo: Callable[[str], None], args: list) -> None:
 
 
 def quickstart(data: Path | None, out: Path, max_steps: int | None = None, bindings: Sequence[str] = (),
-               echo: Callable[[str], None] = print, progress: bool = False) -> dict:
+               echo: Callable[[str], None] = print, progress: bool = False, overwrite: bool = False) -> dict:
     """Train, encode, decode and compare under ``out``; returns the summary (also summary.json and summary.md).
-    Re-running on the same ``out`` resumes the training run and writes the rest again."""
+    Re-running on the same ``out`` resumes the training run and writes the rest again; ``overwrite`` starts the
+    training run (``out/run``) over at step 0."""
     from audiogen.audio.io import load_audio
     from audiogen.latents.dataset import read_meta
     from audiogen.latents.decode import common_root
@@ -94,9 +95,10 @@ def quickstart(data: Path | None, out: Path, max_steps: int | None = None, bindi
     gin_files = ["pipelines/conv_ae.gin"]
     quiet = [] if progress else ["--no-progress"]  # training is the long part: its bar goes to stderr
     _shown(echo, ["train", "--gin", *gin_files, *[a for b in train_binds for a in ("--bind", b)], *train_data,
-                  *[a for d in valid_data for a in ("--valid", d)], "-o", run, *quiet])
+                  *[a for d in valid_data for a in ("--valid", d)], "-o", run, *(["--overwrite"] if overwrite else []),
+                  *quiet])
     final = train([str(d) for d in train_data], run, gin_files, train_binds,
-                  [str(d) for d in valid_data] or None, progress=progress)
+                  [str(d) for d in valid_data] or None, progress=progress, overwrite=overwrite)
     echo(f"wrote {final}")
     t_train = time.perf_counter()
 
