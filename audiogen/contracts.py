@@ -32,7 +32,7 @@ class Encoder(nn.Module):
     latent_size: int
     sample_rate: int | None = None
     receptive_field: int | None = None
-    batch_seconds: float = 1.0
+    batch_seconds: float = 0.5
     frame_local: bool = False  # frame t's output depends only on samples of frame t (autoregressive models need it)
 
     def forward(self, audio: Tensor) -> Tensor:  # pragma: no cover - abstract

@@ -47,7 +47,7 @@ class WindowShapes:
         sizes = {int(largest * 2 ** (-k / 3)) // hop * hop for k in range(MAX_SIZES)}
         # an inner window keeps at least one frame
         self.sizes = sorted((w for w in sizes if w >= 2 * self.margin + hop), reverse=True)
-        self.batch = {w: max(1, round(call_samples / w)) for w in self.sizes}
+        self.batch = {w: max(1, call_samples // w) for w in self.sizes}  # never more than a call's worth
         self._ascending = self.sizes[::-1]
 
     def _two(self, n: int, fits: list[int]) -> tuple[int, int] | None:
