@@ -157,7 +157,7 @@ class _ShardBuffer:
         self.entries.append({"source": source, "duration": duration, "samples": samples, "length": len(z),
                              "shard": self.index, "offset": self.frames, "source_sample_rate": info.sample_rate,
                              **({"warnings": warnings} if warnings else {})})
-        self.arrays.append(z.astype(self.dtype))
+        self.arrays.append(z.astype(self.dtype, copy=False))
         self.frames += len(z)
 
     def flush(self) -> dict:
@@ -414,7 +414,7 @@ def _encode_shard(job: EncodeJob, staging: Path, k: int, files: list, pieces, sh
     # Batches never span two shards: a shard's bytes are the same whichever process encodes it, after any resume.
     batcher = WindowBatcher(job.encoder, shapes, device) if shapes is not None else None
     whole: dict[int, np.ndarray] = {}
-    outcome: dict[int, _Piece] = {}  # each file's last piece: its error, or its clip record
+    outcome: dict[int, _Piece] = {}  # each file's last piece (without its audio): its error, or its clip record
     checked = 0
 
     def settle(upto: int) -> None:
@@ -425,11 +425,11 @@ def _encode_shard(job: EncodeJob, staging: Path, k: int, files: list, pieces, sh
             try:
                 if p.error is not None:
                     raise p.error
+                warnings = _warnings(job, p)  # raises under --strict
                 z = whole.pop(i) if i in whole else batcher.take(i)
                 if not np.isfinite(z).all():
                     raise AudioFileError("the encoder produced non-finite latents", path=p.source,
                                          fix="check the file for NaN/inf samples and the checkpoint for NaN weights")
-                warnings = _warnings(job, p)
             except AudioFileError as exc:
                 if job.strict:
                     raise
@@ -445,7 +445,7 @@ def _encode_shard(job: EncodeJob, staging: Path, k: int, files: list, pieces, sh
         if p.error is not None or p.last and job.strict and _warnings(job, p, check=False):
             if batcher is not None:
                 batcher.drop(p.index)
-            outcome[p.index] = p
+            outcome[p.index] = dataclasses.replace(p, audio=None)
             if job.strict:  # the first bad file in order is the one reported, as without batching
                 if batcher is not None:
                     batcher.flush()
@@ -461,7 +461,7 @@ def _encode_shard(job: EncodeJob, staging: Path, k: int, files: list, pieces, sh
             for w in p.windows:
                 batcher.add(p.index, w, p.audio[w.start - p.start: w.start - p.start + w.size])
         if p.last:
-            outcome[p.index] = p
+            outcome[p.index] = dataclasses.replace(p, audio=None, windows=None)
             bar.update(round(p.info.duration, 1))
     if batcher is not None:
         batcher.flush()
