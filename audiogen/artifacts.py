@@ -189,6 +189,18 @@ def _rmdir_if_empty(d: Path) -> bool:
         return False
 
 
+def refuse_existing(out: Path, overwrite: bool, what: str = "output") -> None:
+    """Refuse to write over an existing file, or into a folder that holds anything, unless ``overwrite``: a command
+    never replaces earlier results silently (a re-run that resumes, as train and encode do, is not an overwrite)."""
+    out = Path(out)
+    if overwrite or not (out.exists() or out.is_symlink()):
+        return
+    if out.is_dir() and not any(out.iterdir()):
+        return
+    raise ArtifactError(f"{what} {out} already exists" + (" and is not empty" if out.is_dir() else ""),
+                        fix="pass --overwrite to write over it, or choose another -o")
+
+
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-import shlex
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -92,37 +90,16 @@ def plugins(ctx, as_json: bool) -> None:
     """List plugins and every component by kind, with its plugin and version (`plugins new NAME`: start one)."""
     if ctx.invoked_subcommand is not None:
         return
-    from audiogen.plugins import KINDS, get_registry
+    from audiogen.workflows import plugins as listing
 
-    reg = get_registry()
-    clashes = [f"{k}.{n}: provided by plugins {' and '.join(sorted(ps))}, unusable until one is removed"
-               for (k, n), ps in sorted(reg.clashes.items())]
     if as_json:
-        click.echo(json.dumps({
-            "plugins": reg.plugins,
-            "components": {k: {n: {"plugin": c.plugin, "version": c.version, "gin": c.gin_name}
-                               for n, c in sorted(reg.components[k].items())} for k in KINDS},
-            "config_dirs": [[p, str(d)] for p, d in reg.config_dirs],
-            "failures": [f.__dict__ for f in reg.failures], "conflicts": reg.conflicts,
-            "clashes": {f"{k}.{n}": ps for (k, n), ps in sorted(reg.clashes.items())}, "warnings": reg.warnings,
-        }, indent=1))
+        click.echo(json.dumps(listing.report(), indent=1))
         return
-    click.echo("plugins: " + ", ".join(f"{p} {v}" for p, v in reg.plugins.items()))
-    every = [c for kind in KINDS for c in reg.components[kind].values()]
-    # columns as wide as the longest name and "plugin version", so long names and short versions stay aligned
-    name_w = max((len(c.name) for c in every), default=0)
-    by_w = max((len(f"{c.plugin} {c.version}") for c in every), default=0)
-    for kind in KINDS:
-        comps = reg.components[kind]
-        click.echo(f"\n{kind}:")
-        if not comps:
-            click.echo("  (none)")
-        for name, c in sorted(comps.items()):
-            click.echo(f"  {name:<{name_w}}  {f'{c.plugin} {c.version}':<{by_w}}  {c.summary}".rstrip())
-    for f in reg.failures:
-        click.echo(f"\nfailed: plugin '{f.plugin}' at {f.stage}: {f.error}", err=True)
-    for line in clashes:
-        click.echo(f"\nclash: {line}", err=True)
+    out, err = listing.table()
+    for line in out:
+        click.echo(line)
+    for line in err:
+        click.echo(line, err=True)
 
 
 @plugins.command("new")
@@ -156,92 +133,159 @@ def _echo_once(text: str) -> None:
         click.echo(text)
 
 
+# ------------------------------------------------------------------------------------------------ one grammar
+# Every command reads the model it uses as `--run RUN` (a run folder or its .ckpt), takes its inputs (audio files,
+# folders or list files; latent datasets) as arguments, writes to `-o/--out`, refuses to write over earlier output
+# without `--overwrite` (re-running train, train-prior or encode on its own output resumes it instead; for the
+# training commands and quickstart `--overwrite` starts the run over), and shows progress bars unless
+# `--no-progress`. Old spellings work for one more release, with a warning naming the new one.
+_PATH = click.Path(path_type=Path)
+
+
+def deprecated(old: str, new: str) -> None:
+    click.echo(f"audiogen: warning: {old} is deprecated and goes in the next release; use {new}", err=True)
+
+
+def _renamed(value, old_value, old: str, new: str):
+    """The value of an option spelled ``new``, or (with a warning) of its old spelling ``old``."""
+    if old_value is None or old_value == ():
+        return value
+    deprecated(old, new)
+    if value is not None and value != ():
+        raise click.UsageError(f"{old} and {new} are the same option: pass {new} only")
+    return old_value
+
+
+def run_option(what: str, old: str | None = "--ckpt"):
+    """``--run RUN``: the trained model a command reads (``what`` it is for), and its old spelling, hidden. Without
+    an old option the run is required: checked by the command, which also reads it from its old place, the
+    arguments."""
+    def deco(f):
+        if old:
+            f = click.option(old, "old_run", type=_PATH, hidden=True)(f)
+        text = f"Run folder or .ckpt: {what}." + ("" if old else "  [required]")
+        return click.option("--run", "run", type=_PATH, metavar="RUN", help=text)(f)
+    return deco
+
+
+def _run(run: Path | None, old_run: Path | None, old: str = "--ckpt") -> Path | None:
+    return _renamed(run, old_run, old, "--run")
+
+
+def _need_run(run: Path | None, command: str) -> Path:
+    if run is None:
+        raise click.UsageError(f"missing option '--run': the run folder or .ckpt to {command} with")
+    return run
+
+
+def _run_argument(ctx: click.Context, run: Path | None, command: str) -> Path:
+    """``--run``, or (the old spelling) the run as the command's argument."""
+    extra = list(ctx.args)
+    if extra:
+        if run is not None or len(extra) > 1:
+            raise click.UsageError(f"unexpected argument(s): {' '.join(extra)}")
+        deprecated(f"the run as an argument (`audiogen {command} RUN`)", f"`audiogen {command} --run RUN`")
+        run = Path(extra[0])
+    return _need_run(run, command)
+
+
+def _run_first_input(run: Path | None, inputs: tuple, command: str, old_form: bool = False) -> tuple[Path, list]:
+    """``--run`` and the inputs, or (the old spelling ``COMMAND RUN INPUTS...``) the run as the first argument."""
+    if run is None and inputs and (old_form or (len(inputs) > 1 and _looks_like_run(Path(inputs[0])))):
+        deprecated(f"the run as first argument (`audiogen {command} RUN ...`)", f"`audiogen {command} --run RUN ...`")
+        return Path(inputs[0]), list(inputs[1:])
+    return _need_run(run, command), list(inputs)
+
+
+def _looks_like_run(p: Path) -> bool:
+    return p.suffix == ".ckpt" or (p / "model.ckpt").is_file() or (p / "checkpoints").is_dir()
+
+
+def _default_out(out: Path | None, default: str, command: str) -> Path:
+    """``-o`` is required by every command that writes; two had defaults, kept one more release with a warning."""
+    if out is None:
+        deprecated(f"{command} without -o (writing to ./{default})", f"-o {default}")
+        return Path(default)
+    return out
+
+
+def _out_option(help: str, required: bool = True):
+    return click.option("-o", "--out", type=_PATH, required=required, help=help)
+
+
+_overwrite = click.option("--overwrite", is_flag=True, help="Write over an existing output.")
+# train and train-prior resume by default: --overwrite is how a run folder is reused for another configuration
+_overwrite_run = click.option("--overwrite", is_flag=True, help="Start over: delete what the run folder holds "
+                              "(refused while another run writes there) and train from step 0.")
+_no_progress = click.option("--no-progress", is_flag=True, help="No progress bars on stderr.")
+_RUN_ARGS = {"allow_extra_args": True}  # the run as an argument: the old spelling, read from ctx.args
+
+
 # ------------------------------------------------------------------------------------------------------------ train
 @cli.command()
 @gin_options
-@click.option("--data", multiple=True, required=True, help="Audio files, folders or list files to train on.")
-@click.option("--valid", multiple=True, help="Validation audio (files, folders or lists).")
-@click.option("-o", "--out", type=click.Path(path_type=Path), required=True,
-              help="Run folder; re-running on the same folder resumes.")
-@click.option("--no-progress", is_flag=True)
-def train(gin_files, bindings, data, valid, out, no_progress) -> None:
-    """Train a pipeline on audio: an autoencoder, or a temporal VAE end to end (e.g. the Clockwork VAE)."""
-    from audiogen.training import train as run
+@click.argument("inputs", nargs=-1, metavar="AUDIO...")
+@click.option("--data", "old_data", multiple=True, hidden=True)
+@click.option("--valid", multiple=True, help="Validation audio (files, folders or lists), repeatable.")
+@_out_option("Run folder; re-running on the same folder resumes.")
+@_overwrite_run
+@_no_progress
+def train(gin_files, bindings, inputs, old_data, valid, out, overwrite, no_progress) -> None:
+    """Train a pipeline on AUDIO (files, folders or list files): an autoencoder, or a temporal VAE end to end
+    (e.g. the Clockwork VAE).
 
-    final = run(list(data), out, list(gin_files), list(bindings), valid=list(valid) or None,
-                progress=not no_progress)
+    Re-running on the same -o folder resumes it with its saved configuration; --overwrite starts over."""
+    from audiogen.workflows.train import train as run
+
+    data = list(inputs) + list(_renamed((), old_data, "--data AUDIO", "AUDIO as arguments"))
+    if not data:
+        raise click.UsageError("missing AUDIO: the audio files, folders or list files to train on")
+    final = run(data, out, list(gin_files), list(bindings), valid=list(valid) or None, progress=not no_progress,
+                overwrite=overwrite)
     _echo_once(f"wrote {final}")
 
 
 @cli.command("train-prior")
 @gin_options
-@click.argument("data", type=click.Path(path_type=Path, exists=True))
+@click.argument("data", type=click.Path(path_type=Path, exists=True), metavar="LATENTS")
 @click.option("--valid", type=click.Path(path_type=Path, exists=True),
               help="Validation sequences (a latent dataset or .npy folder), scored with the training statistics.")
-@click.option("-o", "--out", type=click.Path(path_type=Path), required=True,
-              help="Run folder; re-running on the same folder resumes.")
-@click.option("--no-progress", is_flag=True)
-def train_prior(gin_files, bindings, data, valid, out, no_progress) -> None:
-    """Train a prior on a latent dataset (from `audiogen encode`) or a folder of .npy sequences (T x D)."""
-    from audiogen.prior_training import train_prior as run
+@_out_option("Run folder; re-running on the same folder resumes.")
+@_overwrite_run
+@_no_progress
+def train_prior(gin_files, bindings, data, valid, out, overwrite, no_progress) -> None:
+    """Train a prior on LATENTS: a latent dataset (from `audiogen encode`) or a folder of .npy sequences (T x D).
+
+    Re-running on the same -o folder resumes it with its saved configuration; --overwrite starts over."""
+    from audiogen.workflows.train_prior import train_prior as run
 
     final = run(str(data), out, list(gin_files), list(bindings), valid=str(valid) if valid else None,
-                progress=not no_progress)
+                progress=not no_progress, overwrite=overwrite)
     _echo_once(f"wrote {final}")
 
 
 # ----------------------------------------------------------------------------------------------------------- encode
 @cli.command()
 @gin_options
-@click.option("--ckpt", type=click.Path(path_type=Path), help="Trained pipeline (run folder or .ckpt).")
-@click.argument("inputs", nargs=-1, required=True)
-@click.option("-o", "--out", type=click.Path(path_type=Path), required=True, help="Latent dataset folder.")
-@click.option("--strict", is_flag=True, help="Fail, listing every unreadable, truncated or clipped file (without it unreadable "
-              "files are skipped, the others encoded; all are recorded in meta.json).")
+@run_option("the autoencoder (or --gin for a pretrained one)")
+@click.argument("inputs", nargs=-1, required=True, metavar="AUDIO...")
+@_out_option("Latent dataset folder; re-running the same command resumes an interrupted encode.")
+@click.option("--strict", is_flag=True, help="Fail, listing every unreadable, truncated or clipped file (without it "
+              "unreadable files are skipped, the others encoded; all are recorded in meta.json).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing dataset at OUT.")
-@click.option("--no-progress", is_flag=True)
-def encode(gin_files, bindings, ckpt, inputs, out, strict, overwrite, no_progress) -> None:
-    """Encode audio files, folders or list files into a latent dataset."""
-    from audiogen import config
-    from audiogen.audio.io import expand_inputs
-    from audiogen.errors import ConfigError
-    from audiogen.latents.encode import EncodeJob, run_encode
-    from audiogen.pipeline import describe_pipeline, load_pipeline, refuse_untrained
-    from audiogen.settings import audio_settings_for, encode_settings
+@_no_progress
+def encode(gin_files, bindings, run, old_run, inputs, out, strict, overwrite, no_progress) -> None:
+    """Encode AUDIO (files, folders or list files) into a latent dataset."""
+    from audiogen.workflows.encode import encode as run_encode
 
-    missing: list[dict] = []  # list entries that do not exist: skipped and recorded like unreadable files
-    files = expand_inputs(list(inputs), missing)  # missing inputs fail before anything is built or written
-    pipe, ck = load_pipeline(ckpt, gin_files, bindings)
-    if pipe.encoder is None or pipe.latent_model is not None:
-        raise ConfigError("encode needs an autoencoder pipeline; this one "
-                          + ("has no encoder" if pipe.encoder is None else "is a temporal VAE (its encoder reads "
-                             "coded audio and feeds the latent model)"),
-                          fix="pass --ckpt of an autoencoder (e.g. trained with pipelines/conv_ae.gin)")
-    if ck is None:
-        refuse_untrained(pipe.encoder, "encoder")
-    audio = audio_settings_for(pipe.encoder, "encoder")
-    from audiogen.artifacts import sha256_file
-
-    prov = describe_pipeline(pipe, audio)
-    meta_prov = {
-        "encoder": prov["components"].get("encoder"), "decoder": prov["components"].get("decoder"),
-        "checkpoint": {"path": ck["path"], "sha256": sha256_file(Path(ck["path"]))} if ck else None,
-        "built_components": prov["built_components"],
-        "operative_config": config.operative_config(),
-    }
-    job = EncodeJob(pipe.encoder, files, out, audio, encode_settings(), meta_prov, strict=strict,
-                    overwrite=overwrite, progress=not no_progress, failed=missing)
-    t0 = time.perf_counter()
-    meta = run_encode(job)
-    if meta is None:  # another rank of a distributed encode: rank 0 reports
+    done = run_encode(inputs, out, _run(run, old_run), gin_files, bindings, strict=strict, overwrite=overwrite,
+                      progress=not no_progress)
+    if done is None:  # another rank of a distributed encode: rank 0 reports
         return
-    secs = time.perf_counter() - t0
-    from audiogen.latents.record import LatentRecord
-
-    rec = LatentRecord.from_meta(meta, out)
+    meta, rec = done.meta, done.record
     click.echo(f"encoded {meta['num_files']} files ({meta['total_seconds']:.1f} s of audio, "
                f"{meta['total_frames']} frames of {rec.latent_size} dims at {rec.frame_rate:.2f} frames/s) into "
-               f"{out} in {secs:.1f} s")
+               f"{out} in {done.seconds:.1f} s")
     if rec.autoencoder and rec.autoencoder.latency:
         click.echo(f"the autoencoder's output lags its input by {rec.autoencoder.latency} samples (causal model): "
                    "decode compensates it", err=True)
@@ -256,29 +300,21 @@ def encode(gin_files, bindings, ckpt, inputs, out, strict, overwrite, no_progres
 
 # ------------------------------------------------------------------------------------------------------------ index
 @cli.command()
-@click.argument("inputs", nargs=-1, required=True)
-@click.option("-o", "--out", type=click.Path(path_type=Path), required=True, help="Manifest CSV to write.")
+@click.argument("inputs", nargs=-1, required=True, metavar="AUDIO...")
+@_out_option("Manifest CSV to write.")
 @click.option("--strict", is_flag=True, help="Fail, listing every unreadable or truncated file, instead of skipping "
               "them.")
-def index(inputs, out, strict) -> None:
-    """Write a manifest CSV (path, frames, sample_rate, channels, subtype) of audio inputs. Every command takes it as
-    an input list; training opens it without listing folders or probing files."""
-    from audiogen.audio.io import bad_files_error, index_inputs
-    from audiogen.audio.manifest import write_manifest
+@_overwrite
+def index(inputs, out, strict, overwrite) -> None:
+    """Write a manifest CSV (path, frames, sample_rate, channels, subtype) of AUDIO inputs. Every command takes it
+    as an input list; training opens it without listing folders or probing files."""
+    from audiogen.workflows.index import index as run
 
-    failed: list[dict] = []
-    infos = index_inputs(list(inputs), failed=failed)  # every input probed: --strict lists all bad ones
-    if strict:  # a truncated copy fails as encode --strict fails it
-        failed += [{"source": str(i.path), "reason": f"{i.path}: {w}"} for i in infos for w in i.warnings]
-        if failed:
-            raise bad_files_error(failed)
-    if not infos:
-        raise AudiogenError("no input file could be read:\n  " + "\n  ".join(e["reason"] for e in failed[:5]))
-    write_manifest(out, infos)
-    click.echo(f"indexed {len(infos)} files ({sum(i.duration for i in infos):.1f} s of audio) into {out}")
-    for e in failed:
+    done = run(inputs, out, strict=strict, overwrite=overwrite)
+    click.echo(f"indexed {len(done.infos)} files ({sum(i.duration for i in done.infos):.1f} s of audio) into {out}")
+    for e in done.failed:
         click.echo(f"skipped: {e['reason']}", err=True)
-    for i in infos:
+    for i in done.infos:
         for w in i.warnings:
             click.echo(f"warning: {i.path}: {w}", err=True)
 
@@ -286,27 +322,17 @@ def index(inputs, out, strict) -> None:
 # ----------------------------------------------------------------------------------------------------------- decode
 @cli.command()
 @gin_options
-@click.option("--ckpt", type=click.Path(path_type=Path),
-              help="Pipeline whose decoder to use (default: the one recorded in the dataset's meta).")
-@click.argument("latents", nargs=-1, required=True)
-@click.option("-o", "--out", type=click.Path(path_type=Path), required=True, help="Folder for the wav files.")
-@click.option("--no-progress", is_flag=True)
-def decode(gin_files, bindings, ckpt, latents, out, no_progress) -> None:
-    """Decode latents (a latent dataset folder, or .npy/.safetensors files of shape (C, L)) to wav files."""
-    from audiogen.latents.decode import (
-        dataset_record,
-        decode_to_files,
-        decoder_pipeline,
-        iter_latents,
-    )
-    from audiogen.settings import audio_settings_for
+@run_option("the autoencoder whose decoder to use (default: the one the dataset records)")
+@click.argument("latents", nargs=-1, required=True, metavar="LATENTS...")
+@_out_option("Folder for the wav files.")
+@_overwrite
+@_no_progress
+def decode(gin_files, bindings, run, old_run, latents, out, overwrite, no_progress) -> None:
+    """Decode LATENTS (a latent dataset folder, or .npy/.safetensors files of shape (C, L)) to wav files."""
+    from audiogen.workflows.decode import decode as run_decode
 
-    pipe = decoder_pipeline(dataset_record(list(latents)), ckpt, gin_files, bindings)
-    sr = audio_settings_for(pipe.decoder, "decoder").sample_rate
-    from audiogen.progress import shown
-
-    with shown(not no_progress):
-        written = decode_to_files(pipe.decoder, iter_latents(list(latents), pipe.decoder.latent_size), out, sr)
+    written = run_decode(latents, out, _run(run, old_run), gin_files, bindings, overwrite=overwrite,
+                         progress=not no_progress)
     click.echo(f"wrote {len(written)} wav files to {out}")
 
 
@@ -317,35 +343,10 @@ def explore() -> None:
     Each writes NAME.npy latents (decodable with `audiogen decode`), NAME.wav and explore.json."""
 
 
-def _autoencoder(ckpt, gin_files, bindings):
-    from audiogen.latents.decode import decoder_pipeline
-
-    pipe = decoder_pipeline(None, ckpt, gin_files, bindings)
-    if pipe.encoder is None:
-        from audiogen.errors import ConfigError
-
-        raise ConfigError("exploring needs an autoencoder with an encoder", fix="pass --ckpt of an autoencoder")
-    return pipe
-
-
-def _encode_files(pipe, files) -> list:
-    import torch
-
-    from audiogen.audio.io import load_audio
-    from audiogen.settings import audio_settings_for
-
-    audio = audio_settings_for(pipe.encoder, "encoder")
-    out = []
-    with torch.no_grad():
-        for f in files:
-            x = load_audio(f, audio.sample_rate, channels=audio.channels, resample=audio.resample)
-            out.append(pipe.encoder(torch.from_numpy(x)[None, None])[0].numpy())
-    return out
-
-
 def _explore_options(f):
-    f = click.option("-o", "--out", type=click.Path(path_type=Path), required=True)(f)
-    f = click.option("--ckpt", type=click.Path(path_type=Path), help="Autoencoder run (or use --gin for RAVE).")(f)
+    f = _overwrite(_no_progress(f))
+    f = _out_option("Folder for the latents, wavs and explore.json.")(f)
+    f = run_option("the autoencoder (or --gin for RAVE)")(f)
     return gin_options(f)
 
 
@@ -353,35 +354,29 @@ def _explore_options(f):
 @_explore_options
 @click.argument("a", type=click.Path(path_type=Path, exists=True))
 @click.argument("b", type=click.Path(path_type=Path, exists=True))
-@click.option("--steps", type=int, default=8, show_default=True)
+@click.option("--points", type=click.IntRange(min=2), help="Sequences from A to B, both ends included.  [default: 8]")
+@click.option("--steps", "old_steps", type=int, hidden=True)
 @click.option("--slerp", is_flag=True, help="Spherical interpolation per frame.")
-def explore_interpolate(gin_files, bindings, ckpt, out, a, b, steps, slerp) -> None:
-    """Decode STEPS latent sequences on the way from the encoding of A to that of B."""
-    from audiogen.latents.explore import interpolate, write_latents
-    from audiogen.settings import audio_settings_for
+def explore_interpolate(gin_files, bindings, run, old_run, out, overwrite, no_progress, a, b, points, old_steps,
+                        slerp) -> None:
+    """Decode latent sequences on the way from the encoding of audio file A to that of B."""
+    from audiogen.workflows.explore import explore_interpolate as run_it
 
-    pipe = _autoencoder(ckpt, gin_files, bindings)
-    za, zb = _encode_files(pipe, [a, b])
-    items = interpolate(za, zb, steps, spherical=slerp)
-    write_latents(items, out, pipe.decoder, audio_settings_for(pipe.decoder, "decoder").sample_rate,
-                  {"tool": "interpolate", "a": str(a), "b": str(b), "steps": steps, "slerp": slerp})
-    click.echo(f"wrote {len(items)} interpolations to {out}")
+    points = _renamed(points, old_steps, "explore interpolate --steps", "--points")
+    names = run_it(a, b, out, _run(run, old_run), gin_files, bindings, points=8 if points is None else points,
+                   slerp=slerp, overwrite=overwrite, progress=not no_progress)
+    click.echo(f"wrote {len(names)} interpolations to {out}")
 
 
 @explore.command("mean")
 @_explore_options
-@click.argument("inputs", nargs=-1, required=True)
-def explore_mean(gin_files, bindings, ckpt, out, inputs) -> None:
-    """Decode the frame-wise mean of the encodings of several files."""
-    from audiogen.audio.io import expand_inputs
-    from audiogen.latents.explore import mean_encoding, write_latents
-    from audiogen.settings import audio_settings_for
+@click.argument("inputs", nargs=-1, required=True, metavar="AUDIO...")
+def explore_mean(gin_files, bindings, run, old_run, out, overwrite, no_progress, inputs) -> None:
+    """Decode the frame-wise mean of the encodings of AUDIO (files, folders or list files)."""
+    from audiogen.workflows.explore import explore_mean as run_it
 
-    files = expand_inputs(list(inputs))
-    pipe = _autoencoder(ckpt, gin_files, bindings)
-    items = mean_encoding(_encode_files(pipe, files))
-    write_latents(items, out, pipe.decoder, audio_settings_for(pipe.decoder, "decoder").sample_rate,
-                  {"tool": "mean", "inputs": [str(f) for f in files]})
+    files = run_it(inputs, out, _run(run, old_run), gin_files, bindings, overwrite=overwrite,
+                   progress=not no_progress)
     click.echo(f"wrote the mean of {len(files)} encodings to {out}")
 
 
@@ -396,111 +391,63 @@ def explore_mean(gin_files, bindings, ckpt, out, inputs) -> None:
 @click.option("--stats-from", type=click.Path(path_type=Path, exists=True),
               help="A latent dataset whose per-dimension mean and std set the origin and the units.")
 @click.option("--seconds", type=float, default=3.0, show_default=True)
-@click.option("--grid-steps", type=int, default=5, show_default=True)
-def explore_trajectory(gin_files, bindings, ckpt, out, shape, dims, radius, around, stats_from, seconds,
-                       grid_steps) -> None:
+@click.option("--grid-points", type=click.IntRange(min=1), help="Grid: points per side.  [default: 5]")
+@click.option("--grid-steps", "old_grid_steps", type=int, hidden=True)
+def explore_trajectory(gin_files, bindings, run, old_run, out, overwrite, no_progress, shape, dims, radius, around,
+                       stats_from, seconds, grid_points, old_grid_steps) -> None:
     """Decode a line, a circle or a grid of points over chosen latent dimensions."""
-    import math
+    from audiogen.workflows.explore import explore_trajectory as run_it
 
-    import numpy as np
-
-    from audiogen.latents.dataset import read_meta
-    from audiogen.latents.explore import trajectory, write_latents
-    from audiogen.settings import audio_settings_for
-
-    pipe = _autoencoder(ckpt, gin_files, bindings)
-    sr, C = audio_settings_for(pipe.decoder, "decoder").sample_rate, pipe.latent_size
-    mean, scale = np.zeros(C, np.float32), np.ones(C, np.float32)
-    if stats_from:
-        from audiogen.latents.record import LatentRecord
-
-        rec = LatentRecord.from_meta(read_meta(stats_from), stats_from)
-        rec.check_decoder(pipe.decoder, str(ckpt or "the given config"), sr)  # its statistics are in these units
-        if ckpt:
-            from audiogen.artifacts import load_checkpoint
-
-            rec.check_made_by(load_checkpoint(ckpt)["path"], fix="pass --stats-from latents encoded with --ckpt "
-                              "(or leave it out: origin 0, unit 1)")
-        mean, scale = np.asarray(rec.stats["mean"], np.float32), np.asarray(rec.stats["std"], np.float32)
-    if around:
-        base = _encode_files(pipe, [around])[0]
-    else:
-        base = np.repeat(mean[:, None], math.ceil(seconds * sr / pipe.hop), 1)
-    items = trajectory(shape, base, list(dims), radius, scale, steps=grid_steps)
-    write_latents(items, out, pipe.decoder, sr, {"tool": "trajectory", "shape": shape, "dims": list(dims),
-                                                 "radius": radius, "around": str(around) if around else None,
-                                                 "stats_from": str(stats_from) if stats_from else None})
-    click.echo(f"wrote {len(items)} trajectory decodes to {out}")
+    grid_points = _renamed(grid_points, old_grid_steps, "--grid-steps", "--grid-points")
+    names = run_it(out, _run(run, old_run), gin_files, bindings, shape=shape, dims=dims, radius=radius,
+                   around=around, stats_from=stats_from, seconds=seconds,
+                   grid_points=5 if grid_points is None else grid_points, overwrite=overwrite,
+                   progress=not no_progress)
+    click.echo(f"wrote {len(names)} trajectory decodes to {out}")
 
 
 # --------------------------------------------------------------------------------------------------------- evaluate
 @cli.command()
 @gin_options
-@click.argument("ckpt", type=click.Path(path_type=Path, exists=True))
-@click.option("--data", multiple=True, required=True,
-              help="Audio files, folders or list files to score (whole files); a latent dataset for a prior run.")
+@run_option("the model to score", old=None)
+@click.argument("inputs", nargs=-1, metavar="INPUTS...")
+@click.option("--data", "old_data", multiple=True, hidden=True)
 @click.option("--iw", "iw_samples", type=int, default=1, show_default=True,
               help="Importance samples K for the importance-weighted bound (1: ELBO only).")
 @click.option("--segment-seconds", type=float, default=10.0, show_default=True,
               help="Score long files in segments of this length with the state carried across (0: whole).")
-@click.option("-o", "--out", type=click.Path(path_type=Path), help="Folder for evaluation.json and evaluation.md.")
+@_out_option("Folder for evaluation.json and evaluation.md (default: print the table only).", required=False)
+@_overwrite
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--quality-samples", type=click.IntRange(min=0),
-              help="Prior runs: sequences sampled for the Fréchet distances to --data (default 8; 0: skip).")
-@click.option("--no-progress", is_flag=True)
-def evaluate(gin_files, bindings, ckpt, data, iw_samples, segment_seconds, out, seed, quality_samples,
-             no_progress) -> None:
-    """Likelihood in bits per frame: total -log2 p (bound) over all files / total audio samples. For a prior run
-    (`train-prior`), --data is a latent dataset: its held-out score (nats and bits per frame and per dimension, or
-    the denoising loss per noise level for diffusion priors)."""
-    from audiogen.artifacts import atomic_write_json, atomic_write_text, load_checkpoint
-    from audiogen.audio.io import expand_inputs
-    from audiogen.errors import ConfigError
-    from audiogen.evaluate import evaluate as run
-    from audiogen.evaluate import flac_bits_per_sample, flac_from_manifest, markdown
-    from audiogen.pipeline import load_pipeline
-    from audiogen.settings import audio_settings
+              help="Prior runs: sequences sampled for the Fréchet distances to the data (default 8; 0: skip).")
+@_no_progress
+def evaluate(gin_files, bindings, run, inputs, old_data, iw_samples, segment_seconds, out, overwrite, seed,
+             quality_samples, no_progress) -> None:
+    """Likelihood in bits per frame of INPUTS (audio files, folders or list files, scored whole): total -log2 p
+    (bound) over all files / total audio samples. For a prior run (`train-prior`), INPUTS is one latent dataset:
+    its held-out score (nats and bits per frame and per dimension, or the denoising loss per noise level for
+    diffusion priors)."""
+    from audiogen.workflows.evaluate import evaluate as run_evaluate
 
-    ck = load_checkpoint(ckpt)
-    if ck["audiogen"].get("kind") == "prior":
-        from audiogen import prior_evaluation
-
-        if len(data) != 1 or gin_files or bindings:
-            raise ConfigError(f"{ckpt} is a prior: evaluate it on one latent dataset, without --gin/--bind",
-                              fix=f"audiogen evaluate {ckpt} --data LATENTS")
-        result = prior_evaluation.evaluate_prior(ck, data[0], seed=seed, quality_samples=(
-            prior_evaluation.QUALITY_SAMPLES if quality_samples is None else quality_samples))
-        table = prior_evaluation.markdown(result)
-        click.echo(table)
-        if out:
-            atomic_write_json(out / "evaluation.json", result)
-            atomic_write_text(out / "evaluation.md", table)
-            click.echo(f"wrote {out / 'evaluation.json'} and {out / 'evaluation.md'}")
-        return
-    files = expand_inputs(list(data))
-    pipe, ck = load_pipeline(ck, gin_files, bindings)
-    audio = audio_settings()
-    sr = audio.sample_rate
-    result = run(pipe, files, sr, segment_seconds=segment_seconds, iw_samples=iw_samples, seed=seed,
-                 progress=not no_progress, channels=audio.channels, resample=audio.resample)
-    flac = flac_bits_per_sample(files, sr)
-    if flac[0] is None:
-        manifest = flac_from_manifest(files)
-        flac = manifest if manifest[0] is not None else (None, f"{flac[1]}; {manifest[1]}")
-    result["flac_bits_per_sample"], result["flac_source"] = flac
-    result["checkpoint"], result["global_step"] = ck["path"], ck["audiogen"].get("global_step")
-    table = markdown(result, flac)
+    data = _renamed((), old_data, "--data INPUTS", "INPUTS as arguments")
+    run, inputs = _run_first_input(run, tuple(inputs), "evaluate", old_form=bool(data))
+    inputs = list(inputs) + list(data)
+    if not inputs:
+        raise click.UsageError("missing INPUTS: the audio (or, for a prior run, the latent dataset) to score")
+    _, table = run_evaluate(run, inputs, out, gin_files, bindings, iw_samples=iw_samples,
+                            segment_seconds=segment_seconds, seed=seed, quality_samples=quality_samples,
+                            overwrite=overwrite, progress=not no_progress)
     click.echo(table)
     if out:
-        atomic_write_json(out / "evaluation.json", result)
-        atomic_write_text(out / "evaluation.md", table)
         click.echo(f"wrote {out / 'evaluation.json'} and {out / 'evaluation.md'}")
 
 
 # ------------------------------------------------------------------------------------------------------------ probe
 @cli.command()
 @gin_options
-@click.argument("source", type=click.Path(path_type=Path, exists=True))
+@run_option("the model whose representations to probe", old=None)
+@click.argument("latents", type=click.Path(path_type=Path, exists=True), required=False)
 @click.option("--labels", "labels_csv", type=click.Path(path_type=Path, exists=True), required=True,
               help="CSV with a path column, label columns and optional start/end columns (seconds).")
 @click.option("--label", "label_cols", multiple=True,
@@ -513,140 +460,115 @@ def evaluate(gin_files, bindings, ckpt, data, iw_samples, segment_seconds, out, 
 @click.option("--no-mel", is_flag=True, help="Skip the log-mel baseline.")
 @click.option("--n-mels", type=click.IntRange(min=1), default=80, show_default=True)
 @click.option("--limit", type=click.IntRange(min=3), help="Use N rows, evenly spaced over the file (after --where).")
-@click.option("-o", "--out", type=click.Path(path_type=Path), required=True,
-              help="Folder for probe.json, probe.md and the LDA plots.")
-@click.option("--no-progress", is_flag=True)
-def probe(gin_files, bindings, source, labels_csv, label_cols, where, ks, lda_dims, folds, no_mel, n_mels, limit,
-          out, no_progress) -> None:
+@_out_option("Folder for probe.json, probe.md and the LDA plots.")
+@_overwrite
+@_no_progress
+def probe(gin_files, bindings, run, latents, labels_csv, label_cols, where, ks, lda_dims, folds, no_mel, n_mels,
+          limit, out, overwrite, no_progress) -> None:
     """What the latents capture: leave-one-out kNN accuracy per label and 2-D LDA plots of time-averaged
-    representations, per level of a checkpoint (or of a latent dataset), against log-mel features."""
-    from audiogen import __version__
-    from audiogen.artifacts import atomic_write_json, atomic_write_text
+    representations, per level of a run (--run) or of a latent dataset (LATENTS), against log-mel features."""
     from audiogen.errors import ConfigError
-    from audiogen.probe import (
-        dataset_representations,
-        markdown,
-        model_representations,
-        read_labels,
-    )
-    from audiogen.probe import probe as run
+    from audiogen.workflows.probe import probe as run_probe
 
+    if run is None and latents is not None and not (latents / "meta.json").is_file():
+        deprecated("the run as an argument (`audiogen probe RUN`)", "`audiogen probe --run RUN`")
+        run, latents = latents, None
+    if (run is None) == (latents is None):
+        raise click.UsageError("pass either --run RUN or a latent dataset LATENTS")
     conditions = {}
     for w in where:
         if "=" not in w:
             raise ConfigError(f"--where {w!r} is not COL=VALUE", fix="e.g. --where split=test")
         col, val = w.split("=", 1)
         conditions[col.strip()] = val
-    items, labels = read_labels(labels_csv, list(label_cols), conditions, limit)
-    from audiogen.progress import shown
-
-    if (source / "meta.json").is_file():
-        with shown(not no_progress):
-            reps = dataset_representations(source, items, not no_mel, n_mels)
-        made_from = {"latent_dataset": str(source.resolve())}
-    else:
-        from audiogen.pipeline import load_pipeline
-        from audiogen.settings import audio_settings_for
-
-        pipe, ck = load_pipeline(source, gin_files, bindings)
-        with shown(not no_progress):
-            reps = model_representations(pipe, items, audio_settings_for(pipe.encoder, "encoder"), not no_mel,
-                                         n_mels)
-        made_from = {"checkpoint": ck["path"], "global_step": ck["audiogen"].get("global_step"),
-                     "kind": ck["audiogen"].get("kind")}
-    results = run(reps, items, labels, sorted(set(ks)), out, lda_dims, folds)
-    results.update(made_from, labels_csv=str(labels_csv.resolve()), where=conditions, audiogen=__version__)
-    table = markdown(results)
+    results, table = run_probe(labels_csv, out, run, latents, gin_files, bindings, label_cols, conditions, ks,
+                               lda_dims, folds, not no_mel, n_mels, limit, overwrite=overwrite,
+                               progress=not no_progress)
     click.echo(table)
-    atomic_write_json(out / "probe.json", results)
-    atomic_write_text(out / "probe.md", table)
     click.echo(f"wrote {out / 'probe.json'}, {out / 'probe.md'} and {len(list(out.glob('lda_*.png')))} LDA plots")
 
 
 # ----------------------------------------------------------------------------------------------- sample, reconstruct
-@cli.command()
+@cli.command(context_settings=_RUN_ARGS)
 @gin_options
-@click.argument("ckpt", type=click.Path(path_type=Path, exists=True))
+@run_option("the temporal VAE or prior to sample from", old=None)
 @click.option("-n", "num", type=click.IntRange(min=1), default=4, show_default=True, help="Number of samples.")
 @click.option("--seconds", type=click.FloatRange(min=0, min_open=True), default=3.0, show_default=True)
-@click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("samples"), show_default=True)
+@_out_option("Folder for the samples (required; ./samples for one more release).", required=False)
+@_overwrite
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--mean", is_flag=True, help="Write the output distribution's mean instead of sampling it.")
 @click.option("--frames", type=click.IntRange(min=1), help="Length in frames (priors over sequences without audio).")
-@click.option("--decoder-ckpt", type=click.Path(path_type=Path),
+@click.option("--decoder-run", type=_PATH, metavar="RUN",
               help="Prior samples: autoencoder to decode with (default: the one the prior's dataset names).")
-@click.option("--no-progress", is_flag=True)
-def sample(gin_files, bindings, ckpt, num, seconds, out, seed, mean, frames, decoder_ckpt, no_progress) -> None:
+@click.option("--decoder-ckpt", "old_decoder", type=_PATH, hidden=True)
+@_no_progress
+@click.pass_context
+def sample(ctx, gin_files, bindings, run, num, seconds, out, overwrite, seed, mean, frames, decoder_run, old_decoder,
+           no_progress) -> None:
     """Unconditional samples from a temporal VAE, or from a prior (decoded with its dataset's autoencoder):
     wavs, PNGs and samples.json (with diagnostics for priors)."""
-    from audiogen.artifacts import load_checkpoint
-    from audiogen.pipeline import load_pipeline
-    from audiogen.progress import shown
+    from audiogen.workflows.sample import sample as run_sample
 
-    ck = load_checkpoint(ckpt)  # read once: it says which kind of sampling applies
-    if ck["audiogen"].get("kind") == "prior":
-        from audiogen.prior_sampling import sample_prior
-
-        with shown(not no_progress):
-            rec = sample_prior(ck, out, num, seconds, frames, seed, gin_files, bindings, decoder_ckpt=decoder_ckpt)
-        # its warnings were logged once by sample_prior (and are kept in samples.json)
-        click.echo(f"wrote {num} samples ({rec['frames']} frames each) and samples.png to {out}")
-        if "quality" in rec["diagnostics"]:
-            from audiogen.quality import summary
-
-            click.echo(summary(rec["diagnostics"]["quality"], "the prior's dataset"))
+    run = _run_argument(ctx, run, "sample")
+    decoder_run = _renamed(decoder_run, old_decoder, "--decoder-ckpt", "--decoder-run")
+    out = _default_out(out, "samples", "sample")
+    done = run_sample(run, out, num, seconds, frames, seed, mean, decoder_run, gin_files, bindings,
+                      overwrite=overwrite, progress=not no_progress)
+    if done.frames is None:
+        click.echo(f"wrote {done.files} samples and samples.png to {out}")
         return
-    from audiogen.sampling import write_samples
-    from audiogen.settings import audio_settings
+    click.echo(f"wrote {done.files} samples ({done.frames} frames each) and samples.png to {out}")
+    if done.quality is not None:
+        from audiogen.quality import summary
 
-    pipe, ck = load_pipeline(ck, gin_files, bindings)
-    with shown(not no_progress):
-        paths = write_samples(pipe, ck, out, num, seconds, audio_settings().sample_rate, seed, mean=mean)
-    click.echo(f"wrote {len(paths)} samples and samples.png to {out}")
+        click.echo(summary(done.quality, "the prior's dataset"))
 
 
 @cli.command()
 @gin_options
-@click.argument("ckpt", type=click.Path(path_type=Path, exists=True))
-@click.argument("inputs", nargs=-1, required=True)
-@click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("reconstructions"), show_default=True)
+@run_option("the trained pipeline", old=None)
+@click.argument("inputs", nargs=-1, required=True, metavar="AUDIO...")
+@_out_option("Folder for the reconstructions (required; ./reconstructions for one more release).",
+             required=False)
+@_overwrite
 @click.option("--mean", is_flag=True,
               help="Write the output distribution's mean instead of a sample (for mu-law audio the mean of a "
                    "broad, sign-symmetric prediction is near silence; samples keep the envelope).")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--no-progress", is_flag=True)
-def reconstruct(gin_files, bindings, ckpt, inputs, out, mean, seed, no_progress) -> None:
-    """Posterior reconstructions of audio files: wavs and a comparison PNG."""
-    from audiogen.audio.io import expand_inputs
-    from audiogen.pipeline import load_pipeline
-    from audiogen.sampling import reconstruct_files
-    from audiogen.settings import audio_settings
+@_no_progress
+def reconstruct(gin_files, bindings, run, inputs, out, overwrite, mean, seed, no_progress) -> None:
+    """Posterior reconstructions of AUDIO (files, folders or list files): wavs and a comparison PNG."""
+    from audiogen.workflows.reconstruct import reconstruct as run_reconstruct
 
-    files = expand_inputs(list(inputs))
-    pipe, ck = load_pipeline(ckpt, gin_files, bindings)
-    from audiogen.progress import shown
-
-    with shown(not no_progress):
-        paths = reconstruct_files(pipe, ck, files, out, audio_settings(), mean=mean, seed=seed)
+    run, inputs = _run_first_input(run, inputs, "reconstruct")
+    out = _default_out(out, "reconstructions", "reconstruct")
+    paths = run_reconstruct(run, inputs, out, gin_files, bindings, mean=mean, seed=seed, overwrite=overwrite,
+                            progress=not no_progress)
     click.echo(f"wrote {len(paths)} reconstructions and reconstructions.png to {out}")
 
 
 # ----------------------------------------------------------------------------------------------------------- export
-@cli.command()
-@click.argument("run", type=click.Path(path_type=Path, exists=True))
-@click.option("-o", "--out", type=click.Path(path_type=Path), required=True, help="TorchScript file to write (.ts).")
+@cli.command(context_settings=_RUN_ARGS)
+@run_option("the autoencoder or prior to export", old=None)
+@_out_option("TorchScript file to write (.ts).")
+@_overwrite
 @click.option("--window-frames", type=click.IntRange(min=2),
               help="DiffWave priors: frames generated per window (default: the crop the prior was trained on).")
 @click.option("--context-frames", type=click.IntRange(min=0),
               help="DiffWave priors: frames of the previous window each window continues (default: a quarter).")
-@click.option("--steps", type=click.IntRange(min=1),
+@click.option("--ddim-steps", type=click.IntRange(min=1),
               help="DiffWave priors: DDIM steps per window (default: audiogen.export.DEFAULT_STEPS, 10).")
-def export(run, out, window_frames, context_frames, steps) -> None:
+@click.option("--steps", "old_steps", type=click.IntRange(min=1), hidden=True)
+@click.pass_context
+def export(ctx, run, out, overwrite, window_frames, context_frames, ddim_steps, old_steps) -> None:
     """One TorchScript file for nn~ (Max/MSP, Pure Data): encode/decode/forward of an autoencoder run, plus a
     streaming `prior` method for a prior run on a latent dataset (e.g. RAVE latents)."""
-    from audiogen.export import export_run
+    from audiogen.workflows.export import export as run_export
 
-    rec = export_run(run, out, window_frames, context_frames, steps)
+    run = _run_argument(ctx, run, "export")
+    ddim_steps = _renamed(ddim_steps, old_steps, "export --steps", "--ddim-steps")
+    rec = run_export(run, out, window_frames, context_frames, ddim_steps, overwrite=overwrite)
     click.echo(f"wrote {out}: {rec['kind']} export with methods {', '.join(rec['methods'])} "
                f"({rec['sample_rate']} Hz, {rec['latent_size']} latent dims, hop {rec['hop']})")
 
@@ -656,8 +578,8 @@ def export(run, out, window_frames, context_frames, steps) -> None:
 @click.argument("path", type=click.Path(path_type=Path))  # describe() names an interrupted encode or a missing path
 @click.option("--json", "as_json", is_flag=True)
 def info(path: Path, as_json: bool) -> None:
-    """Describe a latent dataset or checkpoint from its recorded metadata."""
-    from audiogen.describe import describe
+    """Describe a latent dataset or a run (folder or .ckpt) from its recorded metadata."""
+    from audiogen.workflows.info import describe
 
     d = describe(path)
     if as_json:
@@ -677,18 +599,24 @@ def info(path: Path, as_json: bool) -> None:
 
 # ------------------------------------------------------------------------------------------------------- quickstart
 @cli.command()
-@click.option("--data", type=click.Path(path_type=Path, exists=True),
-              help="Your own audio folder or list (default: a synthesised speech-like corpus).")
-@click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("audiogen-quickstart"),
-              show_default=True)
-@click.option("--steps", type=int, default=None, help="Training steps (default from the gin file's quickstart).")
+@click.argument("audio", type=click.Path(path_type=Path, exists=True), required=False)
+@click.option("--data", "old_data", type=click.Path(path_type=Path, exists=True), hidden=True)
+@click.option("-o", "--out", type=_PATH, default=Path("audiogen-quickstart"), show_default=True,
+              help="Folder for everything it writes; re-running on it resumes the training.")
+@click.option("--max-steps", type=int, default=None, help="Training steps (default from the gin file's quickstart).")
+@click.option("--steps", "old_steps", type=int, hidden=True)
 @click.option("--bind", "bindings", multiple=True, help="Extra gin bindings for training.")
-@click.option("--no-progress", is_flag=True)
-def quickstart(data, out, steps, bindings, no_progress) -> None:
-    """Synthesise a corpus (or use --data), train a small autoencoder, encode, decode, and compare."""
-    from audiogen.quickstart import run_quickstart
+@click.option("--overwrite", is_flag=True, help="Start the training run (OUT/run) over from step 0 instead of "
+              "resuming it.")
+@_no_progress
+def quickstart(audio, old_data, out, max_steps, old_steps, bindings, overwrite, no_progress) -> None:
+    """Synthesise a corpus (or use your AUDIO folder or list), train a small autoencoder, encode, decode, and
+    compare."""
+    from audiogen.workflows.quickstart import quickstart as run
 
-    run_quickstart(cli, data, out, steps, list(bindings), echo=click.echo, progress=not no_progress)
+    audio = _renamed(audio, old_data, "quickstart --data AUDIO", "AUDIO as the argument")
+    max_steps = _renamed(max_steps, old_steps, "quickstart --steps", "--max-steps")
+    run(audio, out, max_steps, list(bindings), echo=click.echo, progress=not no_progress, overwrite=overwrite)
 
 
 def _rank_zero_or_error(record: logging.LogRecord) -> bool:
@@ -721,12 +649,6 @@ def main(argv=None) -> None:
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
     warnings.filterwarnings("ignore", message=r".*smaller than the logging interval.*")
     cli.main(args=argv, prog_name="audiogen")
-
-
-def run_command(args: list[str], echo=print) -> None:
-    """Run an audiogen command in-process, printing it first (used by quickstart so users can copy it)."""
-    echo("$ audiogen " + shlex.join(args))
-    cli.main(args=args, prog_name="audiogen", standalone_mode=False)
 
 
 if __name__ == "__main__":  # python -m audiogen.cli

@@ -1,4 +1,4 @@
-"""``audiogen export RUN -o model.ts``: one TorchScript file for nn~ (Max/MSP, Pure Data), loadable with
+"""``audiogen export --run RUN -o model.ts``: one TorchScript file for nn~ (Max/MSP, Pure Data), loadable with
 ``torch.jit.load`` alone.
 
 - An autoencoder run (Conv1d or TasNet coders): methods ``encode``, ``decode``, ``forward``; the coders are
@@ -13,7 +13,6 @@ The file records what made it in the string attribute ``audiogen_export`` (JSON)
 from __future__ import annotations
 
 import json
-import os
 import warnings
 from pathlib import Path
 
@@ -199,31 +198,3 @@ def _crop_frames() -> int | None:
         return int(gin.query_parameter("train_prior.crop_frames"))
     except (ValueError, TypeError):
         return None
-
-
-def export_run(run, out: Path, window: int | None = None, context: int | None = None,
-               steps: int | None = None) -> dict:
-    """Script and write the export to ``out`` (atomically); returns the record written into it."""
-    module, record = build_export(run, window, context, steps)
-    for p in module.parameters():  # a player runs inference only: outputs must not carry autograd
-        p.requires_grad_(False)
-    with warnings.catch_warnings():  # torch marks TorchScript deprecated; nn~ still loads only TorchScript
-        warnings.simplefilter("ignore", DeprecationWarning)
-        scripted = torch.jit.script(module.eval())
-        out = Path(out)
-        tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-        try:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            scripted.save(str(tmp))
-            os.replace(tmp, out)
-        except (OSError, RuntimeError) as exc:  # torch.jit.save reports an unwritable path as a RuntimeError
-            from audiogen.errors import ArtifactError
-
-            raise ArtifactError(f"cannot write the export to {out} ({str(exc).splitlines()[0][:160]})",
-                                fix="pass -o a writable file path, e.g. -o model.ts") from None
-        finally:
-            if tmp.is_file():
-                tmp.unlink()
-    record["methods"] = list(scripted.get_methods())
-    return record
-

@@ -66,7 +66,7 @@ def refuse_untrained(component, role: str) -> None:
     weights = sum(p.numel() for p in component.parameters())
     if weights and not getattr(component, "pretrained", False):
         raise ConfigError(f"{role} {getattr(component, 'audiogen_component', type(component).__name__)} has "
-                          f"{weights} untrained weights", fix="pass --ckpt with a model trained by `audiogen train`")
+                          f"{weights} untrained weights", fix="pass --run with a model trained by `audiogen train`")
 
 
 def load_pipeline(ckpt_path=None, gin_files=(), bindings=(), base: str | None = None,
@@ -89,7 +89,7 @@ def load_pipeline(ckpt_path=None, gin_files=(), bindings=(), base: str | None = 
         base, base_source = ckpt["audiogen"]["operative_config"], f"checkpoint {ckpt['path']}"
         check_provenance(provenance_of(ckpt["audiogen"]), f"this run ({ckpt['path']})")
     if base is None and not gin_files and not bindings:
-        raise ConfigError("nothing to build the pipeline from", fix="pass --ckpt RUN/model.ckpt or --gin CONFIG")
+        raise ConfigError("nothing to build the pipeline from", fix="pass --run RUN or --gin CONFIG")
     config.parse(list(gin_files), list(bindings), base=base, base_source=base_source)
     recorded = _recorded_model(ckpt) if ckpt is not None else None
     guard = contextlib.nullcontext()

@@ -2,7 +2,7 @@
 generated and held-out data, with the held-out-vs-held-out distance as its floor.
 
 Features: latent windows (``WINDOW`` consecutive frames flattened, non-overlapping, in the dataset's own scale) and
-log-mel frames of decoded audio (``probe.log_mel``, hop ``MEL_HOP_SECONDS``, ``N_MELS`` bins). The floor splits
+log-mel frames of decoded audio (``audio.mel.log_mel``, hop ``MEL_HOP_SECONDS``, ``N_MELS`` bins). The floor splits
 the held-out files in two seeded halves and measures the same distance between them (generated data is compared with
 the first half); every distance here is taken between sets of the same number of vectors, because a Fréchet distance estimated from n vectors is biased upwards
 (by about tr(S1 + S2) / n for equal Gaussians) and so only compares at equal n.
@@ -61,7 +61,7 @@ def latent_windows(seqs, window: int = WINDOW) -> np.ndarray:
 
 def mel_frames(audio, sample_rate: int, n_mels: int = N_MELS) -> np.ndarray:
     """Log-mel frame vectors (N, n_mels) of a list of 1-D signals (the probe's log-mel, the paper's baseline)."""
-    from audiogen.probe import log_mel
+    from audiogen.audio.mel import log_mel
 
     hop = max(1, round(MEL_HOP_SECONDS * sample_rate))
     out = [log_mel(a, sample_rate, hop, n_mels).T for a in audio if len(a)]

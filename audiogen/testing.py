@@ -12,7 +12,7 @@ Fixtures (the data ones are built once per test session, in a few seconds on one
 - ``audiogen_corpus``: a folder of synthesised speech-like wav files (16 kHz, 0.4 to 0.8 s) with ``train.txt``
   and ``valid.txt`` lists.
 - ``audiogen_autoencoder``: a tiny conv autoencoder (latent size ``TINY_LATENT_SIZE``, hop 16) trained for two
-  steps on that corpus: a run folder for ``encode --ckpt`` / ``decode --ckpt``.
+  steps on that corpus: a run folder for ``encode --run`` / ``decode --run``.
 - ``audiogen_latents``: that corpus encoded by that autoencoder: a latent dataset (``LatentData``: usable as a path,
   with ``.latent_size``) that ``train-prior`` takes and whose samples ``sample`` decodes.
 
@@ -116,7 +116,7 @@ def audiogen_autoencoder(tmp_path_factory, audiogen_corpus) -> Path:
     """A run folder: a tiny conv autoencoder trained for two steps on ``audiogen_corpus``."""
     run = tmp_path_factory.mktemp("audiogen_autoencoder")
     binds = [arg for b in TINY_AUTOENCODER for arg in ("--bind", b)]
-    run_cli("train", "--gin", "pipelines/conv_ae.gin", *binds, "--data", audiogen_corpus / "train.txt",
+    run_cli("train", "--gin", "pipelines/conv_ae.gin", *binds, audiogen_corpus / "train.txt",
             "--valid", audiogen_corpus / "valid.txt", "-o", run, "--no-progress")
     return run
 
@@ -125,5 +125,5 @@ def audiogen_autoencoder(tmp_path_factory, audiogen_corpus) -> Path:
 def audiogen_latents(tmp_path_factory, audiogen_corpus, audiogen_autoencoder) -> LatentData:
     """``audiogen_corpus`` encoded by ``audiogen_autoencoder``: a latent dataset for ``train-prior``."""
     out = tmp_path_factory.mktemp("audiogen_latents") / "latents"
-    run_cli("encode", "--ckpt", audiogen_autoencoder, audiogen_corpus / "train.txt", "-o", out, "--no-progress")
+    run_cli("encode", "--run", audiogen_autoencoder, audiogen_corpus / "train.txt", "-o", out, "--no-progress")
     return LatentData(out, TINY_LATENT_SIZE)

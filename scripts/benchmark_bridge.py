@@ -65,7 +65,7 @@ def main() -> None:
     for normalize, clamp in ((True, False), (False, False), (False, True)):
         run = args.out / f"prior_normalize_{normalize}"
         s = run / ("samples_clamped" if clamp else "samples")
-        cli("sample", run, "-n", args.clips, "--seconds", args.seconds, "-o", s,
+        cli("sample", "--run", run, "-n", args.clips, "--seconds", args.seconds, "-o", s, "--overwrite",
             *(["--bind", "priors.diffwave.clip=1.0"] if clamp else []))
         rec = json.loads((s / "samples.json").read_text())
         d = rec["diagnostics"]

@@ -223,7 +223,7 @@ def train_and_evaluate(args, env: dict, out: Path) -> dict:
                           "train.max_steps=1000000", "train.val_every=200", "train.log_every=10"] + args.bind
     run_dir, ev = out / "run", out / "eval"
     if not args.skip_train:
-        cmd = [exe, "train", "--gin", "pipelines/cwvae_l2_speech.gin", "--data", str(data / "train.txt"),
+        cmd = [exe, "train", "--gin", "pipelines/cwvae_l2_speech.gin", str(data / "train.txt"),
                "-o", str(run_dir), "--no-progress"]
         for b in binds:
             cmd += ["--bind", b]
@@ -238,7 +238,7 @@ def train_and_evaluate(args, env: dict, out: Path) -> dict:
                   "audio_s_per_s": steps * BATCH * SAMPLES / 16000 / wall, "peak_rss_gb": peak}
     else:
         result = {}
-    subprocess.run([exe, "evaluate", str(run_dir), "--data", str(data / "test.txt"), "-o", str(ev), "--no-progress"],
+    subprocess.run([exe, "evaluate", "--run", str(run_dir), str(data / "test.txt"), "-o", str(ev), "--overwrite", "--no-progress"],
                    check=True, env=env)
     res = json.loads((ev / "evaluation.json").read_text())
     result.update({"test_bits_per_frame": res["bits_per_frame"], "test_kl_bpf": res["kl_bits_per_frame"],

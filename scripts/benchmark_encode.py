@@ -18,7 +18,7 @@ reported as the median over rounds. The same ratio per CPU second (the encode's 
 its reader's decoding included) is printed beside it: on a machine shared with other jobs, wall-clock figures
 swing with their load, and this one shows the work the encode adds to the forward. Targets: quickstart >= 80 % of its floor, RAVE bridge >= 90 % of its floor,
 peak RSS < 1 GB. A missed target prints ``missed`` and exits 1 (``benchmark_all.py`` shows "target missed").
-Without ``--ckpt`` a throwaway quickstart checkpoint is trained for 2 steps (throughput does not depend on the
+Without ``--run`` a throwaway quickstart checkpoint is trained for 2 steps (throughput does not depend on the
 weights). Threads (``--threads``, default 1) apply to the floor and to the encode child alike; the encode's reader
 thread decodes the next files on another core while the encoder runs, as it does for a user.
 
@@ -169,7 +169,7 @@ def make_checkpoint(files: list[Path], tmp: Path, env: dict) -> Path:
     shortest = sorted(files, key=lambda f: sf.info(str(f)).frames)[:2]
     run = tmp / "run"
     cmd = [sys.executable, "-m", "audiogen.cli", "train", "--gin", "pipelines/conv_ae.gin", "--bind",
-           "train.max_steps=2", *[a for f in shortest for a in ("--data", str(f))], "-o", str(run), "--no-progress"]
+           "train.max_steps=2", *map(str, shortest), "-o", str(run), "--no-progress"]
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
     if res.returncode != 0:
         sys.exit(f"benchmark_encode: training the throwaway checkpoint failed:\n{res.stderr[-4000:]}")
@@ -194,7 +194,7 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1, help="torch threads of the floor and of the encode child")
     ap.add_argument("--only", choices=sorted(TARGETS), help="one encoder only")
     ap.add_argument("--batch-seconds", type=float, help="encode.batch_seconds (default: each encoder's own)")
-    ap.add_argument("--ckpt", type=Path, help="quickstart run folder or .ckpt (default: train 2 steps)")
+    ap.add_argument("--run", type=Path, help="quickstart run folder or .ckpt (default: train 2 steps)")
     ap.add_argument("--json", type=Path, help="write the results as JSON here")
     args = ap.parse_args(argv)
     if args.quick:
@@ -225,10 +225,10 @@ def main(argv=None) -> int:
         seconds = len(audio) / SR
         encoders = {}
         if args.only in (None, "quickstart"):
-            ckpt = args.ckpt.resolve() if args.ckpt else make_checkpoint(files, tmp, env)
+            ckpt = args.run.resolve() if args.run else make_checkpoint(files, tmp, env)
             enc = load_pipeline(ckpt)[0].encoder.eval()
             encoders["quickstart"] = {"label": "quickstart Conv1d encoder (pipelines/conv_ae.gin)", "encoder": enc,
-                                      "forward": enc, "cli": ["--ckpt", str(ckpt)]}
+                                      "forward": enc, "cli": ["--run", str(ckpt)]}
         if args.only in (None, "rave"):
             if not rave_path.is_file():
                 sys.exit(f"benchmark_encode: {rave_path} not found")

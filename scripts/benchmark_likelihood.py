@@ -42,7 +42,7 @@ def start(name: str, args, data: Path, out: Path) -> dict:
     binds = [f"train.max_minutes={args.minutes}", "train.max_steps=100000000", f"train.threads={args.threads}",
              f"train.lr={args.lr}", "train.val_every=500", *args.bind]
     cmd = cli("train", "--gin", cfg, *[a for b in binds for a in ("--bind", b)],
-              "--data", data / "train.txt", "-o", run, "--no-progress")
+              data / "train.txt", "-o", run, "--no-progress")
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
     log = open(out / f"{run.name}.train.log", "w")
     return {"name": name, "run": run, "t0": time.time(), "log": log,
@@ -62,7 +62,7 @@ def finish(job: dict, args, data: Path) -> dict:
     params = sum(v.numel() for k, v in ck["state_dict"].items() if v.is_floating_point())
     ev = job["run"] / "eval"
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
-    subprocess.run(cli("evaluate", job["run"], "--data", data / "test.txt", "-o", ev, "--no-progress",
+    subprocess.run(cli("evaluate", "--run", job["run"], data / "test.txt", "-o", ev, "--overwrite", "--no-progress",
                        "--bind", f"train.threads={args.threads}"), check=True, env=env,
                    stdout=subprocess.DEVNULL)
     res = json.loads((ev / "evaluation.json").read_text())

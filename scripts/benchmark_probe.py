@@ -64,10 +64,10 @@ def train_commands(args, sh: Path, work: Path) -> dict[str, list[str]]:
     common = [f"train.max_minutes={args.minutes}", f"train.threads={args.threads}", "train.max_steps=10000000"]
     bind = [a for b in common for a in ("--bind", b)]
     return {
-        "cpc": audiogen() + ["train", "--gin", "encoders/cpc_pretrain.gin", *bind, "--data", str(ls / "train.txt"),
+        "cpc": audiogen() + ["train", "--gin", "encoders/cpc_pretrain.gin", *bind, str(ls / "train.txt"),
                              "--valid", str(ls / "valid.txt"), "-o", str(work / "cpc"), "--no-progress"],
         "cwvae": audiogen() + ["train", "--gin", "pipelines/cwvae_l2_speech.gin", "--gin", "data/fsdd8k.gin", *bind,
-                               "--bind", "train.val_every=500", "--data", str(train_list), "-o", str(work / "cwvae"),
+                               "--bind", "train.val_every=500", str(train_list), "-o", str(work / "cwvae"),
                                "--no-progress"],
     }
 
@@ -106,7 +106,7 @@ def run_probes(args, sh: Path, work: Path) -> dict:
     for name in ("cpc", "cwvae"):
         out = work / f"probe_{name}"
         if not (out / "probe.json").exists():
-            cmd = audiogen() + ["probe", str(work / name), "--labels", str(fsdd / "labels.csv"), *where,
+            cmd = audiogen() + ["probe", "--run", str(work / name), "--labels", str(fsdd / "labels.csv"), *where,
                                 "--label", "digit", "--label", "speaker", "--k", "1", "--k", "5", "-o", str(out)]
             print("$", " ".join(cmd), flush=True)
             subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)

@@ -70,7 +70,7 @@ def finish(job: dict, args, test: Path, env: dict) -> dict:
     if status != 0:
         raise SystemExit(f"{job['name']} training failed; see {job['log'].name}")
     ev = job["run"] / "eval"
-    subprocess.run(cli("evaluate", job["run"], "--data", test, "--quality-samples", args.samples, "-o", ev,
+    subprocess.run(cli("evaluate", "--run", job["run"], test, "--quality-samples", args.samples, "-o", ev, "--overwrite",
                        "--no-progress"), check=True, env=env, stdout=subprocess.DEVNULL)
     res = json.loads((ev / "evaluation.json").read_text())
     q = res["quality"]
@@ -96,8 +96,8 @@ def real_row(lat: Path, test: Path, args) -> dict:
     from audiogen import quality
     from audiogen.latents.decode import decoder_pipeline
     from audiogen.latents.sequences import open_sequences
-    from audiogen.prior_evaluation import QUALITY_FRAMES
-    from audiogen.prior_sampling import audio_diagnostics, latent_diagnostics
+    from audiogen.workflows.evaluate_prior import QUALITY_FRAMES
+    from audiogen.workflows.sample import audio_diagnostics, latent_diagnostics
 
     torch.set_num_threads(args.threads)
     train, held_ds = open_sequences(lat), open_sequences(test)

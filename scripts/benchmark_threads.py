@@ -33,7 +33,7 @@ def child(seconds: float, threads: int) -> dict:
 
     from audiogen import config
     from audiogen.pipeline import build_pipeline
-    from audiogen.quickstart import QUICK_BINDINGS
+    from audiogen.workflows.quickstart import QUICK_BINDINGS
 
     torch.set_num_threads(threads)
     config.parse(["pipelines/conv_ae.gin"], [b.replace(" ", "") for b in QUICK_BINDINGS])

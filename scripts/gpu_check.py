@@ -70,7 +70,7 @@ def main() -> int:
         print(f"{'ok  ' if ok else 'FAIL'} {name}: {detail}", flush=True)
 
     q = work / "quick"
-    cli("quickstart", "-o", q, "--steps", args.steps, "--no-progress",
+    cli("quickstart", "-o", q, "--max-steps", args.steps, "--no-progress",
               *(["--bind", "train.accelerator='cpu'"] if args.cpu else []), work=work)
     from audiogen.artifacts import load_checkpoint
 
@@ -85,7 +85,7 @@ def main() -> int:
 
     corpus = q / "corpus"
     for acc in ("cpu", "gpu"):
-        cli("encode", "--ckpt", q / "run", corpus, "-o", work / f"lat_{acc}", "--bind",
+        cli("encode", "--run", q / "run", corpus, "-o", work / f"lat_{acc}", "--bind",
             f"encode.accelerator='{'cpu' if args.cpu else acc}'", "--no-progress", work=work)
     (m_cpu, z_cpu), (m_gpu, z_gpu) = latents(work / "lat_cpu"), latents(work / "lat_gpu")
     same = {k: (m_cpu[k], m_gpu[k]) for k in ("sample_rate", "hop", "latent_size", "checkpoint", "encoder")
@@ -101,13 +101,13 @@ def main() -> int:
         *(["--bind", "train.accelerator='cpu'"] if args.cpu else []), work=work)
     events = list(prior.rglob("events*"))
     check("train-prior on the GPU wrote TensorBoard events", bool(events), f"{len(events)} event file(s)")
-    cli("sample", prior, "-n", 2, "--seconds", 1, "-o", work / "samples", "--no-progress", work=work)
+    cli("sample", "--run", prior, "-n", 2, "--seconds", 1, "-o", work / "samples", "--no-progress", work=work)
     rec = json.loads((work / "samples" / "samples.json").read_text())
     check("samples decoded", len(list((work / "samples").glob("*.wav"))) == 2,
           json.dumps(rec.get("diagnostics", {}).get("audio", {}))[:200])
-    cli("evaluate", prior, "--data", work / "lat_cpu", "-o", work / "eval", work=work)
+    cli("evaluate", "--run", prior, work / "lat_cpu", "-o", work / "eval", work=work)
     check("evaluate PRIOR --data LATENTS", any((work / "eval").glob("*.json")), "")
-    cli("export", prior, "-o", work / "prior.ts", work=work)
+    cli("export", "--run", prior, "-o", work / "prior.ts", work=work)
     m = torch.jit.load(str(work / "prior.ts"), map_location="cpu")
     c = int(m.prior_params[0])
     y = m.prior(torch.zeros(1, c, 4))

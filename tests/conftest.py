@@ -158,7 +158,7 @@ def corpus(audiogen_corpus) -> Path:
 def tiny_run(tmp_path_factory, corpus) -> Path:
     """A tiny conv autoencoder trained for 2 steps through the CLI: a checkpoint for encode/decode tests."""
     run = tmp_path_factory.mktemp("run")
-    run_cli("train", "--gin", "pipelines/conv_ae.gin", *tiny_binds(), "--data", corpus / "train.txt",
+    run_cli("train", "--gin", "pipelines/conv_ae.gin", *tiny_binds(), corpus / "train.txt",
             "--valid", corpus / "valid.txt", "-o", run, "--no-progress")
     return run
 

@@ -7,8 +7,8 @@ import torch
 
 from audiogen import config
 from audiogen.errors import ConfigError
-from audiogen.evaluate import probe_margins, score_file
 from audiogen.pipeline import build_pipeline
+from audiogen.workflows.evaluate import probe_margins, score_file
 
 STACK = 8
 MODELS = {

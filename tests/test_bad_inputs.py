@@ -48,7 +48,7 @@ def test_bad_file_under_strict_fails_cleanly(kind, tmp_path, tiny_run):
     bad = _make(kind, tmp_path / "in")
     good = write_tone(tmp_path / "in" / "good.wav")
     out = tmp_path / "out"
-    proc = run_in_process("encode", "--ckpt", tiny_run, good, bad, "-o", out, "--strict", check=False)
+    proc = run_in_process("encode", "--run", tiny_run, good, bad, "-o", out, "--strict", check=False)
     assert proc.returncode == 2, proc.stderr
     assert bad.name in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr
@@ -61,7 +61,7 @@ def test_bad_file_without_strict_is_listed_and_the_rest_encoded(kind, tmp_path, 
     bad = _make(kind, tmp_path / "in")
     good = write_tone(tmp_path / "in" / "good.wav")
     out = tmp_path / "out"
-    proc = run_in_process("encode", "--ckpt", tiny_run, tmp_path / "in", "-o", out, "--no-progress")
+    proc = run_in_process("encode", "--run", tiny_run, tmp_path / "in", "-o", out, "--no-progress")
     assert "1 files could not be read" in proc.stderr and bad.name in proc.stderr
     import json
 
@@ -73,7 +73,7 @@ def test_bad_file_without_strict_is_listed_and_the_rest_encoded(kind, tmp_path, 
 def test_only_bad_files_is_an_error_with_no_output(tmp_path, tiny_run):
     bad = _make("not_audio", tmp_path / "in")
     out = tmp_path / "out"
-    proc = run_in_process("encode", "--ckpt", tiny_run, bad, "-o", out, check=False)
+    proc = run_in_process("encode", "--run", tiny_run, bad, "-o", out, check=False)
     assert proc.returncode == 2 and "no input file could be encoded" in proc.stderr and bad.name in proc.stderr
     _no_output_left(out)
 
@@ -81,7 +81,7 @@ def test_only_bad_files_is_an_error_with_no_output(tmp_path, tiny_run):
 def test_unexpected_sample_rate_with_resampling_off(tmp_path, tiny_run):
     f = write_tone(tmp_path / "in" / "eight_k.wav", sr=8000)
     out = tmp_path / "out"
-    proc = run_in_process("encode", "--ckpt", tiny_run, f, "-o", out, "--strict", "--bind", "audio.resample=False",
+    proc = run_in_process("encode", "--run", tiny_run, f, "-o", out, "--strict", "--bind", "audio.resample=False",
                           check=False)
     assert proc.returncode == 2
     assert "eight_k.wav" in proc.stderr and "8000" in proc.stderr and "16000" in proc.stderr
@@ -92,7 +92,7 @@ def test_unexpected_sample_rate_with_resampling_off(tmp_path, tiny_run):
 def test_unexpected_sample_rate_is_resampled_by_default(tmp_path, tiny_run):
     f = write_tone(tmp_path / "in" / "eight_k.wav", sr=8000, seconds=0.5)
     out = tmp_path / "out"
-    run_in_process("encode", "--ckpt", tiny_run, f, "-o", out, "--no-progress")
+    run_in_process("encode", "--run", tiny_run, f, "-o", out, "--no-progress")
     import json
 
     meta = json.loads((out / "meta.json").read_text())
@@ -101,9 +101,9 @@ def test_unexpected_sample_rate_is_resampled_by_default(tmp_path, tiny_run):
 
 def test_stereo_is_downmixed_or_refused(tmp_path, tiny_run):
     f = write_tone(tmp_path / "in" / "stereo.wav", channels=2)
-    run_in_process("encode", "--ckpt", tiny_run, f, "-o", tmp_path / "ok", "--no-progress")
+    run_in_process("encode", "--run", tiny_run, f, "-o", tmp_path / "ok", "--no-progress")
     out = tmp_path / "out"
-    proc = run_in_process("encode", "--ckpt", tiny_run, f, "-o", out, "--strict", "--bind", "audio.channels='error'",
+    proc = run_in_process("encode", "--run", tiny_run, f, "-o", out, "--strict", "--bind", "audio.channels='error'",
                           check=False)
     assert proc.returncode == 2 and "stereo.wav" in proc.stderr and "2 channels" in proc.stderr
     _no_output_left(out)
@@ -114,7 +114,7 @@ def test_unwritable_output(tmp_path, tiny_run):
     blocker = tmp_path / "file_not_dir"
     blocker.write_text("x")  # a file where a folder is needed fails even for root
     out = blocker / "latents"
-    proc = run_in_process("encode", "--ckpt", tiny_run, f, "-o", out, check=False)
+    proc = run_in_process("encode", "--run", tiny_run, f, "-o", out, check=False)
     assert proc.returncode == 2 and "cannot create output folder" in proc.stderr and "-o" in proc.stderr
     assert blocker.read_text() == "x"
 
@@ -122,14 +122,14 @@ def test_unwritable_output(tmp_path, tiny_run):
 def test_untrained_encoder_without_checkpoint_is_refused(tmp_path):
     f = write_tone(tmp_path / "a.wav")
     proc = run_in_process("encode", "--gin", "pipelines/conv_ae.gin", f, "-o", tmp_path / "out", check=False)
-    assert proc.returncode == 2 and "untrained" in proc.stderr and "--ckpt" in proc.stderr
+    assert proc.returncode == 2 and "untrained" in proc.stderr and "--run" in proc.stderr
 
 
 def test_missing_checkpoint_and_non_checkpoint(tmp_path):
     f = write_tone(tmp_path / "a.wav")
-    proc = run_in_process("encode", "--ckpt", tmp_path / "none.ckpt", f, "-o", tmp_path / "out", check=False)
+    proc = run_in_process("encode", "--run", tmp_path / "none.ckpt", f, "-o", tmp_path / "out", check=False)
     assert proc.returncode == 2 and "none.ckpt" in proc.stderr
     junk = tmp_path / "junk.ckpt"
     junk.write_bytes(b"not a checkpoint")
-    proc = run_in_process("encode", "--ckpt", junk, f, "-o", tmp_path / "out", check=False)
+    proc = run_in_process("encode", "--run", junk, f, "-o", tmp_path / "out", check=False)
     assert proc.returncode == 2 and "junk.ckpt" in proc.stderr and "Traceback" not in proc.stderr

@@ -81,18 +81,18 @@ def test_pipeline_end_to_end(pipeline, speech, shared, tmp_path):
         write_stroke_corpus(tmp_path / "seq", n=6)
         run_here("train-prior", "--gin", pipeline, *_binds(TINY[kind] + STEPS), tmp_path / "seq", "-o", run,
                  "--no-progress")
-        run_here("sample", run, "-n", "1", "--frames", "10", "-o", tmp_path / "s")
+        run_here("sample", "--run", run, "-n", "1", "--frames", "10", "-o", tmp_path / "s")
         assert (tmp_path / "s" / "sample_000.npy").exists()
         return
-    run_here("train", "--gin", pipeline, *_binds(TINY[kind] + STEPS), "--data", speech, "-o", run, "--no-progress")
+    run_here("train", "--gin", pipeline, *_binds(TINY[kind] + STEPS), speech, "-o", run, "--no-progress")
     if kind == "autoencoder":
-        run_here("encode", "--ckpt", run, speech, "-o", tmp_path / "lat", "--no-progress")
+        run_here("encode", "--run", run, speech, "-o", tmp_path / "lat", "--no-progress")
         run_here("decode", tmp_path / "lat", "-o", tmp_path / "dec")
         assert len(list((tmp_path / "dec").glob("*.wav"))) == 3
     else:
-        run_here("evaluate", run, "--data", speech, "-o", tmp_path / "ev", "--no-progress")
+        run_here("evaluate", "--run", run, speech, "-o", tmp_path / "ev", "--no-progress")
         res = json.loads((tmp_path / "ev" / "evaluation.json").read_text())
         assert res["files"] == 3 and 10 < res["bits_per_frame"] < 20
         assert res["flac_bits_per_sample"] is not None  # from the manifest beside the data, or flac itself
-        run_here("sample", run, "-n", "1", "--seconds", "0.5", "-o", tmp_path / "s")
+        run_here("sample", "--run", run, "-n", "1", "--seconds", "0.5", "-o", tmp_path / "s")
         assert (tmp_path / "s" / "sample_000.wav").exists()

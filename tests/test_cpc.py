@@ -55,7 +55,7 @@ def glides(tmp_path_factory):
 @pytest.fixture(scope="module")
 def pretrained(glides, tmp_path_factory):
     run = tmp_path_factory.mktemp("cpc")
-    run_in_process("train", "--gin", "encoders/cpc_pretrain.gin", *binds(PRETRAIN), "--data", glides / "train.txt",
+    run_in_process("train", "--gin", "encoders/cpc_pretrain.gin", *binds(PRETRAIN), glides / "train.txt",
                    "--valid", glides / "valid.txt", "-o", run, "--no-progress")
     return run
 
@@ -216,7 +216,7 @@ def test_cwvae_trains_on_the_pretrained_encoder_frozen_or_fine_tuned(freeze, pre
     ckpt_file = tmp_path / "cpc.ckpt"  # a copy, deleted once the CW-VAE is trained
     shutil.copy(pretrained / "model.ckpt", ckpt_file)
     extra = [f"CPC_CHECKPOINT='{ckpt_file}'", f"CPC_FREEZE={freeze}"]
-    run_in_process("train", "--gin", "pipelines/cwvae_cpc_speech.gin", *binds(CW + extra), "--data", glides / "train.txt",
+    run_in_process("train", "--gin", "pipelines/cwvae_cpc_speech.gin", *binds(CW + extra), glides / "train.txt",
                    "-o", tmp_path / "run", "--no-progress")
     trained = load_checkpoint(tmp_path / "run")
     source = _body(load_checkpoint(ckpt_file)["state_dict"])

@@ -13,11 +13,11 @@ from audiogen import config
 from audiogen.contracts import check_encoder
 from audiogen.encoders.conv1d import Conv1dEncoder
 from audiogen.errors import ConfigError
-from audiogen.evaluate import probe_margins, score_file
 from audiogen.objectives.anneal import constant, cosine, linear
 from audiogen.objectives.elbo import ELBO
 from audiogen.pipeline import build_pipeline
 from audiogen.priors.temporal.cwvae import ClockworkVAE
+from audiogen.workflows.evaluate import probe_margins, score_file
 
 TINY_CW = ["DZ=4", "HIDDEN=8", "ENCODER_CHANNELS=8", "DECODER_CHANNELS=8", "COMPONENTS=2", "DMOL_PARAMS=6"]
 
@@ -146,8 +146,8 @@ def test_bernoulli_output_for_audio_is_refused():
 
 def test_train_evaluate_sample_reconstruct(tmp_path, corpus):
     run = tmp_path / "run"
-    run_in_process("train", "--gin", "pipelines/cwvae_l2_speech.gin", *tiny_cw_binds(), "--data",
-                   corpus / "train.txt", "--valid", corpus / "valid.txt", "-o", run, "--no-progress")
+    run_in_process("train", "--gin", "pipelines/cwvae_l2_speech.gin", *tiny_cw_binds(), corpus / "train.txt",
+                   "--valid", corpus / "valid.txt", "-o", run, "--no-progress")
     import csv
 
     rows = list(csv.DictReader(open(run / "logs" / "version_0" / "metrics.csv")))
@@ -156,7 +156,7 @@ def test_train_evaluate_sample_reconstruct(tmp_path, corpus):
         assert c in cols
     assert list((run / "logs" / "tensorboard").glob("events.out.tfevents.*"))  # TensorBoard
     ev = tmp_path / "eval"
-    proc = run_in_process("evaluate", run, "--data", corpus / "valid.txt", "--iw", "2", "--segment-seconds", "0.2",
+    proc = run_in_process("evaluate", "--run", run, corpus / "valid.txt", "--iw", "2", "--segment-seconds", "0.2",
                           "-o", ev, "--no-progress")
     assert "negative ELBO" in proc.stdout
     res = json.loads((ev / "evaluation.json").read_text())
@@ -165,7 +165,7 @@ def test_train_evaluate_sample_reconstruct(tmp_path, corpus):
         res["reconstruction_bits_per_frame"] + sum(res["kl_bits_per_frame"].values()), rel=1e-6)
     assert set(res["active_units"]) == {"z1", "z2"} and res["quantisation"].startswith("mulaw16")
     assert "flac" in res["flac_source"].lower()
-    run_in_process("sample", run, "-n", "2", "--seconds", "0.3", "-o", tmp_path / "samples")
+    run_in_process("sample", "--run", run, "-n", "2", "--seconds", "0.3", "-o", tmp_path / "samples")
     meta = json.loads((tmp_path / "samples" / "samples.json").read_text())
     assert meta["files"] == ["sample_000.wav", "sample_001.wav"] and "priors.cwvae" in meta["operative_config"]
     import soundfile as sf
@@ -173,7 +173,7 @@ def test_train_evaluate_sample_reconstruct(tmp_path, corpus):
     info = sf.info(tmp_path / "samples" / "sample_000.wav")
     assert info.frames == 4800 and info.samplerate == 16000
     assert (tmp_path / "samples" / "samples.png").read_bytes()[:4] == b"\x89PNG"
-    run_in_process("reconstruct", run, corpus / "valid.txt", "-o", tmp_path / "rec")
+    run_in_process("reconstruct", "--run", run, corpus / "valid.txt", "-o", tmp_path / "rec")
     assert len(list((tmp_path / "rec").glob("*.wav"))) == 2
 
 
@@ -198,12 +198,12 @@ def test_generation_runs_each_level_only_as_long_as_needed(monkeypatch):
 
 def test_encode_and_decode_refuse_a_temporal_vae(tmp_path, corpus):
     run = tmp_path / "run"
-    run_in_process("train", "--gin", "pipelines/cwvae_l1_speech.gin", *tiny_cw_binds(), "--data",
-                   corpus / "train.txt", "-o", run, "--no-progress")
-    proc = run_in_process("encode", "--ckpt", run, corpus, "-o", tmp_path / "lat", check=False)
+    run_in_process("train", "--gin", "pipelines/cwvae_l1_speech.gin", *tiny_cw_binds(), corpus / "train.txt",
+                   "-o", run, "--no-progress")
+    proc = run_in_process("encode", "--run", run, corpus, "-o", tmp_path / "lat", check=False)
     assert proc.returncode == 2 and "temporal VAE" in proc.stderr
     import numpy as np
 
     np.save(tmp_path / "z.npy", np.zeros((8, 4), np.float32))
-    proc = run_in_process("decode", "--ckpt", run, tmp_path / "z.npy", "-o", tmp_path / "o", check=False)
+    proc = run_in_process("decode", "--run", run, tmp_path / "z.npy", "-o", tmp_path / "o", check=False)
     assert proc.returncode == 2 and "distribution parameters" in proc.stderr

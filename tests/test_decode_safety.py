@@ -25,7 +25,7 @@ from audiogen.latents.dataset import LatentDataset
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory, tiny_run, corpus) -> Path:
     lat = tmp_path_factory.mktemp("decode") / "lat"
-    _cli("encode", "--ckpt", tiny_run, corpus / "train.txt", "-o", lat, "--no-progress")
+    _cli("encode", "--run", tiny_run, corpus / "train.txt", "-o", lat, "--no-progress")
     return lat
 
 
@@ -98,7 +98,7 @@ def test_npy_files_of_one_name_from_two_folders(tmp_path, tiny_run):
     for d in ("x", "y"):
         (tmp_path / d).mkdir()
         np.save(tmp_path / d / "a.npy", np.random.default_rng(len(d)).normal(size=(4, 6)).astype(np.float32))
-    _cli("decode", "--ckpt", tiny_run, tmp_path / "x" / "a.npy", tmp_path / "y" / "a.npy", "-o", tmp_path / "o")
+    _cli("decode", "--run", tiny_run, tmp_path / "x" / "a.npy", tmp_path / "y" / "a.npy", "-o", tmp_path / "o")
     assert [p.name for p in _wavs(tmp_path / "o")] == ["a_npy.wav", "a_npy_2.wav"]
 
 
@@ -109,7 +109,7 @@ def test_decode_without_weights_is_refused(tmp_path, dataset):
 
     out = tmp_path / "o"
     msg = _refused("decode", _edited(dataset, tmp_path / "nock", no_checkpoint), "-o", out)
-    assert "untrained" in msg and "--ckpt" in msg and not _wavs(out), msg
+    assert "untrained" in msg and "--run" in msg and not _wavs(out), msg
     np.save(tmp_path / "z.npy", np.zeros((4, 8), np.float32))
     msg = _refused("decode", "--gin", "pipelines/conv_ae.gin", *tiny_binds(), tmp_path / "z.npy", "-o", out)
     assert "untrained" in msg and not _wavs(out), msg
@@ -141,7 +141,7 @@ def test_damaged_npy_is_one_message(case, tmp_path, tiny_run):
     good = tmp_path / "good.npy"
     np.save(good, np.zeros((4, 6), np.float32))
     out = tmp_path / "o"
-    msg = _refused("decode", "--ckpt", tiny_run, good, p, "-o", out)
+    msg = _refused("decode", "--run", tiny_run, good, p, "-o", out)
     assert str(p) in msg, msg
     assert not _wavs(out)  # checked before anything is written
 
@@ -164,10 +164,12 @@ def test_unwritable_output_is_one_message(tmp_path, tiny_run):
     np.save(tmp_path / "z.npy", np.zeros((4, 8), np.float32))
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    msg = _refused("decode", "--ckpt", tiny_run, tmp_path / "z.npy", "-o", blocker / "o")
+    msg = _refused("decode", "--run", tiny_run, tmp_path / "z.npy", "-o", blocker / "o")
     assert str(blocker) in msg and blocker.read_text() == "x", msg
     (tmp_path / "o" / "z.wav").mkdir(parents=True)  # a folder where a file must go
-    msg = _refused("decode", "--ckpt", tiny_run, tmp_path / "z.npy", "-o", tmp_path / "o")
+    msg = _refused("decode", "--run", tiny_run, tmp_path / "z.npy", "-o", tmp_path / "o")
+    assert "not empty" in msg and "--overwrite" in msg, msg  # -o holds something: refused before anything else
+    msg = _refused("decode", "--run", tiny_run, tmp_path / "z.npy", "-o", tmp_path / "o", "--overwrite")
     assert "z.wav" in msg, msg
 
 
@@ -178,7 +180,7 @@ def test_full_disk_leaves_nothing_half_written_and_says_so(tmp_path, tiny_run):
         names.append(tmp_path / f"z{i}.npy")
         np.save(names[-1], np.zeros((4, frames), np.float32))  # hop 16: 4000 frames are 128 kB of PCM_16
     out = tmp_path / "o"
-    proc = _run_limited(["decode", "--ckpt", tiny_run, *names, "-o", out], 60_000)
+    proc = _run_limited(["decode", "--run", tiny_run, *names, "-o", out], 60_000)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert "File too large" in proc.stderr and "z2.wav" in proc.stderr and "nothing was written" in proc.stderr
     assert not out.exists() or not list(out.rglob("*"))
@@ -186,7 +188,7 @@ def test_full_disk_leaves_nothing_half_written_and_says_so(tmp_path, tiny_run):
 
 def test_one_file_shards_decode_without_warnings(tmp_path, tiny_run, corpus):
     lat = tmp_path / "lat"
-    _cli("encode", "--ckpt", tiny_run, corpus / "train.txt", "-o", lat, "--no-progress",
+    _cli("encode", "--run", tiny_run, corpus / "train.txt", "-o", lat, "--no-progress",
          "--bind", "encode.shard_mb=0.000001")
     meta = json.loads((lat / "meta.json").read_text())
     assert len(meta["shards"]) == len(meta["files"])
@@ -216,7 +218,7 @@ def test_a_link_inside_the_output_is_not_followed(tmp_path, dataset):
     elsewhere.mkdir()
     out.mkdir()
     (out / "sub").symlink_to(elsewhere)
-    msg = _refused("decode", ds, "-o", out)
+    msg = _refused("decode", ds, "-o", out, "--overwrite")  # -o holds the link: past the earlier-output check
     assert "sub" in msg and "link" in msg, msg
     assert not list(elsewhere.iterdir()) and not _wavs(out)
     (out / "sub").unlink()
@@ -232,7 +234,7 @@ def test_reconstruct_names_of_one_stem_are_made_unique(tmp_path, tiny_run):
 
     a = write_tone(tmp_path / "x" / "a.wav", 0.2, freq=300.0)
     b = write_tone(tmp_path / "y" / "a.wav", 0.2, freq=900.0)
-    _cli("reconstruct", tiny_run, a, b, "-o", tmp_path / "rec")
+    _cli("reconstruct", "--run", tiny_run, a, b, "-o", tmp_path / "rec")
     assert [p.name for p in _wavs(tmp_path / "rec")] == ["a_wav.wav", "a_wav_2.wav"]
 
 
@@ -259,7 +261,7 @@ def test_safetensors_names_with_a_nul_byte_are_one_message(tmp_path, tiny_run):
 
     z = np.zeros((4, 8), np.float32)
     save_file({"a\0b": z, "c": z}, str(tmp_path / "z.safetensors"))
-    msg = _refused("decode", "--ckpt", tiny_run, tmp_path / "z.safetensors", "-o", tmp_path / "o")
+    msg = _refused("decode", "--run", tiny_run, tmp_path / "z.safetensors", "-o", tmp_path / "o")
     assert "z_a" in msg and not _wavs(tmp_path / "o"), msg
 
 

@@ -55,15 +55,15 @@ def _equal_length_copies(corpus: Path, out: Path) -> Path:
 def test_ddp_training_matches_one_process_and_resumes_mid_epoch(tmp_path, corpus):
     """6 files in global batches of 4: an epoch is a batch of 4 (2 per rank) and one of 2 (1 per rank). The
     2-process run stops after step 3, in the middle of the second epoch, and resumes to step 4."""
-    from audiogen.training import train
+    from audiogen.workflows.train import train
 
     valid = _equal_length_copies(corpus, tmp_path / "valid")
     train([str(corpus)], tmp_path / "one", ["pipelines/conv_ae.gin"], AE + ["train.max_steps=4"],
           valid=[str(valid)], progress=False)
     two = tmp_path / "two"
     run_cli("train", "--gin", "pipelines/conv_ae.gin", *_binds(AE + ["train.devices=2", "train.max_steps=3"]),
-            "--data", corpus, "--valid", valid, "-o", two, "--no-progress")
-    proc = run_cli("train", "--bind", "train.max_steps=4", "--data", corpus, "--valid", valid, "-o", two,
+            corpus, "--valid", valid, "-o", two, "--no-progress")
+    proc = run_cli("train", "--bind", "train.max_steps=4", corpus, "--valid", valid, "-o", two,
                    "--no-progress")  # resumed: train.devices=2 and the rest from the saved config
     assert proc.stdout.count("wrote") == 1 and proc.stderr.count("resuming from") == 1  # rank 0 reports
     one, first, rest = _metrics(tmp_path / "one"), _metrics(two, 0), _metrics(two, 1)
@@ -84,8 +84,8 @@ def test_ddp_training_matches_one_process_and_resumes_mid_epoch(tmp_path, corpus
 
 @pytest.mark.slow
 def test_ddp_prior_training_matches_one_process(tmp_path):
-    from audiogen.prior_training import train_prior
     from audiogen.synth import write_stroke_corpus
+    from audiogen.workflows.train_prior import train_prior
 
     write_stroke_corpus(tmp_path / "strokes", n=8, seed=0)
     train_prior(str(tmp_path / "strokes"), tmp_path / "one", ["pipelines/vrnn_strokes.gin"], PRIOR, progress=False)
@@ -102,7 +102,7 @@ def test_ddp_encode_writes_the_single_process_dataset(tmp_path, corpus, tiny_run
     from audiogen.cli import cli
     from audiogen.latents.dataset import LatentDataset, RunningStats
 
-    args = ["encode", "--ckpt", str(tiny_run), str(corpus), "--bind", "encode.shard_mb=0.0005", "--no-progress"]
+    args = ["encode", "--run", str(tiny_run), str(corpus), "--bind", "encode.shard_mb=0.0005", "--no-progress"]
     cli.main(args=args + ["-o", str(tmp_path / "one")], standalone_mode=False)
     proc = run_cli(*args, "--bind", "encode.devices=2", "-o", tmp_path / "two")
     assert proc.stdout.count("encoded 6 files") == 1  # rank 0 reports
@@ -122,7 +122,7 @@ def test_ddp_encode_writes_the_single_process_dataset(tmp_path, corpus, tiny_run
 
 
 def test_every_rank_gets_its_share_of_the_same_global_batches():
-    from audiogen.training import ResumableBatches
+    from audiogen.training.loaders import ResumableBatches
 
     lengths = list(np.random.default_rng(0).integers(100, 1000, size=23))  # last batch: 3 items, 2 + 1
     single = ResumableBatches(lengths, 4, shuffle=True, seed=3)
@@ -150,12 +150,12 @@ def test_every_rank_gets_its_share_of_the_same_global_batches():
 def test_loader_workers_yield_every_item_once_per_epoch(corpus):
     from audiogen.audio.io import expand_inputs
     from audiogen.settings import audio_settings, train_settings
-    from audiogen.training import EpochCallback, _loader
+    from audiogen.training.loaders import EpochCallback, audio_loader
 
     files = expand_inputs([corpus])
     epochs = {}
     for workers in (0, 2):
-        loader = _loader(files, audio_settings(), train_settings(crop_seconds=0.1, batch_size=4, num_workers=workers),
+        loader = audio_loader(files, audio_settings(), train_settings(crop_seconds=0.1, batch_size=4, num_workers=workers),
                          hop=16, train=True)
         seen = []
         for epoch in range(2):
@@ -171,7 +171,7 @@ def test_loader_workers_yield_every_item_once_per_epoch(corpus):
 
 
 def test_global_batch_must_split_over_the_processes(tmp_path, corpus):
-    from audiogen.training import train
+    from audiogen.workflows.train import train
 
     with pytest.raises(ConfigError, match=r"train.batch_size=3 .*2 processes") as e:
         train([str(corpus / "train.txt")], tmp_path / "r", ["pipelines/conv_ae.gin"],

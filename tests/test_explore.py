@@ -9,7 +9,7 @@ import pytest
 from conftest import run_in_process
 
 from audiogen.errors import ConfigError
-from audiogen.latents.explore import interpolate, mean_encoding, trajectory
+from audiogen.workflows.explore import interpolate, mean_encoding, trajectory
 
 
 def test_interpolation_ends_at_both_encodings():
@@ -47,14 +47,15 @@ def test_mean_of_encodings():
 
 def test_explore_commands(tiny_run, corpus, tmp_path):
     files = sorted(corpus.rglob("*.wav"))
-    run_in_process("explore", "interpolate", "--ckpt", tiny_run, files[0], files[1], "--steps", "3", "-o", tmp_path / "i")
+    run_in_process("explore", "interpolate", "--run", tiny_run, files[0], files[1], "--points", "3",
+                   "-o", tmp_path / "i")
     assert len(list((tmp_path / "i").glob("interp_*.wav"))) == 3
     assert json.loads((tmp_path / "i" / "explore.json").read_text())["tool"] == "interpolate"
-    run_in_process("explore", "mean", "--ckpt", tiny_run, *files[:3], "-o", tmp_path / "m")
+    run_in_process("explore", "mean", "--run", tiny_run, *files[:3], "-o", tmp_path / "m")
     assert (tmp_path / "m" / "mean.wav").exists()
-    run_in_process("encode", "--ckpt", tiny_run, corpus / "train.txt", "-o", tmp_path / "lat", "--no-progress")
-    run_in_process("explore", "trajectory", "--ckpt", tiny_run, "--shape", "grid", "--grid-steps", "2",
+    run_in_process("encode", "--run", tiny_run, corpus / "train.txt", "-o", tmp_path / "lat", "--no-progress")
+    run_in_process("explore", "trajectory", "--run", tiny_run, "--shape", "grid", "--grid-points", "2",
                    "--stats-from", tmp_path / "lat", "--seconds", "0.2", "-o", tmp_path / "t")
     assert len(list((tmp_path / "t").glob("grid_*.wav"))) == 4
-    run_in_process("decode", "--ckpt", tiny_run, tmp_path / "t" / "grid_0_1.npy", "-o", tmp_path / "d")
+    run_in_process("decode", "--run", tiny_run, tmp_path / "t" / "grid_0_1.npy", "-o", tmp_path / "d")
     assert (tmp_path / "d" / "grid_0_1.wav").exists()

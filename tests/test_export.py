@@ -126,7 +126,7 @@ def test_unsupported_priors_are_refused():
 
 def test_autoencoder_export(tiny_run, corpus, tmp_path):
     out = tmp_path / "ae.ts"
-    run_here("export", tiny_run, "-o", out)
+    run_here("export", "--run", tiny_run, "-o", out)
     m = torch.jit.load(str(out))
     assert m.get_methods() == ["encode", "decode", "forward"]
     hop = int(m.encode_params[3])
@@ -146,7 +146,7 @@ def test_autoencoder_export(tiny_run, corpus, tmp_path):
     from audiogen.cli import cli
 
     (tmp_path / "a_file").write_text("")
-    res = CliRunner().invoke(cli, ["export", str(tiny_run), "-o", str(tmp_path / "a_file" / "m.ts")])
+    res = CliRunner().invoke(cli, ["export", "--run", str(tiny_run), "-o", str(tmp_path / "a_file" / "m.ts")])
     assert res.exit_code == 2 and "cannot write the export" in res.output and "Traceback" not in res.output
 
 
@@ -190,7 +190,7 @@ def test_vrnn_prior_on_rave_latents_exports_streams_and_decodes(rave_latents, tm
                  [f"LATENT_SIZE={D}", "HIDDEN=16", "DZ=4", "train.max_steps=3", "train.batch_size=2",
                   "train_prior.crop_frames=16"])
     out = tmp_path / "prior.ts"
-    run_here("export", run, "-o", out)
+    run_here("export", "--run", run, "-o", out)
     m = torch.jit.load(str(out))
     rave = torch.jit.load(str(model))
     # the nn~ conventions of the real RAVE export, compared programmatically
@@ -208,7 +208,7 @@ def test_vrnn_prior_on_rave_latents_exports_streams_and_decodes(rave_latents, tm
 
     # generating through the file equals `audiogen sample`'s latents (same seed), on RAVE's own scale
     frames = 24
-    run_here("sample", run, "-n", "2", "--frames", str(frames), "--seed", "0", "-o", tmp_path / "s")
+    run_here("sample", "--run", run, "-n", "2", "--frames", str(frames), "--seed", "0", "-o", tmp_path / "s")
     want = np.stack([np.load(tmp_path / "s" / f"sample_{i:03d}.npy") for i in range(2)])
     m.set_listen(False)
     m.set_reset(True)
@@ -270,7 +270,7 @@ def test_diffwave_prior_on_rave_latents(rave_latents, tmp_path):
                  [f"LATENT_SIZE={D}", *TINY_DIFFWAVE, "train.max_steps=3", "train.batch_size=2",
                   "train_prior.crop_frames=16"])
     out = tmp_path / "dw.ts"
-    res = run_here("export", run, "-o", out, "--steps", "3")
+    res = run_here("export", "--run", run, "-o", out, "--ddim-steps", "3")
     assert "prior export" in res.output
     m = torch.jit.load(str(out))
     rec = json.loads(m.audiogen_export)
@@ -295,9 +295,9 @@ def test_refusals_are_one_message(corpus, tmp_path):
     tiny = ["DZ=4", "HIDDEN=8", "ENCODER_CHANNELS=8", "DECODER_CHANNELS=8", "COMPONENTS=2", "DMOL_PARAMS=6",
             "CONTEXT=8", "DECODER_HIDDEN=[8]", "train.max_steps=1", "train.batch_size=2", "train.crop_seconds=0.2",
             "listen.enabled=False"]
-    run_here("train", "--gin", "pipelines/vrnn_speech.gin", *[a for b in tiny for a in ("--bind", b)], "--data",
+    run_here("train", "--gin", "pipelines/vrnn_speech.gin", *[a for b in tiny for a in ("--bind", b)],
              corpus / "train.txt", "-o", run, "--no-progress")
-    res = CliRunner().invoke(cli, ["export", str(run), "-o", str(tmp_path / "x.ts")])
+    res = CliRunner().invoke(cli, ["export", "--run", str(run), "-o", str(tmp_path / "x.ts")])
     assert res.exit_code == 2 and "temporal VAE" in res.output and "Traceback" not in res.output
     assert not (tmp_path / "x.ts").exists()
 
@@ -305,12 +305,12 @@ def test_refusals_are_one_message(corpus, tmp_path):
 def test_prior_on_a_trained_autoencoder_embeds_its_traced_coders(tiny_run, corpus, tmp_path):
     """A prior over a Conv1d autoencoder's latents: the export carries that autoencoder, traced, and the prior."""
     lat = tmp_path / "lat"
-    run_here("encode", "--ckpt", tiny_run, corpus / "train.txt", "-o", lat, "--no-progress")
+    run_here("encode", "--run", tiny_run, corpus / "train.txt", "-o", lat, "--no-progress")
     run = _train(lat, tmp_path, "pipelines/vrnn_latents.gin",
                  ["LATENT_SIZE=4", "HIDDEN=8", "DZ=4", "train.max_steps=2", "train.batch_size=2",
                   "train_prior.crop_frames=16", "listen.enabled=False"])
     out = tmp_path / "p.ts"
-    run_here("export", run, "-o", out)
+    run_here("export", "--run", run, "-o", out)
     m = torch.jit.load(str(out))
     from audiogen.pipeline import load_pipeline
 

@@ -43,7 +43,7 @@ def _train_args(kind: str, corpus: Path, sequences: Path, run: Path, steps: int)
     common = ["--bind", f"train.max_steps={steps}", "--bind", "train.val_every=5", "--bind", "train.log_every=1",
               "-o", str(run), "--no-progress"]
     if kind == "train":
-        return ["train", "--gin", "pipelines/conv_ae.gin", *tiny_binds(), "--data", str(corpus / "train.txt"), *common]
+        return ["train", "--gin", "pipelines/conv_ae.gin", *tiny_binds(), str(corpus / "train.txt"), *common]
     return ["train-prior", *PRIOR, str(sequences), *common]
 
 
@@ -106,7 +106,7 @@ def test_unwritable_output_is_a_clear_error(tmp_path, corpus, sequences, tiny_ru
     assert "cannot write the run folder" in proc.stderr and str(blocker) in proc.stderr
     msg = _cli_error(*_train_args("train-prior", corpus, sequences, blocker / "run", 2))
     assert "cannot write the run folder" in msg and str(blocker) in msg
-    msg = _cli_error("encode", "--ckpt", tiny_run, corpus / "train.txt", "-o", blocker / "lat")
+    msg = _cli_error("encode", "--run", tiny_run, corpus / "train.txt", "-o", blocker / "lat")
     assert "cannot create output folder" in msg
     msg = _cli_error("index", corpus, "-o", blocker / "m.csv")
     assert "cannot write manifest" in msg
@@ -147,7 +147,7 @@ def test_full_disk_during_encode_keeps_finished_shards_and_the_rerun_resumes(tmp
         write_tone(src / f"a{i}.wav", seconds=0.3, freq=200 + 50 * i)  # 300 frames x 4 dims: ~5 kB shards
     write_tone(src / "z_long.wav", seconds=2.0)  # ~32 kB: past the limit
     out = tmp_path / "lat"
-    args = ["encode", "--ckpt", tiny_run, src, "-o", out, "--no-progress", "--bind", "encode.shard_mb=0.001"]
+    args = ["encode", "--run", tiny_run, src, "-o", out, "--no-progress", "--bind", "encode.shard_mb=0.001"]
     proc = _run_limited(args, 12_000)
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert "File too large" in proc.stderr and "lat.partial" in proc.stderr and "Traceback" not in proc.stderr
@@ -182,7 +182,7 @@ def test_checkpoint_of_another_format_version(tmp_path, tiny_run, corpus):
         with pytest.raises(ArtifactError) as err:
             load_checkpoint(ck)
         assert all(w in str(err.value) for w in words) and str(ck) in str(err.value)
-        assert words[0] in _cli_error("encode", "--ckpt", ck, corpus / "train.txt", "-o", tmp_path / f"l{version}")
+        assert words[0] in _cli_error("encode", "--run", ck, corpus / "train.txt", "-o", tmp_path / f"l{version}")
     # damaged metadata of the current version
     ck = _edit_checkpoint(src, tmp_path / "nokind.ckpt", kind=None)
     with pytest.raises(ArtifactError, match="lacks kind"):
@@ -191,7 +191,7 @@ def test_checkpoint_of_another_format_version(tmp_path, tiny_run, corpus):
 
 def test_latent_dataset_of_another_format_version(tmp_path, tiny_run, corpus):
     lat = tmp_path / "lat"
-    _cli("encode", "--ckpt", tiny_run, corpus / "train.txt", "-o", lat, "--no-progress")
+    _cli("encode", "--run", tiny_run, corpus / "train.txt", "-o", lat, "--no-progress")
     meta = json.loads((lat / "meta.json").read_text())
     LatentDataset(lat)
     for version, words in ((0, ["version 0", "reads version 1", "re-encode"]),
@@ -213,10 +213,10 @@ def test_train_on_folder_reuses_its_index_on_resume(tmp_path, corpus):
     for i in range(3):
         write_tone(data / f"a{i}.wav", seconds=0.3, freq=200 + 50 * i)
     run = tmp_path / "run"
-    args = ["train", "--gin", "pipelines/conv_ae.gin", *tiny_binds(), "--data", data, "-o", run, "--no-progress"]
+    args = ["train", "--gin", "pipelines/conv_ae.gin", *tiny_binds(), data, "-o", run, "--no-progress"]
     _cli(*args)
     index = (run / "index" / "train.csv").read_text()
     assert index.count(".wav") == 3 and index.startswith("path,frames,sample_rate,channels,subtype")
     write_tone(data / "new.wav", seconds=0.3)  # added after the first start: a rescan would pick it up
-    _cli("train", "--bind", "train.max_steps=3", "--data", data, "-o", run, "--no-progress")
+    _cli("train", "--bind", "train.max_steps=3", data, "-o", run, "--no-progress")
     assert (run / "index" / "train.csv").read_text() == index

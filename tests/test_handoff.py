@@ -57,7 +57,7 @@ def test_two_stage_on_rave_and_conv_ae(shared, tiny_run, corpus, tmp_path):
     speech = [ls / p for p in (ls / "train.txt").read_text().split()[:2]]
     rave = shared / "models" / "rave-v2small-librispeech16k.ts"
     cases = {"rave": (["--gin", "pipelines/rave_bridge.gin", "--bind", f"RAVE_MODEL='{rave}'"], speech, 8, 512),
-             "conv": (["--ckpt", tiny_run], [corpus / "train.txt"], 4, 16)}
+             "conv": (["--run", tiny_run], [corpus / "train.txt"], 4, 16)}
     for name, (autoencoder, inputs, size, hop) in cases.items():
         lat, run, smp, dec = (tmp_path / f"{name}_{k}" for k in ("lat", "prior", "s", "d"))
         run_here("encode", *autoencoder, *inputs, "-o", lat, "--no-progress")
@@ -68,26 +68,26 @@ def test_two_stage_on_rave_and_conv_ae(shared, tiny_run, corpus, tmp_path):
         prec = LatentRecord.from_prior({**ck, "path": str(run)})
         assert prec.latent_size == size and prec.sample_rate == rec.sample_rate and prec.normalization
         assert prec.autoencoder == rec.autoencoder
-        run_here("sample", run, "-n", "2", "--seconds", "0.5", "-o", smp)
+        run_here("sample", "--run", run, "-n", "2", "--seconds", "0.5", "-o", smp)
         out = json.loads((smp / "samples.json").read_text())
         assert out["hop"] == hop and "drawn at random" in out["diagnostics"]["reference_audio"]["reference"]
         y, sr = sf.read(smp / "sample_000.wav")
         assert sr == rec.sample_rate and len(y) == rec.frames(0.5) * hop and np.isfinite(y).all()
-        run_here("decode", smp / "sample_001.npy", lat, "-o", dec, *(["--ckpt", tiny_run] if name == "conv" else
+        run_here("decode", smp / "sample_001.npy", lat, "-o", dec, *(["--run", tiny_run] if name == "conv" else
                                                                       autoencoder))
         assert (dec / "sample_001.wav").exists()
         info = run_here("info", run, "--json").output
         d = json.loads(info)
         assert d["dataset"] == str(lat.resolve()) and d["sample_rate"] == rec.sample_rate and d["hop"] == hop
         assert d["autoencoder"] and d["autoencoder"] != "None"
-        ev = run_here("evaluate", run, "--data", lat, "-o", tmp_path / f"{name}_ev").output
+        ev = run_here("evaluate", "--run", run, lat, "-o", tmp_path / f"{name}_ev").output
         res = json.loads((tmp_path / f"{name}_ev" / "evaluation.json").read_text())
         assert "denoising loss" in ev and len(res["levels"]) >= 4 and all(np.isfinite(r["loss"]) for r in res["levels"])
 
 
 def test_latent_size_given_and_different_is_refused(tiny_run, corpus, tmp_path):
     lat = tmp_path / "lat"
-    run_here("encode", "--ckpt", tiny_run, corpus / "train.txt", "-o", lat, "--no-progress")
+    run_here("encode", "--run", tiny_run, corpus / "train.txt", "-o", lat, "--no-progress")
     err = _fails("train-prior", "--gin", "pipelines/diffwave_latents.gin", *_binds(TINY_PRIOR),
                  "--bind", "LATENT_SIZE=8", lat, "-o", tmp_path / "p")
     assert "latent size 4" in err and "configured for 8" in err
@@ -96,12 +96,12 @@ def test_latent_size_given_and_different_is_refused(tiny_run, corpus, tmp_path):
 def test_evaluate_likelihood_prior_in_nats_and_bits(tiny_run, corpus, tmp_path):
     """A diagonal Gaussian prior fitted by hand has a known held-out density: evaluate must report it."""
     lat = tmp_path / "lat"
-    run_here("encode", "--ckpt", tiny_run, corpus / "train.txt", "-o", lat, "--no-progress")
+    run_here("encode", "--run", tiny_run, corpus / "train.txt", "-o", lat, "--no-progress")
     run = tmp_path / "gauss"
     run_here("train-prior", "--gin", "priors/diag_gaussian.gin", "--bind", "pipeline.prior=@priors.diag_gaussian()",
              *_binds(["train.max_steps=3", "train.batch_size=2", "train_prior.crop_frames=8", "train.log_every=1",
                       "train.val_every=1"]), lat, "-o", run, "--no-progress")
-    run_here("evaluate", run, "--data", lat, "-o", tmp_path / "ev")
+    run_here("evaluate", "--run", run, lat, "-o", tmp_path / "ev")
     res = json.loads((tmp_path / "ev" / "evaluation.json").read_text())
     assert "density" in res["score"] and res["bits_per_frame"] == pytest.approx(res["nats_per_frame"] / np.log(2))
     assert res["nats_per_dim"] == pytest.approx(res["nats_per_frame"] / 4)
@@ -126,7 +126,7 @@ def test_evaluate_likelihood_prior_in_nats_and_bits(tiny_run, corpus, tmp_path):
     meta = json.loads((other / "meta.json").read_text())
     meta["checkpoint"]["sha256"] = "0" * 64
     (other / "meta.json").write_text(json.dumps(meta))
-    err = _fails("evaluate", run, "--data", other)
+    err = _fails("evaluate", "--run", run, other)
     assert "different autoencoders" in err and str(other) in err
     err = _fails("train-prior", "--gin", "pipelines/diffwave_latents.gin", *_binds(TINY_PRIOR), lat, "--valid", other,
                  "-o", tmp_path / "p2")
@@ -135,16 +135,16 @@ def test_evaluate_likelihood_prior_in_nats_and_bits(tiny_run, corpus, tmp_path):
 
 def test_decoder_of_another_latent_size_is_refused(tiny_run, corpus, tmp_path):
     lat = tmp_path / "lat"
-    run_here("encode", "--ckpt", tiny_run, corpus / "train.txt", "-o", lat, "--no-progress")
+    run_here("encode", "--run", tiny_run, corpus / "train.txt", "-o", lat, "--no-progress")
     _prior(lat, tmp_path / "prior")
     from conftest import TINY
 
     wide = tmp_path / "wide"
     binds = [b for b in TINY if not b.startswith("LATENT_SIZE")] + ["LATENT_SIZE=8"]
-    run_here("train", "--gin", "pipelines/conv_ae.gin", *_binds(binds), "--data", corpus / "train.txt",
+    run_here("train", "--gin", "pipelines/conv_ae.gin", *_binds(binds), corpus / "train.txt",
              "--valid", corpus / "valid.txt", "-o", wide,
              "--no-progress")
-    err = _fails("sample", tmp_path / "prior", "-n", "1", "--seconds", "0.2", "--decoder-ckpt", wide,
+    err = _fails("sample", "--run", tmp_path / "prior", "-n", "1", "--seconds", "0.2", "--decoder-run", wide,
                  "-o", tmp_path / "s")
     assert "latents of size 4" in err and "takes 8" in err and str(wide) in err
 
@@ -240,7 +240,7 @@ def test_plugin_provenance_is_recorded_and_required(tiny_run, corpus, tmp_path):
     reg.add("schedules", "handoff_linear", PluginSchedule, "handoff-schedules")
     lat, run = tmp_path / "lat", tmp_path / "prior"
     try:
-        run_here("encode", "--ckpt", tiny_run, corpus / "train.txt", "-o", lat, "--no-progress")
+        run_here("encode", "--run", tiny_run, corpus / "train.txt", "-o", lat, "--no-progress")
         ck = _prior(lat, run, "--bind", "priors.diffwave.schedule=@schedules.handoff_linear()",
                     "--bind", "schedules.handoff_linear.steps=20")
         assert ck["audiogen"]["built_components"]["schedules.handoff_linear"] == \
@@ -248,7 +248,7 @@ def test_plugin_provenance_is_recorded_and_required(tiny_run, corpus, tmp_path):
     finally:
         reg.components["schedules"].pop("handoff_linear", None)
         reg.plugins.pop("handoff-schedules", None)
-    err = _fails("sample", run, "-n", "1", "--seconds", "0.2", "-o", tmp_path / "s")
+    err = _fails("sample", "--run", run, "-n", "1", "--seconds", "0.2", "-o", tmp_path / "s")
     assert "needs plugin 'handoff-schedules' (version 0.7)" in err and "schedules.handoff_linear" in err
 
 
@@ -269,7 +269,7 @@ def test_sample_reference_level_represents_the_dataset(tmp_path):
     run_here("encode", "--gin", "pipelines/rave_bridge.gin", "--bind", f"RAVE_MODEL='{path}'", *wavs, "-o", lat,
              "--no-progress")
     _prior(lat, run)
-    run_here("sample", run, "-n", "2", "--seconds", "0.2", "-o", tmp_path / "s")
+    run_here("sample", "--run", run, "-n", "2", "--seconds", "0.2", "-o", tmp_path / "s")
     ref = json.loads((tmp_path / "s" / "samples.json").read_text())["diagnostics"]["reference_audio"]
     level = 20 * np.log10(np.sqrt(np.mean([np.mean(sf.read(w)[0] ** 2) for w in wavs])))
     assert len(ref["files"]) == 8 and "seed 0" in ref["reference"]
@@ -280,7 +280,7 @@ def test_damaged_record_names_the_file(tiny_run, corpus, tmp_path):
     from audiogen.errors import ArtifactError
 
     lat = tmp_path / "lat"
-    run_here("encode", "--ckpt", tiny_run, corpus / "train.txt", "-o", lat, "--no-progress")
+    run_here("encode", "--run", tiny_run, corpus / "train.txt", "-o", lat, "--no-progress")
     meta = json.loads((lat / "meta.json").read_text())
     for key, value, what in [("hop", "512", "hop"), ("sample_rate", None, "sample_rate"),
                              ("checkpoint", {"path": 3}, "checkpoint")]:
@@ -346,7 +346,7 @@ def test_decode_checks_every_dataset_it_is_given(tiny_run, corpus, tmp_path):
     """`decode A B` picks its decoder from A's record: B, made by another autoencoder or at another hop, must be
     refused, not decoded with A's decoder (the latent size alone was checked)."""
     lat = tmp_path / "lat"
-    run_here("encode", "--ckpt", tiny_run, corpus / "train.txt", "-o", lat, "--no-progress")
+    run_here("encode", "--run", tiny_run, corpus / "train.txt", "-o", lat, "--no-progress")
     meta = json.loads((lat / "meta.json").read_text())
     for name, over, words in [("other_ae", {"checkpoint": {**meta["checkpoint"], "sha256": "0" * 64}},
                                ["different autoencoders"]),
@@ -354,7 +354,7 @@ def test_decode_checks_every_dataset_it_is_given(tiny_run, corpus, tmp_path):
         other = tmp_path / name
         shutil.copytree(lat, other)
         (other / "meta.json").write_text(json.dumps({**meta, **over}))
-        for ckpt in ([], ["--ckpt", tiny_run]):
+        for ckpt in ([], ["--run", tiny_run]):
             err = _fails("decode", *ckpt, lat, other, "-o", tmp_path / f"d_{name}")
             assert all(w in err for w in words) and name in err, err
             assert not (tmp_path / f"d_{name}").exists()
@@ -364,7 +364,7 @@ def test_resumed_prior_run_keeps_its_dataset(tiny_run, corpus, tmp_path):
     """Re-running train-prior on a run folder resumes it: on latents of another autoencoder (same size) it would
     continue training on data the checkpoint does not describe, with other normalisation statistics."""
     lat, run = tmp_path / "lat", tmp_path / "prior"
-    run_here("encode", "--ckpt", tiny_run, corpus / "train.txt", "-o", lat, "--no-progress")
+    run_here("encode", "--run", tiny_run, corpus / "train.txt", "-o", lat, "--no-progress")
     _prior(lat, run)
     other = tmp_path / "other"
     shutil.copytree(lat, other)
@@ -384,13 +384,13 @@ def test_decoder_at_another_sample_rate_is_refused(tiny_run, corpus, tmp_path):
     """A Conv1d decoder has no sample_rate of its own (its pipeline's audio.sample_rate is): latents made at
     another rate (same size and hop) were decoded and written at the wrong speed."""
     lat = tmp_path / "lat"
-    run_here("encode", "--ckpt", tiny_run, corpus / "train.txt", "-o", lat, "--no-progress")
+    run_here("encode", "--run", tiny_run, corpus / "train.txt", "-o", lat, "--no-progress")
     meta = json.loads((lat / "meta.json").read_text())
     other = tmp_path / "other_rate"
     shutil.copytree(lat, other)
     rate = meta["sample_rate"] * 2
     (other / "meta.json").write_text(json.dumps({**meta, "sample_rate": rate, "checkpoint": None}))
-    err = _fails("decode", "--ckpt", tiny_run, other, "-o", tmp_path / "d")
+    err = _fails("decode", "--run", tiny_run, other, "-o", tmp_path / "d")
     assert "sample_rate" in err and str(rate) in err and str(meta["sample_rate"]) in err
 
 
@@ -457,13 +457,13 @@ def test_explore_stats_from_latents_of_another_autoencoder_is_refused(tiny_run, 
     """--stats-from sets the trajectory's origin and units: the statistics of another autoencoder's latents (same
     size, hop and rate) are in other units."""
     lat = tmp_path / "lat"
-    run_here("encode", "--ckpt", tiny_run, corpus / "train.txt", "-o", lat, "--no-progress")
+    run_here("encode", "--run", tiny_run, corpus / "train.txt", "-o", lat, "--no-progress")
     other = tmp_path / "other"
     shutil.copytree(lat, other)
     meta = json.loads((other / "meta.json").read_text())
     meta["checkpoint"]["sha256"] = "0" * 64
     (other / "meta.json").write_text(json.dumps(meta))
-    args = ["explore", "trajectory", "--ckpt", tiny_run, "--shape", "line", "--seconds", "0.1"]
+    args = ["explore", "trajectory", "--run", tiny_run, "--shape", "line", "--seconds", "0.1"]
     run_here(*args, "--stats-from", lat, "-o", tmp_path / "ok")
     err = _fails(*args, "--stats-from", other, "-o", tmp_path / "bad")
     assert "other" in err and "sha256" in err and str(tiny_run) in err

@@ -47,11 +47,11 @@ def test_truncated_wav_is_a_warning_recorded_per_file_and_fails_under_strict(tmp
     info = probe(bad)
     assert info.warnings and "truncated" in info.warnings[0] and "1.00 s" in info.warnings[0]
     out = tmp_path / "lat"
-    res = run_here("encode", "--ckpt", tiny_run, good, bad, "-o", out, "--no-progress")
+    res = run_here("encode", "--run", tiny_run, good, bad, "-o", out, "--no-progress")
     assert "warning" in res.output and "cut.wav" in res.output and "truncated" in res.output
     files = {Path(f["source"]).name: f for f in json.loads((out / "meta.json").read_text())["files"]}
     assert "truncated" in files["cut.wav"]["warnings"][0] and "warnings" not in files["good.wav"]
-    text = run_failing("encode", "--ckpt", tiny_run, good, bad, "-o", tmp_path / "strict", "--strict")
+    text = run_failing("encode", "--run", tiny_run, good, bad, "-o", tmp_path / "strict", "--strict")
     assert "cut.wav" in text and "truncated" in text
     assert not (tmp_path / "strict").exists() and not (tmp_path / "strict.partial").exists()
 
@@ -59,11 +59,11 @@ def test_truncated_wav_is_a_warning_recorded_per_file_and_fails_under_strict(tmp
 def test_samples_far_outside_the_range_are_a_warning_and_fail_under_strict(tmp_path, tiny_run):
     good, loud = write_tone(tmp_path / "in" / "good.wav"), loud_float_wav(tmp_path / "in" / "loud.wav")
     out = tmp_path / "lat"
-    res = run_here("encode", "--ckpt", tiny_run, good, loud, "-o", out, "--no-progress")
+    res = run_here("encode", "--run", tiny_run, good, loud, "-o", out, "--no-progress")
     assert "loud.wav" in res.output and "clipped" in res.output
     files = {Path(f["source"]).name: f for f in json.loads((out / "meta.json").read_text())["files"]}
     assert "peak 4.0" in files["loud.wav"]["warnings"][0]
-    text = run_failing("encode", "--ckpt", tiny_run, good, loud, "-o", tmp_path / "strict", "--strict")
+    text = run_failing("encode", "--run", tiny_run, good, loud, "-o", tmp_path / "strict", "--strict")
     assert "loud.wav" in text and "clipped" in text
     assert not (tmp_path / "strict").exists() and not (tmp_path / "strict.partial").exists()
 
@@ -83,7 +83,7 @@ def test_strict_lists_every_bad_file_in_one_error(tmp_path, tiny_run):
     (d / "empty.wav").write_bytes(b"")
     (d / "notes.wav").write_text("not audio\n" * 50)
     truncated_wav(d / "cut.wav")
-    text = run_failing("encode", "--ckpt", tiny_run, d, "-o", tmp_path / "lat", "--strict")
+    text = run_failing("encode", "--run", tiny_run, d, "-o", tmp_path / "lat", "--strict")
     assert text.count("audiogen: error:") == 1
     for name in ("empty.wav", "notes.wav", "cut.wav"):
         assert name in text, text
@@ -97,15 +97,15 @@ def test_missing_list_entry_is_skipped_and_recorded(tmp_path, tiny_run):
     lst = tmp_path / "list.txt"
     lst.write_text(f"{good}\ngone.wav\n")
     out = tmp_path / "lat"
-    res = run_here("encode", "--ckpt", tiny_run, lst, "-o", out, "--no-progress")
+    res = run_here("encode", "--run", tiny_run, lst, "-o", out, "--no-progress")
     assert "gone.wav" in res.output
     meta = json.loads((out / "meta.json").read_text())
     assert meta["num_files"] == 1 and "gone.wav" in meta["failed"][0]["source"]
     assert "line 2" in meta["failed"][0]["reason"]
-    text = run_failing("encode", "--ckpt", tiny_run, lst, "-o", tmp_path / "strict", "--strict")
+    text = run_failing("encode", "--run", tiny_run, lst, "-o", tmp_path / "strict", "--strict")
     assert "gone.wav" in text and "line 2" in text
     lst.write_text("gone.wav\nalso_gone.wav\n")  # nothing left: both named, not "no audio files found"
-    text = run_failing("encode", "--ckpt", tiny_run, lst, "-o", tmp_path / "none")
+    text = run_failing("encode", "--run", tiny_run, lst, "-o", tmp_path / "none")
     assert "gone.wav" in text and "also_gone.wav" in text and "2 input files" in text
     # `info` shows why
     res = run_here("info", out)
@@ -122,7 +122,7 @@ def test_failed_first_training_start_does_not_trap_the_next(tmp_path, caplog):
     bad.write_bytes(bad.read_bytes()[: bad.stat().st_size // 2])  # header fine, stream cut: fails when read
     run = tmp_path / "run"
     # one batch of all the files: the first step reads the damaged one
-    args = ["train", "--gin", "pipelines/conv_ae.gin", *tiny_binds(), "--bind", "train.batch_size=4", "--data", data,
+    args = ["train", "--gin", "pipelines/conv_ae.gin", *tiny_binds(), "--bind", "train.batch_size=4", data,
             "-o", run, "--no-progress"]
     text = run_failing(*args)
     assert "b.flac" in text
@@ -133,7 +133,7 @@ def test_failed_first_training_start_does_not_trap_the_next(tmp_path, caplog):
     other = tmp_path / "other"
     write_tone(other / "c.wav", seconds=0.5)
     with caplog.at_level("WARNING", logger="audiogen"):
-        run_here("train", "--bind", "train.max_steps=3", "--data", other, "-o", run, "--no-progress")
+        run_here("train", "--bind", "train.max_steps=3", other, "-o", run, "--no-progress")
     assert "inputs differ from those this run was started with" in caplog.text and "train.csv" in caplog.text
     assert "c.wav" in (run / "index" / "train.csv").read_text()
 
@@ -145,6 +145,6 @@ def test_lock_of_a_live_unrelated_pid_says_how_to_remove_it(tmp_path, tiny_run):
     lock = tmp_path / "out.partial" / "lock"
     lock.parent.mkdir()
     lock.write_text(f"{os.getppid()} {socket.gethostname()}")  # alive, and no encode
-    text = run_failing("encode", "--ckpt", tiny_run, write_tone(tmp_path / "a.wav"), "-o", tmp_path / "out")
+    text = run_failing("encode", "--run", tiny_run, write_tone(tmp_path / "a.wav"), "-o", tmp_path / "out")
     assert "another encode" in text and f"delete {lock}" in text
     assert lock.exists()

@@ -22,7 +22,7 @@ from audiogen.latents.dataset import LatentDataset, RunningStats, collate_latent
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory, corpus, tiny_run) -> Path:
     out = tmp_path_factory.mktemp("lat") / "latents"
-    run_in_process("encode", "--ckpt", tiny_run / "model.ckpt", corpus, "-o", out, "--no-progress")
+    run_in_process("encode", "--run", tiny_run / "model.ckpt", corpus, "-o", out, "--no-progress")
     return out
 
 
@@ -95,7 +95,7 @@ def test_decode_dataset_and_npy(dataset, tmp_path, corpus):
     from safetensors.numpy import save_file
 
     save_file({"latents": z}, str(tmp_path / "two.safetensors"))
-    run_in_process("decode", "--ckpt", meta["checkpoint"]["path"], tmp_path / "one.npy", tmp_path / "two.safetensors",
+    run_in_process("decode", "--run", meta["checkpoint"]["path"], tmp_path / "one.npy", tmp_path / "two.safetensors",
                    "-o", tmp_path / "dec2")
     a, _ = sf.read(tmp_path / "dec2" / "one.wav")
     b, _ = sf.read(out / (Path(meta["files"][0]["source"]).stem + ".wav"))
@@ -112,13 +112,13 @@ def test_decode_refuses_a_changed_checkpoint(dataset, tmp_path):
     meta["checkpoint"]["sha256"] = "0" * 64  # as if the run had been trained further after encoding
     (copy / "meta.json").write_text(json.dumps(meta))
     proc = run_in_process("decode", copy, "-o", tmp_path / "o", check=False)
-    assert proc.returncode == 2 and "has changed" in proc.stderr and "--ckpt" in proc.stderr
+    assert proc.returncode == 2 and "has changed" in proc.stderr and "--run" in proc.stderr
 
 
 def test_decode_rejects_wrong_latent_size(dataset, tmp_path):
     np.save(tmp_path / "bad.npy", np.zeros((7, 20), np.float32))
     meta = read_meta(dataset)
-    proc = run_in_process("decode", "--ckpt", meta["checkpoint"]["path"], tmp_path / "bad.npy", "-o", tmp_path / "o",
+    proc = run_in_process("decode", "--run", meta["checkpoint"]["path"], tmp_path / "bad.npy", "-o", tmp_path / "o",
                           check=False)
     assert proc.returncode == 2 and "(7, 20)" in proc.stderr and "latent_size 4" in proc.stderr
 
@@ -132,7 +132,7 @@ def test_info_describes_dataset_and_checkpoint(dataset, tiny_run):
 
 
 def test_existing_dataset_needs_overwrite(dataset, corpus, tiny_run):
-    proc = run_in_process("encode", "--ckpt", tiny_run, corpus, "-o", dataset, check=False)
+    proc = run_in_process("encode", "--run", tiny_run, corpus, "-o", dataset, check=False)
     assert proc.returncode == 2 and "--overwrite" in proc.stderr
 
 
@@ -150,7 +150,7 @@ def test_interrupted_encode_resumes_to_identical_dataset(tmp_path, corpus, tiny_
     """Interrupt an encode mid-way (after some shards are finished), re-run: same shards, same meta."""
     from audiogen.cli import cli
 
-    args = ["encode", "--ckpt", str(tiny_run), str(corpus), "--bind", "encode.shard_mb = 0.0001", "--no-progress"]
+    args = ["encode", "--run", str(tiny_run), str(corpus), "--bind", "encode.shard_mb = 0.0001", "--no-progress"]
     cli.main(args=args + ["-o", str(tmp_path / "ref")], standalone_mode=False)
 
     import audiogen.latents.encode as enc
@@ -186,7 +186,7 @@ def test_kill_9_during_encode_then_resume(tmp_path, corpus, tiny_run):
 
     big = tmp_path / "big"
     write_corpus(big, n_speakers=4, utterances_per_speaker=10, seconds=(2.0, 3.0), seed=5)
-    common = ["encode", "--ckpt", str(tiny_run), str(big), "--bind", "encode.shard_mb = 0.001", "--no-progress"]
+    common = ["encode", "--run", str(tiny_run), str(big), "--bind", "encode.shard_mb = 0.001", "--no-progress"]
     run_cli(*common, "-o", tmp_path / "ref")
     proc = subprocess.Popen(audiogen_exe() + common + ["-o", str(tmp_path / "out")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -205,7 +205,7 @@ def test_second_encode_on_the_same_output_is_refused(tmp_path, corpus, tiny_run)
     partial = tmp_path / "out.partial"
     partial.mkdir()
     (partial / "lock").write_text(str(__import__("os").getpid()))  # a live process holds it
-    proc = run_cli("encode", "--ckpt", tiny_run, corpus, "-o", tmp_path / "out", check=False)
+    proc = run_cli("encode", "--run", tiny_run, corpus, "-o", tmp_path / "out", check=False)
     assert proc.returncode == 2 and "another encode" in proc.stderr
     assert (partial / "lock").exists()  # the holder's lock is untouched
 
@@ -214,7 +214,7 @@ def test_stale_lock_from_a_dead_process_is_taken_over(tmp_path, corpus, tiny_run
     partial = tmp_path / "out.partial"
     partial.mkdir()
     (partial / "lock").write_text("999999999")
-    run_in_process("encode", "--ckpt", tiny_run, corpus, "-o", tmp_path / "out", "--no-progress")
+    run_in_process("encode", "--run", tiny_run, corpus, "-o", tmp_path / "out", "--no-progress")
     assert (tmp_path / "out" / "meta.json").exists() and not partial.exists()
 
 
@@ -252,7 +252,7 @@ def test_windowed_encode_equals_whole_file_encoding(tmp_path, tiny_run):
     files = _noise_files(tmp_path / "in", lengths)
     lst = tmp_path / "files.txt"
     lst.write_text("".join(f"{f}\n" for f in files))
-    run_in_process("encode", "--ckpt", tiny_run, lst, "-o", tmp_path / "out", "--no-progress",
+    run_in_process("encode", "--run", tiny_run, lst, "-o", tmp_path / "out", "--no-progress",
                    "--bind", f"encode.batch_seconds={batch_seconds}", "--bind", f"encode.chunk_seconds={chunk_seconds}")
     ds = LatentDataset(tmp_path / "out")
     assert [Path(e["source"]).name for e in ds.meta["files"]] == [f.name for f in files]

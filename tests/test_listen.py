@@ -42,7 +42,7 @@ def test_train_logs_audio_and_spectrograms(corpus, tmp_path, caplog):
     run = tmp_path / "run"
     caplog.set_level("INFO", logger="audiogen")
     run_here("train", "--gin", "pipelines/conv_ae.gin", *_binds(TINY + LISTEN + ["train.max_steps=3"]),
-                   "--data", corpus / "train.txt", "--valid", corpus / "valid.txt", "-o", run, "--no-progress")
+                   corpus / "train.txt", "--valid", corpus / "valid.txt", "-o", run, "--no-progress")
     assert f"tensorboard --logdir {run / 'logs' / 'tensorboard'}" in caplog.text  # how to open it
     events = read_events(run / "logs" / "tensorboard")
     audio = [(s, t, v) for s, t, v in events if v.HasField("audio")]
@@ -71,7 +71,7 @@ def test_listening_is_switchable_and_leaves_training_unchanged(corpus, tmp_path)
     for enabled in (True, False):
         run = tmp_path / f"run_{enabled}"
         run_here("train", "--gin", "pipelines/vrnn_speech.gin", *_binds(TINY_VRNN + [f"listen.enabled={enabled}"]),
-                 "--data", corpus / "train.txt", "--valid", corpus / "valid.txt", "-o", run, "--no-progress")
+                 corpus / "train.txt", "--valid", corpus / "valid.txt", "-o", run, "--no-progress")
         runs[enabled] = run
     tags = {t for _, t, _ in read_events(runs[True] / "logs")}
     assert {"listen/sample_0", "spectrogram/sample_0"} <= tags and any(t.startswith("listen/recon") for t in tags)
@@ -82,7 +82,7 @@ def test_listening_is_switchable_and_leaves_training_unchanged(corpus, tmp_path)
 
 def test_train_prior_logs_decoded_samples(tiny_run, corpus, tmp_path):
     lat = tmp_path / "lat"
-    run_here("encode", "--ckpt", tiny_run, corpus / "train.txt", "-o", lat, "--no-progress")
+    run_here("encode", "--run", tiny_run, corpus / "train.txt", "-o", lat, "--no-progress")
     run = tmp_path / "prior"
     binds = ["priors.diffwave.residual_layers=2", "priors.diffwave.residual_channels=8",
              "priors.diffwave.dilation_cycle=2", "train.max_steps=2", "train.batch_size=2",
@@ -110,7 +110,7 @@ def test_train_prior_trains_when_the_autoencoder_is_gone(tiny_run, corpus, tmp_p
     ae = tmp_path / "ae"
     shutil.copytree(tiny_run, ae)
     lat = tmp_path / "lat"
-    run_here("encode", "--ckpt", ae, corpus / "train.txt", "-o", lat, "--no-progress")
+    run_here("encode", "--run", ae, corpus / "train.txt", "-o", lat, "--no-progress")
     shutil.rmtree(ae)
     binds = ["priors.diffwave.residual_layers=2", "priors.diffwave.residual_channels=8",
              "priors.diffwave.dilation_cycle=2", "train.max_steps=2", "train.batch_size=2",

@@ -60,7 +60,7 @@ def test_release_never_removes_another_writers_lock(tmp_path):
 def test_second_train_on_a_running_folder_is_refused(tmp_path, corpus):
     run = tmp_path / "run"
     args = ["train", "--gin", "pipelines/conv_ae.gin", *tiny_binds(), "--bind", "train.max_steps=100000",
-            "--data", str(corpus / "train.txt"), "-o", str(run), "--no-progress"]
+            str(corpus / "train.txt"), "-o", str(run), "--no-progress"]
     first = subprocess.Popen(audiogen_exe() + args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 60
@@ -83,8 +83,25 @@ def test_train_prior_is_locked_too_and_a_refused_run_leaves_no_folder(tmp_path):
     assert "another training run" in msg and (run / "lock").exists(), msg
     # refused on its configuration before anything ran: the folder made for the lock is gone again
     fresh = tmp_path / "new" / "run"
-    _refused("train", "--data", str(tmp_path), "-o", fresh)
+    _refused("train", str(tmp_path), "-o", fresh)
     assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize("command", ["train", "train_prior"])
+def test_overwrite_of_a_folder_another_run_writes_is_refused_and_deletes_nothing(tmp_path, command):
+    from audiogen.workflows.train import train
+    from audiogen.workflows.train_prior import train_prior
+
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"the running run's")
+    (run / "lock").write_text(f"{os.getppid()} {socket.gethostname()}")  # a live process holds it
+    workflow = {"train": train, "train_prior": train_prior}[command]
+    data = [str(tmp_path / "audio")] if command == "train" else str(tmp_path / "latents")
+    with pytest.raises(ArtifactError, match="another training run"):
+        workflow(data, run, ["pipelines/conv_ae.gin"], [], progress=False, overwrite=True)
+    assert (run / "checkpoints" / "last.ckpt").read_bytes() == b"the running run's"
+    assert (run / "lock").read_text().split()[0] == str(os.getppid())
 
 
 def test_encode_keeps_its_lock_until_the_dataset_is_in_place(tmp_path, tiny_run, corpus, monkeypatch):
@@ -99,7 +116,7 @@ def test_encode_keeps_its_lock_until_the_dataset_is_in_place(tmp_path, tiny_run,
         return real(src, dst)
 
     monkeypatch.setattr(encode.os, "replace", spy)
-    _cli("encode", "--ckpt", tiny_run, corpus / "train.txt", "-o", out, "--no-progress")
+    _cli("encode", "--run", tiny_run, corpus / "train.txt", "-o", out, "--no-progress")
     assert seen == [True]  # locked at the final rename
     assert (out / "meta.json").exists() and not (out / "lock").exists()  # and released after it
 

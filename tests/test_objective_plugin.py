@@ -137,7 +137,7 @@ def test_a_plugin_objective_trains_an_autoencoder(plugin, tmp_path, corpus):
     run = tmp_path / "run"
     run_in_process("train", "--gin", "pipelines/conv_ae.gin", *tiny_binds(), "--bind",
                    "pipeline.objective = @objectives.wave_l1()", "--bind", "objectives.wave_l1.weight = 2.0",
-                   "--data", corpus / "train.txt", "-o", run, "--no-progress")
+                   corpus / "train.txt", "-o", run, "--no-progress")
     rows = list(csv.DictReader(open(run / "logs" / "version_0" / "metrics.csv")))
     l1 = [float(r["train/wave_l1"]) for r in rows if r.get("train/wave_l1")]
     loss = [float(r["train/loss"]) for r in rows if r.get("train/loss")]
@@ -151,7 +151,7 @@ def test_a_plugin_annealing_schedule_weights_the_elbo(plugin, tmp_path, corpus):
     run = tmp_path / "run"
     run_in_process("train", "--gin", "pipelines/cwvae_l1_speech.gin",
                    *tiny_cw_binds(["elbo.beta = @anneal.ramp()", "anneal.ramp.steps = 4"]),
-                   "--data", corpus / "train.txt", "-o", run, "--no-progress")
+                   corpus / "train.txt", "-o", run, "--no-progress")
     rows = list(csv.DictReader(open(run / "logs" / "version_0" / "metrics.csv")))
     beta = [float(r["train/beta"]) for r in rows if r.get("train/beta")]
     assert beta == [0.0, 0.25]  # Ramp(steps=4) at steps 0 and 1
@@ -162,7 +162,7 @@ def test_a_plugin_objective_that_breaks_its_contract_is_named_before_training(tm
             .replace('register("wave_l1"', 'register("padded_l1"').replace('register("ramp"', 'register("ramp2"'))
     load(monkeypatch, fake_plugin(tmp_path / "site", "audiogen-padded", "padded", code), "padded", use=True)
     res = run_in_process("train", "--gin", "pipelines/conv_ae.gin", *tiny_binds(), "--bind",
-                         "pipeline.objective = @objectives.padded_l1()", "--data", corpus / "train.txt",
+                         "pipeline.objective = @objectives.padded_l1()", corpus / "train.txt",
                          "-o", tmp_path / "run", "--no-progress", check=False)
     assert res.returncode == 2, res.stderr
     assert ("objective objectives.padded_l1 from plugin 'padded' 0.3 breaks the objective contract" in res.stderr

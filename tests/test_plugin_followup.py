@@ -53,8 +53,8 @@ def test_prior_run_names_the_missing_plugin_before_reading_its_config(plugin_pri
     run = plugin_prior_run / "run"
     ckpt = _without_built_components(run, tmp_path / "old.ckpt") if old else run / "model.ckpt"
     load(monkeypatch, tmp_path, "", use=True)  # the plugin is not loaded
-    for args in (("sample", ckpt, "-n", "1", "--seconds", "0.1", "-o", tmp_path / "s"),
-                 ("evaluate", ckpt, "--data", audiogen_latents)):
+    for args in (("sample", "--run", ckpt, "-n", "1", "--seconds", "0.1", "-o", tmp_path / "s"),
+                 ("evaluate", "--run", ckpt, audiogen_latents)):
         res = run_in_process(*args, check=False)
         assert res.exit_code == 2, res.output
         assert "needs plugin 'cc' (version 0.3) for priors.cc_gauss; that plugin is not installed" in res.stderr, \
@@ -70,7 +70,7 @@ def test_prior_run_made_with_another_plugin_version_warns(plugin_prior_run, monk
     for ckpt in (plugin_prior_run / "run" / "model.ckpt",
                  _without_built_components(plugin_prior_run / "run", tmp_path / "old.ckpt")):
         load(monkeypatch, v2, "cc", use=True)
-        res = run_in_process("sample", ckpt, "-n", "1", "--seconds", "0.1", "-o", tmp_path / "s" / ckpt.name)
+        res = run_in_process("sample", "--run", ckpt, "-n", "1", "--seconds", "0.1", "-o", tmp_path / "s" / ckpt.name)
         assert "made with priors.cc_gauss from plugin 'cc' 0.3; plugin 'cc' 0.4 provides it now" in res.stderr, \
             res.output
         assert json.loads((tmp_path / "s" / ckpt.name / "samples.json").read_text())
@@ -78,8 +78,8 @@ def test_prior_run_made_with_another_plugin_version_warns(plugin_prior_run, monk
 
 def test_prior_run_says_an_installed_plugin_was_left_out_by_the_env(plugin_prior_run, monkeypatch, tmp_path):
     load(monkeypatch, plugin_prior_run / "site", "", use=True)  # installed, AUDIOGEN_PLUGINS empty
-    res = run_in_process("sample", plugin_prior_run / "run", "-n", "1", "--seconds", "0.1", "-o", tmp_path / "s",
-                         check=False)
+    res = run_in_process("sample", "--run", plugin_prior_run / "run", "-n", "1", "--seconds", "0.1",
+                         "-o", tmp_path / "s", check=False)
     assert res.exit_code == 2
     assert "that plugin is installed but not loaded (AUDIOGEN_PLUGINS='' does not list it)" in res.stderr, res.output
     assert "add 'cc' to AUDIOGEN_PLUGINS" in res.stderr
@@ -354,7 +354,7 @@ def test_stored_config_refusal_mentions_plugins_left_out(plugin_prior_run, monke
     del ck["audiogen"]["built_components"], ck["audiogen"]["components"]
     torch.save(ck, tmp_path / "bare.ckpt")
     load(monkeypatch, plugin_prior_run / "site", "", use=True)
-    res = run_in_process("sample", tmp_path / "bare.ckpt", "-n", "1", "--seconds", "0.1", "-o", tmp_path / "s",
+    res = run_in_process("sample", "--run", tmp_path / "bare.ckpt", "-n", "1", "--seconds", "0.1", "-o", tmp_path / "s",
                          check=False)
     assert res.exit_code == 2 and "binds 'priors.cc_gauss'" in res.stderr, res.output
     assert "installed plugin 'cc' not loaded: AUDIOGEN_PLUGINS='' does not list it" in res.stderr, res.output

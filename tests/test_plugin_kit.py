@@ -12,7 +12,7 @@ def test_kit_runs_a_prior_through_train_sample_and_decode(audiogen_latents, audi
     audiogen_cli("train-prior", "--gin", "priors/diag_gaussian.gin", "--bind", "pipeline.prior=@priors.diag_gaussian()",
                  "--bind", f"LATENT_SIZE={audiogen_latents.latent_size}", "--bind", "priors.diag_gaussian.min_std=5.0",
                  "--bind", "train.max_steps=1", audiogen_latents, "-o", tmp_path / "prior", "--no-progress")
-    res = audiogen_cli("sample", tmp_path / "prior", "-n", "2", "--seconds", "0.2", "-o", tmp_path / "s")
+    res = audiogen_cli("sample", "--run", tmp_path / "prior", "-n", "2", "--seconds", "0.2", "-o", tmp_path / "s")
     assert res.exit_code == 0 and sorted(p.name for p in (tmp_path / "s").glob("*.wav")) == ["sample_000.wav",
                                                                                            "sample_001.wav"]
     warnings = json.loads((tmp_path / "s" / "samples.json").read_text())["diagnostics"]["warnings"]

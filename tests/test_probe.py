@@ -10,20 +10,20 @@ import torch
 from conftest import run_in_process
 
 from audiogen import config
+from audiogen.audio.mel import log_mel
 from audiogen.errors import ConfigError
 from audiogen.pipeline import build_pipeline
-from audiogen.probe import (
+from audiogen.settings import audio_settings
+from audiogen.workflows.probe import (
     Item,
     dataset_representations,
     knn_lda_cv,
     knn_leave_one_out,
     lda_fit,
-    log_mel,
     model_representations,
     read_labels,
     time_average,
 )
-from audiogen.settings import audio_settings
 
 
 def test_leave_one_out_never_counts_the_item_itself():
@@ -43,7 +43,7 @@ def test_knn_separable_clusters_and_ties():
     x = np.array([[0.0], [1.0], [3.0], [10.0], [11.0]])
     y = np.array([0, 0, 1, 1, 1])
     # item 0: neighbours 1 (class 0, nearer) and 2 (class 1) -> class 0, right
-    from audiogen.probe import _vote
+    from audiogen.workflows.probe import _vote
 
     order = torch.tensor([[1, 2]])
     assert int(_vote(torch.from_numpy(y)[order], 2, 2)[0]) == 0
@@ -126,8 +126,8 @@ def test_probe_cli_on_fsdd_checkpoint_and_dataset_agree(shared, tmp_path, tiny_r
     of the same files, the representations agree; the CLI writes the table, JSON and one plot per pair."""
     fsdd = shared / "data" / "fsdd"
     out = tmp_path / "probe"
-    proc = run_in_process("probe", tiny_run, "--labels", fsdd / "labels.csv", "--where", "split=test", "--label", "digit",
-                          "--label", "speaker", "--limit", "60", "--k", "1", "--k", "5", "--folds", "3", "-o", out)
+    proc = run_in_process("probe", "--run", tiny_run, "--labels", fsdd / "labels.csv", "--where", "split=test",
+                          "--label", "digit", "--label", "speaker", "--limit", "60", "--k", "1", "--k", "5", "--folds", "3", "-o", out)
     assert "digit (10 classes, 60 items" in proc.stdout
     res = json.loads((out / "probe.json").read_text())
     assert set(res["labels"]) == {"digit", "speaker"}
@@ -141,7 +141,7 @@ def test_probe_cli_on_fsdd_checkpoint_and_dataset_agree(shared, tmp_path, tiny_r
     items, _ = read_labels(fsdd / "labels.csv", ["digit"], {"split": "test"}, limit=12)
     lst = tmp_path / "files.txt"
     lst.write_text("".join(f"{it.path}\n" for it in items))
-    run_in_process("encode", "--ckpt", tiny_run, lst, "-o", tmp_path / "lat", "--no-progress")
+    run_in_process("encode", "--run", tiny_run, lst, "-o", tmp_path / "lat", "--no-progress")
     from audiogen.pipeline import load_pipeline
     from audiogen.settings import audio_settings_for
 
@@ -155,7 +155,7 @@ def test_probe_cli_on_fsdd_checkpoint_and_dataset_agree(shared, tmp_path, tiny_r
 
 
 def test_k_larger_than_the_items_is_a_clear_error_and_small_folds_still_vote(tmp_path):
-    from audiogen.probe import Representation, probe
+    from audiogen.workflows.probe import Representation, read_outs
 
     rng = np.random.default_rng(0)
     x = np.concatenate([rng.normal(0, 0.1, (3, 2)), rng.normal(5, 0.1, (3, 2))])
@@ -166,7 +166,7 @@ def test_k_larger_than_the_items_is_a_clear_error_and_small_folds_still_vote(tmp
     items = [Item(tmp_path / f"{i}.wav", {"c": str(c)}) for i, c in enumerate(y)]
     rep = Representation("r", 1, 8000, list(x))
     with pytest.raises(ConfigError, match="k=10 needs more than 10 items, but there are 6"):
-        probe([rep], items, ["c"], [1, 10], tmp_path / "out", plots=False)
+        read_outs([rep], items, ["c"], [1, 10], tmp_path / "out", plots=False)
 
 
 def test_segment_past_the_end_of_the_file_names_the_file():
@@ -178,13 +178,13 @@ def test_segment_past_the_end_of_the_file_names_the_file():
 
 def test_label_names_never_lead_plots_out_of_the_output(tmp_path):
     """A labels CSV's column names become plot file names: one like '../../x' stays a file name inside -o."""
-    from audiogen.probe import Representation, probe
+    from audiogen.workflows.probe import Representation, read_outs
 
     rng = np.random.default_rng(0)
     x = np.concatenate([rng.normal(0, 0.1, (4, 2)), rng.normal(5, 0.1, (4, 2))])
     label = "../../../../escaped/x"  # lda_<label>_r.png: "lda_.." then three levels up from out
     items = [Item(tmp_path / f"{i}.wav", {label: str(c)}) for i, c in enumerate(np.repeat([0, 1], 4))]
     out = tmp_path / "a" / "b" / "out"
-    probe([Representation("r", 1, 8000, list(x))], items, [label], [1], out)
+    read_outs([Representation("r", 1, 8000, list(x))], items, [label], [1], out)
     outside = [p for p in tmp_path.rglob("*.png") if out not in p.parents]
     assert not outside and len(list(out.glob("lda_*.png"))) == 1, (outside, list(out.rglob("*")))

@@ -7,8 +7,8 @@ from conftest import run_here
 
 def test_decode_and_reconstruct_show_progress_on_stderr(tiny_run, corpus, tmp_path):
     lat = tmp_path / "lat"
-    run_here("encode", "--ckpt", tiny_run, corpus / "valid.txt", "-o", lat, "--no-progress")
-    for cmd, args in (("decode", [lat]), ("reconstruct", [tiny_run, corpus / "valid.txt"])):
+    run_here("encode", "--run", tiny_run, corpus / "valid.txt", "-o", lat, "--no-progress")
+    for cmd, args in (("decode", [lat]), ("reconstruct", ["--run", tiny_run, corpus / "valid.txt"])):
         shown = run_here(cmd, *args, "-o", tmp_path / f"{cmd}_a")
         assert f"{cmd}:" in shown.stderr and "file" in shown.stderr and f"{cmd}:" not in shown.stdout
         quiet = run_here(cmd, *args, "-o", tmp_path / f"{cmd}_b", "--no-progress")
@@ -19,6 +19,6 @@ def test_training_bar_goes_to_stderr(corpus, tmp_path):
     from conftest import TINY
 
     binds = [a for b in TINY + ["listen.enabled=False"] for a in ("--bind", b)]
-    res = run_here("train", "--gin", "pipelines/conv_ae.gin", *binds, "--data", corpus / "train.txt", "-o",
+    res = run_here("train", "--gin", "pipelines/conv_ae.gin", *binds, corpus / "train.txt", "-o",
                    tmp_path / "run")
     assert "Epoch 0" in res.stderr and "Epoch" not in res.stdout

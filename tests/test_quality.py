@@ -66,7 +66,7 @@ def test_latent_windows_flatten_consecutive_frames_time_major():
 
 
 def test_mel_frames_reuse_the_probe_log_mel():
-    from audiogen.probe import log_mel
+    from audiogen.audio.mel import log_mel
 
     a = np.random.default_rng(0).normal(size=16000).astype(np.float32) * 0.1
     m = quality.mel_frames([a], 16000)

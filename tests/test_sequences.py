@@ -90,7 +90,7 @@ def test_strokes_train_prior_and_sample(tmp_path):
     rows = list(csv.DictReader(open(run / "logs" / "version_0" / "metrics.csv")))
     losses = [float(r["train/loss"]) for r in rows if r.get("train/loss")]
     assert losses[-1] < losses[0]
-    run_in_process("sample", run, "--frames", "40", "-n", "2", "-o", tmp_path / "s")
+    run_in_process("sample", "--run", run, "--frames", "40", "-n", "2", "-o", tmp_path / "s")
     z = np.load(tmp_path / "s" / "sample_000.npy")
     assert z.shape == (3, 40) and set(np.unique(z[2]).tolist()) <= {0.0, 1.0}
     assert (tmp_path / "s" / "strokes.png").stat().st_size > 1000
@@ -98,7 +98,7 @@ def test_strokes_train_prior_and_sample(tmp_path):
     assert rec["normalized"] and len(rec["diagnostics"]["latents"]["std_ratio"]) == 3
     q = rec["diagnostics"]["quality"]  # against the .npy folder: latent windows only (no audio)
     assert q["latent"]["dims"] == 3 * 4 and q["latent"]["distance"] >= 0 and "log_mel" not in q
-    ev = run_here("evaluate", run, "--data", tmp_path / "strokes", "--quality-samples", "2").output
+    ev = run_here("evaluate", "--run", run, tmp_path / "strokes", "--quality-samples", "2").output
     assert "Fréchet distance to held-out data: latent windows" in ev
 
 

@@ -20,7 +20,7 @@ def _round_trip(tmp_path: Path, data_args: list, encode_inputs: list, sample_rat
     run = tmp_path / "run"
     run_in_process("train", *gin, *tiny_binds(), *data_args, "-o", run, "--no-progress")
     lat = tmp_path / "latents"
-    run_in_process("encode", "--ckpt", run, *encode_inputs, "-o", lat, "--no-progress")
+    run_in_process("encode", "--run", run, *encode_inputs, "-o", lat, "--no-progress")
     meta = json.loads((lat / "meta.json").read_text())
     assert meta["sample_rate"] == sample_rate and not meta["failed"]
     dec = tmp_path / "decoded"
@@ -39,7 +39,7 @@ def test_fsdd_encode_decode(shared, tmp_path):
         rows = [r for r in csv.DictReader(f) if r["split"] == "test" and r["speaker"] == "jackson"][::5]
     lst = tmp_path / "subset.txt"
     lst.write_text("\n".join(str(fsdd / r["path"]) for r in rows) + "\n")
-    meta = _round_trip(tmp_path, ["--data", lst], [lst], 8000, ["--gin", "pipelines/conv_ae.gin",
+    meta = _round_trip(tmp_path, [lst], [lst], 8000, ["--gin", "pipelines/conv_ae.gin",
                                                                  "--gin", "data/fsdd8k.gin"])
     assert meta["num_files"] == len(rows) == 10
     for f in meta["files"]:
@@ -53,7 +53,7 @@ def test_librispeech_encode_decode(shared, tmp_path):
     files = (ls / "test.txt").read_text().split()[:3]
     lst = tmp_path / "three.txt"
     lst.write_text("\n".join(str(ls / p) for p in files) + "\n")
-    meta = _round_trip(tmp_path, ["--data", lst], [lst], 16000, ["--gin", "pipelines/conv_ae.gin"])
+    meta = _round_trip(tmp_path, [lst], [lst], 16000, ["--gin", "pipelines/conv_ae.gin"])
     assert meta["num_files"] == 3
     total = 0
     for f in meta["files"]:
@@ -62,6 +62,6 @@ def test_librispeech_encode_decode(shared, tmp_path):
         total += f["length"]
     assert meta["total_frames"] == total
     # a list file with paths relative to the corpus folder works too (the corpus' own split lists)
-    run_in_process("encode", "--ckpt", tmp_path / "run", ls / "valid.txt", "-o", tmp_path / "valid", "--no-progress")
+    run_in_process("encode", "--run", tmp_path / "run", ls / "valid.txt", "-o", tmp_path / "valid", "--no-progress")
     valid = json.loads((tmp_path / "valid" / "meta.json").read_text())
     assert valid["num_files"] == 25

@@ -12,10 +12,10 @@ from audiogen.contracts import check_decoder, check_encoder
 from audiogen.decoders.tasnet import TasNetDecoder
 from audiogen.encoders.tasnet import TasNetEncoder
 from audiogen.errors import ConfigError
-from audiogen.evaluate import probe_margins, score_file
 from audiogen.latents.encode import encode_array
 from audiogen.pipeline import build_pipeline
 from audiogen.tasnet.blocks import DepthwiseConv
+from audiogen.workflows.evaluate import probe_margins, score_file
 
 TINY = ["DZ=4", "HIDDEN=8", "ENCODER_CHANNELS=8", "DECODER_CHANNELS=8", "COMPONENTS=2", "DMOL_PARAMS=6"]
 

@@ -6,6 +6,7 @@ import csv
 import json
 import os
 
+import numpy as np
 import pytest
 import torch
 from conftest import run_cli, run_in_process, tiny_binds
@@ -35,13 +36,13 @@ def test_run_folder_holds_checkpoint_config_and_logs(tiny_run):
 @pytest.mark.slow
 def test_rerun_resumes_from_last_checkpoint_with_saved_config(tmp_path, corpus):
     run = tmp_path / "run"
-    args = ["train", "--gin", "pipelines/conv_ae.gin", *tiny_binds(), "--data", corpus / "train.txt", "-o", run,
+    args = ["train", "--gin", "pipelines/conv_ae.gin", *tiny_binds(), corpus / "train.txt", "-o", run,
             "--no-progress"]
     run_cli(*args)
     first = load_checkpoint(run / "checkpoints" / "last.ckpt")
     assert first["global_step"] == 2
     # same folder, more steps: continues (step 2 -> 5) with the saved architecture even without --gin
-    run_cli("train", "--bind", "train.max_steps=5", "--data", corpus / "train.txt", "-o", run, "--no-progress")
+    run_cli("train", "--bind", "train.max_steps=5", corpus / "train.txt", "-o", run, "--no-progress")
     again = load_checkpoint(run / "model.ckpt")
     assert again["audiogen"]["global_step"] == 5
     assert "LATENT_SIZE = 4" in again["audiogen"]["operative_config"]
@@ -51,7 +52,7 @@ def test_rerun_resumes_from_last_checkpoint_with_saved_config(tmp_path, corpus):
 def test_divergence_stops_with_a_clear_message(tmp_path, corpus):
     run = tmp_path / "run"
     proc = run_in_process("train", "--gin", "pipelines/conv_ae.gin", *tiny_binds(), "--bind", "train.max_steps=6",
-                          "--bind", "train.lr=1e30", "--bind", "train.grad_clip=None", "--data", corpus / "train.txt",
+                          "--bind", "train.lr=1e30", "--bind", "train.grad_clip=None", corpus / "train.txt",
                           "-o", run, "--no-progress", check=False)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "likely causes" in proc.stderr and "train.lr" in proc.stderr
@@ -60,21 +61,39 @@ def test_divergence_stops_with_a_clear_message(tmp_path, corpus):
 
 @pytest.mark.slow
 def test_quickstart_runs_the_cli_commands_it_prints(tmp_path):
-    proc = run_cli("quickstart", "-o", tmp_path / "qs", "--steps", "3", "--bind", "train.val_every=3")
+    proc = run_cli("quickstart", "-o", tmp_path / "qs", "--max-steps", "3", "--bind", "train.val_every=3")
     out = proc.stdout
-    for cmd in ("$ audiogen train --gin pipelines/conv_ae.gin", "$ audiogen encode --ckpt", "$ audiogen decode"):
+    for cmd in ("$ audiogen train --gin pipelines/conv_ae.gin", "$ audiogen encode --run", "$ audiogen decode"):
         assert cmd in out
     summary = json.loads((tmp_path / "qs" / "summary.json").read_text())
     assert summary["files"] == 24 and summary["latent_size"] == 16
     png = (tmp_path / "qs" / "comparison.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20000
     assert len(list((tmp_path / "qs" / "decoded").glob("*.wav"))) == 24
+    # the degraded copies that give the distance its scale, scored on the same files
+    assert set(summary["anchors"]) == {"8-bit mu-law", "4 kHz band"}
+    assert all(0 < a["mean_spectral_distance_db"] < 10 for a in summary["anchors"].values())
+    assert "What the figures mean" in (tmp_path / "qs" / "summary.md").read_text()
 
 
-def _train_in_process(out, gin_files, bindings, corpus):
-    from audiogen.training import train
+def test_spectral_distance_is_zero_for_a_copy_and_grows_with_degradation():
+    from audiogen.workflows.quickstart import anchors, spectral_distance_db
 
-    return train([str(corpus / "train.txt")], out, gin_files, bindings, progress=False)
+    rng = np.random.default_rng(0)
+    t = np.arange(16000) / 16000
+    x = (0.3 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 3 * t))).astype(np.float32)
+    x[4000:6000] = 0.01 * rng.standard_normal(2000)  # a quiet passage
+    assert spectral_distance_db(x, x.copy()) == 0
+    degraded = anchors(x, 16000)
+    coarse = np.round(x * 8) / 8  # 17 uniform levels: much coarser than 8-bit mu-law
+    assert 0 < spectral_distance_db(x, degraded["8-bit mu-law"]) < spectral_distance_db(x, coarse)
+    assert spectral_distance_db(x, degraded["4 kHz band"]) > 0
+
+
+def _train_in_process(out, gin_files, bindings, corpus, overwrite=False):
+    from audiogen.workflows.train import train
+
+    return train([str(corpus / "train.txt")], out, gin_files, bindings, progress=False, overwrite=overwrite)
 
 
 def test_interrupted_training_resumes_exactly(tmp_path, corpus):
@@ -103,9 +122,9 @@ def test_each_epoch_gets_new_crops_and_order(corpus):
 
     from audiogen.audio.io import expand_inputs
     from audiogen.settings import audio_settings, train_settings
-    from audiogen.training import EpochCallback, _loader
+    from audiogen.training.loaders import EpochCallback, audio_loader
 
-    loader = _loader(expand_inputs([corpus / "train.txt"]), audio_settings(), train_settings(crop_seconds=0.1),
+    loader = audio_loader(expand_inputs([corpus / "train.txt"]), audio_settings(), train_settings(crop_seconds=0.1),
                      hop=16, train=True)
     starts = [loader.dataset.crop_start(i) for i in range(len(loader.dataset))]
     first = [b["index"].tolist() for b in loader]
@@ -118,20 +137,48 @@ def test_each_epoch_gets_new_crops_and_order(corpus):
 
 def test_bad_settings_are_clear_errors(tmp_path, corpus):
     proc = run_in_process("train", "--gin", "pipelines/conv_ae.gin", *tiny_binds(), "--bind",
-                          "audio.channels='stereo'", "--data", corpus / "train.txt", "-o", tmp_path / "r", check=False)
+                          "audio.channels='stereo'", corpus / "train.txt", "-o", tmp_path / "r", check=False)
     assert proc.returncode == 2 and "audio.channels" in proc.stderr and "Traceback" not in proc.stderr
     proc = run_in_process("train", "--gin", "pipelines/conv_ae.gin", *tiny_binds(), "--bind", "train.batch_size=0",
-                          "--data", corpus / "train.txt", "-o", tmp_path / "r2", check=False)
+                          corpus / "train.txt", "-o", tmp_path / "r2", check=False)
     assert proc.returncode == 2 and "train.batch_size" in proc.stderr
 
 
 def test_resuming_with_another_architecture_is_a_clear_error(tmp_path, corpus):
     run = tmp_path / "run"
-    run_in_process("train", "--gin", "pipelines/conv_ae.gin", *tiny_binds(), "--data", corpus / "train.txt", "-o",
+    run_in_process("train", "--gin", "pipelines/conv_ae.gin", *tiny_binds(), corpus / "train.txt", "-o",
                    run, "--no-progress")
-    proc = run_in_process("train", "--bind", "LATENT_SIZE=6", "--bind", "train.max_steps=4", "--data",
-                          corpus / "train.txt", "-o", run, "--no-progress", check=False)
+    proc = run_in_process("train", "--bind", "LATENT_SIZE=6", "--bind", "train.max_steps=4", corpus / "train.txt",
+                          "-o", run, "--no-progress", check=False)
     assert proc.returncode == 2 and "another architecture" in proc.stderr and "Traceback" not in proc.stderr
+    assert "--overwrite" in proc.stderr  # the way to reuse the folder for the new model
+
+
+def test_overwrite_starts_over_with_the_new_config_and_never_follows_links(tmp_path, corpus):
+    """Without --overwrite a re-run resumes; with it the folder's entries are deleted (links unlinked, their
+    targets outside the folder kept) and a model of another size trains from step 0."""
+    run, outside = tmp_path / "run", tmp_path / "outside"
+    gin = ["pipelines/conv_ae.gin"]
+    _train_in_process(run, gin, [*TINY_STEPS, "train.max_steps=2"], corpus)
+    _train_in_process(run, [], ["train.max_steps=3"], corpus)  # resumes: 2 -> 3 with the saved LATENT_SIZE=4
+    resumed = load_checkpoint(run / "model.ckpt")["audiogen"]
+    assert resumed["global_step"] == 3 and "LATENT_SIZE = 4" in resumed["operative_config"]
+    assert len(list((run / "logs").glob("version_*"))) == 2
+
+    outside.mkdir()
+    (outside / "keep.wav").write_bytes(b"user data")
+    (run / "data").symlink_to(outside, target_is_directory=True)  # a link to a folder, at the top
+    (run / "index" / "audio").symlink_to(outside)  # and one inside a folder that rmtree removes
+    (run / "notes.txt").symlink_to(outside / "keep.wav")  # a link to a file
+    big = [*TINY_STEPS, "LATENT_SIZE=6", "train.max_steps=2"]
+    _train_in_process(run, gin, big, corpus, overwrite=True)
+    fresh = load_checkpoint(run / "model.ckpt")["audiogen"]
+    assert fresh["global_step"] == 2 and "LATENT_SIZE = 6" in fresh["operative_config"]
+    assert [p.name for p in (run / "logs").glob("version_*")] == ["version_0"]  # the old run's logs went with it
+    rows = list(csv.DictReader(open(run / "logs" / "version_0" / "metrics.csv")))
+    assert min(int(r["step"]) for r in rows) == 0
+    assert not any(p.is_symlink() for p in run.rglob("*"))
+    assert (outside / "keep.wav").read_bytes() == b"user data"
 
 
 def test_cosine_lr_schedule_ends_at_a_tenth_and_is_refused_when_misspelled(tmp_path, corpus):
@@ -142,7 +189,7 @@ def test_cosine_lr_schedule_ends_at_a_tenth_and_is_refused_when_misspelled(tmp_p
     assert ckpt["optimizer_states"][0]["param_groups"][0]["lr"] == pytest.approx(2e-4)
     assert ckpt["lr_schedulers"][0]["last_epoch"] == 4  # stored, so a resumed run continues the curve
     proc = run_in_process("train", "--gin", "pipelines/conv_ae.gin", *tiny_binds(), "--bind",
-                          "train.lr_schedule='cosin'", "--data", corpus / "train.txt", "-o", tmp_path / "r",
+                          "train.lr_schedule='cosin'", corpus / "train.txt", "-o", tmp_path / "r",
                           check=False)
     assert proc.returncode == 2 and "train.lr_schedule" in proc.stderr and "Traceback" not in proc.stderr
 

@@ -42,7 +42,7 @@ def _evil_checkpoint(src: Path, dst: Path, text: str) -> Path:
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory, tiny_run, corpus) -> Path:
     lat = tmp_path_factory.mktemp("trust") / "lat"
-    _cli("encode", "--ckpt", tiny_run, corpus / "train.txt", "-o", lat, "--no-progress")
+    _cli("encode", "--run", tiny_run, corpus / "train.txt", "-o", lat, "--no-progress")
     return lat
 
 
@@ -63,12 +63,12 @@ def _commands(evil: Path, tmp: Path, corpus: Path) -> dict[str, list]:
     npy = tmp / "z.npy"
     np.save(npy, np.zeros((4, 8), np.float32))
     return {
-        "encode": ["encode", "--ckpt", evil, corpus / "train.txt", "-o", tmp / "lat", "--no-progress"],
-        "decode": ["decode", "--ckpt", evil, npy, "-o", tmp / "dec"],
-        "sample": ["sample", evil, "-n", "1", "--seconds", "0.1", "-o", tmp / "samples"],
-        "evaluate": ["evaluate", evil, "--data", wav, "--no-progress"],
-        "reconstruct": ["reconstruct", evil, wav, "-o", tmp / "rec"],
-        "explore": ["explore", "interpolate", "--ckpt", evil, wav, wav, "--steps", "2", "-o", tmp / "exp"],
+        "encode": ["encode", "--run", evil, corpus / "train.txt", "-o", tmp / "lat", "--no-progress"],
+        "decode": ["decode", "--run", evil, npy, "-o", tmp / "dec"],
+        "sample": ["sample", "--run", evil, "-n", "1", "--seconds", "0.1", "-o", tmp / "samples"],
+        "evaluate": ["evaluate", "--run", evil, wav, "--no-progress"],
+        "reconstruct": ["reconstruct", "--run", evil, wav, "-o", tmp / "rec"],
+        "explore": ["explore", "interpolate", "--run", evil, wav, wav, "--points", "2", "-o", tmp / "exp"],
     }
 
 
@@ -98,14 +98,14 @@ def test_resumed_run_config_never_runs_code(tmp_path, tiny_run, corpus):
     """`train` re-parses checkpoints/last.ckpt when it resumes a run folder."""
     marker, run = tmp_path / "MARKER", tmp_path / "run"
     last = _evil_checkpoint(tiny_run / "model.ckpt", run / "checkpoints" / "last.ckpt", _payload(marker))
-    msg = _refused("train", "--data", corpus / "train.txt", "-o", run, "--no-progress")
+    msg = _refused("train", corpus / "train.txt", "-o", run, "--no-progress")
     assert not marker.exists() and str(last) in msg, msg
 
 
 def test_console_script_refuses_stored_code(tmp_path, tiny_run, dataset, corpus):
     marker = tmp_path / "MARKER"
     evil = _evil_checkpoint(tiny_run / "model.ckpt", tmp_path / "evil.ckpt", _payload(marker))
-    proc = run_cli("encode", "--ckpt", evil, corpus / "train.txt", "-o", tmp_path / "lat", check=False)
+    proc = run_cli("encode", "--run", evil, corpus / "train.txt", "-o", tmp_path / "lat", check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     assert str(evil) in proc.stderr and not marker.exists()
     ds = _evil_dataset(dataset, tmp_path / "evil_ds", "import os")
@@ -151,7 +151,7 @@ def test_user_gin_files_keep_full_gin(tmp_path):
 
 def test_untouched_artifacts_still_load(tmp_path, tiny_run, dataset):
     write_tone(tmp_path / "a.wav", 0.2)
-    _cli("reconstruct", tiny_run, tmp_path / "a.wav", "-o", tmp_path / "rec")
+    _cli("reconstruct", "--run", tiny_run, tmp_path / "a.wav", "-o", tmp_path / "rec")
     _cli("decode", dataset, "-o", tmp_path / "dec")
     assert list((tmp_path / "dec").rglob("*.wav"))
 
@@ -208,7 +208,7 @@ def test_checkpoint_config_naming_an_unrecorded_model_file_is_refused_before_loa
     planted.write_text("not even TorchScript: loading it would fail with another message")
     text = f"pipeline.encoder = @encoders.rave()\nencoders.rave.model_path = '{planted}'\n"
     evil = _evil_checkpoint(tiny_run / "model.ckpt", tmp_path / "evil.ckpt", text)
-    msg = _refused("encode", "--ckpt", evil, corpus / "train.txt", "-o", tmp_path / "out")
+    msg = _refused("encode", "--run", evil, corpus / "train.txt", "-o", tmp_path / "out")
     assert "records no model file" in msg and str(planted) in msg and "cannot" not in msg, msg
 
 
@@ -220,5 +220,5 @@ def test_checkpoint_whose_model_file_changed_is_refused(tmp_path, tiny_run, corp
                                            f"encoders.rave.model_path = '{model}'\ndecoders.rave.model_path = '{model}'\n")
     ck["audiogen"]["encoder_info"] = {"model_path": str(model), "model_sha256": "0" * 64}
     torch.save(ck, tmp_path / "changed.ckpt")
-    msg = _refused("encode", "--ckpt", tmp_path / "changed.ckpt", corpus / "train.txt", "-o", tmp_path / "out")
+    msg = _refused("encode", "--run", tmp_path / "changed.ckpt", corpus / "train.txt", "-o", tmp_path / "out")
     assert "has changed since checkpoint" in msg and str(model) in msg, msg

@@ -10,7 +10,7 @@ import torch
 from conftest import run_here, run_in_process
 
 from audiogen import quality
-from audiogen.prior_sampling import audio_diagnostics, latent_diagnostics, warnings_for
+from audiogen.workflows.sample import audio_diagnostics, latent_diagnostics, warnings_for
 
 TINY_DIFFWAVE = ["priors.diffwave.residual_layers=2", "priors.diffwave.residual_channels=8",
                  "priors.diffwave.dilation_cycle=2", "priors.diffwave.sample_steps=5", "train.max_steps=4",
@@ -24,7 +24,7 @@ def _binds(items):
 @pytest.fixture(scope="module")
 def latents(tiny_run, corpus, tmp_path_factory):
     out = tmp_path_factory.mktemp("two_stage") / "latents"
-    run_in_process("encode", "--ckpt", tiny_run, corpus / "train.txt", "-o", out, "--no-progress")
+    run_in_process("encode", "--run", tiny_run, corpus / "train.txt", "-o", out, "--no-progress")
     return out
 
 
@@ -37,7 +37,7 @@ def test_encode_train_prior_sample_decode(latents, tiny_run, tmp_path, normalize
     rec = ck["audiogen"]["dataset"]
     assert rec["meta"]["latent_size"] == 4 and rec["normalized"] is normalize
     assert rec["meta"]["checkpoint"]["sha256"]  # the autoencoder that made the latents, for `sample`
-    res = run_in_process("sample", run, "-n", "2", "--seconds", "0.3", "-o", tmp_path / "s")
+    res = run_in_process("sample", "--run", run, "-n", "2", "--seconds", "0.3", "-o", tmp_path / "s")
     out = json.loads((tmp_path / "s" / "samples.json").read_text())
     d = out["diagnostics"]
     assert len(d["latents"]["generated_std"]) == 4 and "rms_dbfs" in d["audio"] and "rms_dbfs" in d["reference_audio"]
@@ -50,26 +50,26 @@ def test_encode_train_prior_sample_decode(latents, tiny_run, tmp_path, normalize
     assert not set(q["files"][0]) & set(q["files"][1])  # the floor's halves share no file
     assert q["log_mel"]["dims"] == quality.N_MELS and q["log_mel"]["vectors"] > 2 and str(latents) in q["compared_with"]
     if normalize:  # and `evaluate` on held-out latents (here the same dataset), with and without them
-        run_here("evaluate", run, "--data", latents, "--quality-samples", "2", "-o", tmp_path / "ev")
+        run_here("evaluate", "--run", run, latents, "--quality-samples", "2", "-o", tmp_path / "ev")
         ev = json.loads((tmp_path / "ev" / "evaluation.json").read_text())
         assert ev["quality"]["latent"]["distance"] >= 0 and ev["quality"]["log_mel"]["vectors"] > 2
         assert len(ev["quality"]["latents"]["std_ratio"]) == 4 == len(ev["quality"]["latents_vs_training"]["std_ratio"])
         assert "near_silent_frame_fraction" in ev["quality"]["audio"]
         assert "Fréchet distance" in (tmp_path / "ev" / "evaluation.md").read_text()
-        run_here("evaluate", run, "--data", latents, "--quality-samples", "0", "-o", tmp_path / "ev0")
+        run_here("evaluate", "--run", run, latents, "--quality-samples", "0", "-o", tmp_path / "ev0")
         assert "quality" not in json.loads((tmp_path / "ev0" / "evaluation.json").read_text())
         # the autoencoder moved since: the likelihood and the latent distance still come, with a warning
         ck["audiogen"]["dataset"]["meta"]["checkpoint"]["path"] = str(tmp_path / "moved.ckpt")
         (tmp_path / "moved").mkdir()
         torch.save(ck, tmp_path / "moved" / "model.ckpt")
-        run_here("evaluate", tmp_path / "moved", "--data", latents, "--quality-samples", "2", "-o", tmp_path / "ev1")
+        run_here("evaluate", "--run", tmp_path / "moved", latents, "--quality-samples", "2", "-o", tmp_path / "ev1")
         ev = json.loads((tmp_path / "ev1" / "evaluation.json").read_text())
         assert ev["quality"]["latent"]["distance"] >= 0 and "log_mel" not in ev["quality"]
         assert "no log-mel distance" in caplog.text and "moved.ckpt" in caplog.text
     assert (tmp_path / "s" / "sample_000.wav").exists() and (tmp_path / "s" / "samples.png").exists()
     z = np.load(tmp_path / "s" / "sample_001.npy")
     assert z.shape[0] == 4
-    run_in_process("decode", "--ckpt", tiny_run, tmp_path / "s" / "sample_001.npy", "-o", tmp_path / "d")
+    run_in_process("decode", "--run", tiny_run, tmp_path / "s" / "sample_001.npy", "-o", tmp_path / "d")
     assert (tmp_path / "d" / "sample_001.wav").exists()
 
 
@@ -77,6 +77,19 @@ def test_latent_size_mismatch(latents, tmp_path):
     r = run_in_process("train-prior", "--gin", "pipelines/diffwave_latents.gin", *_binds(TINY_DIFFWAVE[:-1]),
                        "--bind", "LATENT_SIZE=8", latents, "-o", tmp_path / "p", check=False)
     assert r.returncode == 2 and "latent size 4" in r.stderr and "configured for 8" in r.stderr
+
+
+def test_train_prior_overwrite_retrains_another_architecture_in_the_same_folder(latents, tmp_path):
+    run = tmp_path / "prior"
+    args = ["train-prior", "--gin", "pipelines/diffwave_latents.gin", *_binds(TINY_DIFFWAVE), latents, "-o", run,
+            "--no-progress"]
+    run_in_process(*args)
+    wider = ["--bind", "priors.diffwave.residual_channels=16", "--bind", "train.max_steps=2"]
+    r = run_in_process(*args, *wider, check=False)  # resuming keeps the saved architecture: refused
+    assert r.returncode == 2 and "another architecture" in r.stderr and "--overwrite" in r.stderr
+    run_in_process(*args, *wider, "--overwrite")
+    meta = torch.load(run / "model.ckpt", map_location="cpu", weights_only=True)["audiogen"]
+    assert meta["global_step"] == 2 and "residual_channels = 16" in meta["operative_config"]
 
 
 def test_diagnostics_flag_the_silent_decode():
@@ -109,7 +122,7 @@ def test_rave_bridge_end_to_end(shared, tmp_path):
         binds = [b for b in TINY_DIFFWAVE if not b.startswith("LATENT_SIZE")]  # read from the dataset
         run_in_process("train-prior", "--gin", "pipelines/diffwave_latents.gin", *_binds(binds), lat, "-o", run,
                        "--no-progress")
-        run_in_process("sample", run, "-n", "2", "--seconds", "1.0", "-o", out)
+        run_in_process("sample", "--run", run, "-n", "2", "--seconds", "1.0", "-o", out)
         rec = json.loads((out / "samples.json").read_text())
         assert rec["sample_rate"] == meta["sample_rate"] and rec["hop"] == meta["hop"]
         import soundfile as sf

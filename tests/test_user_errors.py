@@ -126,11 +126,11 @@ class W:
 
 
 def _train(w):
-    return ["train", *AE, "--data", w.corpus / "train.txt", "-o", w.out, "--no-progress"]
+    return ["train", *AE, w.corpus / "train.txt", "-o", w.out, "--no-progress"]
 
 
 def _decode(w):
-    return ["decode", "--ckpt", w.run, w.lat, "-o", w.out]
+    return ["decode", "--run", w.run, w.lat, "-o", w.out]
 
 
 # (id, args(w), words(w)); the words are what the message must name (the file or the value)
@@ -159,44 +159,44 @@ CASES = [
                                              w.out], lambda w: ["train.max_steps", "'x'"]),
     ("train-prior-unclosed-bind", lambda w: ["train-prior", *PRIOR, "--bind", "DZ=(4", w.lat, "-o", w.out],
      lambda w: ["DZ=(4", "unclosed"]),
-    ("encode-shard_mb-str", lambda w: ["encode", "--ckpt", w.run, "--bind", "encode.shard_mb='64'", w.wav, "-o",
+    ("encode-shard_mb-str", lambda w: ["encode", "--run", w.run, "--bind", "encode.shard_mb='64'", w.wav, "-o",
                                        w.out], lambda w: ["encode.shard_mb", "'64'"]),
-    ("encode-chunk-zero", lambda w: ["encode", "--ckpt", w.run, "--bind", "encode.chunk_seconds=0", w.wav, "-o",
+    ("encode-chunk-zero", lambda w: ["encode", "--run", w.run, "--bind", "encode.chunk_seconds=0", w.wav, "-o",
                                      w.out], lambda w: ["encode.chunk_seconds", "0"]),
-    ("encode-unclosed-bind", lambda w: ["encode", "--ckpt", w.run, "--bind", "audio.sample_rate=(1", w.wav, "-o",
+    ("encode-unclosed-bind", lambda w: ["encode", "--run", w.run, "--bind", "audio.sample_rate=(1", w.wav, "-o",
                                         w.out], lambda w: ["audio.sample_rate=(1", "unclosed"]),
     ("decode-unclosed-gin", lambda w: [*_decode(w), "--gin", w.unclosed_gin], lambda w: [w.unclosed_gin]),
-    ("evaluate-unclosed-bind", lambda w: ["evaluate", w.run, "--data", w.wav, "--bind", "x=[", "--no-progress"],
+    ("evaluate-unclosed-bind", lambda w: ["evaluate", "--run", w.run, w.wav, "--bind", "x=[", "--no-progress"],
      lambda w: ["x=[", "unclosed"]),
-    ("reconstruct-unclosed-bind", lambda w: ["reconstruct", w.run, w.wav, "-o", w.out, "--bind", "x={"],
+    ("reconstruct-unclosed-bind", lambda w: ["reconstruct", "--run", w.run, w.wav, "-o", w.out, "--bind", "x={"],
      lambda w: ["x={"]),
-    ("sample-unclosed-bind", lambda w: ["sample", w.run, "-o", w.out, "--bind", "x=("], lambda w: ["x=("]),
-    ("explore-unclosed-bind", lambda w: ["explore", "mean", "--ckpt", w.run, w.wav, "-o", w.out, "--bind", "x=["],
+    ("sample-unclosed-bind", lambda w: ["sample", "--run", w.run, "-o", w.out, "--bind", "x=("], lambda w: ["x=("]),
+    ("explore-unclosed-bind", lambda w: ["explore", "mean", "--run", w.run, w.wav, "-o", w.out, "--bind", "x=["],
      lambda w: ["x=["]),
-    ("probe-unclosed-bind", lambda w: ["probe", w.run, "--labels", w.labels, "-o", w.out, "--bind", "x=["],
+    ("probe-unclosed-bind", lambda w: ["probe", "--run", w.run, "--labels", w.labels, "-o", w.out, "--bind", "x=["],
      lambda w: ["x=["]),
     # damaged checkpoints
-    ("encode-zero-ckpt", lambda w: ["encode", "--ckpt", w.zero_ckpt, w.wav, "-o", w.out],
+    ("encode-zero-ckpt", lambda w: ["encode", "--run", w.zero_ckpt, w.wav, "-o", w.out],
      lambda w: [w.zero_ckpt, "0 bytes"]),
-    ("decode-zero-ckpt", lambda w: ["decode", "--ckpt", w.zero_ckpt, w.lat, "-o", w.out], lambda w: [w.zero_ckpt]),
-    ("evaluate-zero-ckpt", lambda w: ["evaluate", w.zero_ckpt, "--data", w.wav], lambda w: [w.zero_ckpt]),
-    ("sample-zero-ckpt", lambda w: ["sample", w.zero_ckpt, "-o", w.out], lambda w: [w.zero_ckpt]),
-    ("reconstruct-zero-ckpt", lambda w: ["reconstruct", w.zero_ckpt, w.wav, "-o", w.out], lambda w: [w.zero_ckpt]),
+    ("decode-zero-ckpt", lambda w: ["decode", "--run", w.zero_ckpt, w.lat, "-o", w.out], lambda w: [w.zero_ckpt]),
+    ("evaluate-zero-ckpt", lambda w: ["evaluate", "--run", w.zero_ckpt, w.wav], lambda w: [w.zero_ckpt]),
+    ("sample-zero-ckpt", lambda w: ["sample", "--run", w.zero_ckpt, "-o", w.out], lambda w: [w.zero_ckpt]),
+    ("reconstruct-zero-ckpt", lambda w: ["reconstruct", "--run", w.zero_ckpt, w.wav, "-o", w.out], lambda w: [w.zero_ckpt]),
     ("info-zero-ckpt", lambda w: ["info", w.zero_ckpt], lambda w: [w.zero_ckpt, "0 bytes"]),
-    ("explore-zero-ckpt", lambda w: ["explore", "interpolate", "--ckpt", w.zero_ckpt, w.wav, w.wav, "-o", w.out],
+    ("explore-zero-ckpt", lambda w: ["explore", "interpolate", "--run", w.zero_ckpt, w.wav, w.wav, "-o", w.out],
      lambda w: [w.zero_ckpt]),
-    ("probe-zero-ckpt", lambda w: ["probe", w.zero_ckpt, "--labels", w.labels, "-o", w.out], lambda w: [w.zero_ckpt]),
+    ("probe-zero-ckpt", lambda w: ["probe", "--run", w.zero_ckpt, "--labels", w.labels, "-o", w.out], lambda w: [w.zero_ckpt]),
     ("info-odd-state", lambda w: ["info", w.odd_state_ckpt], lambda w: [w.odd_state_ckpt, "pipeline.x"]),
-    ("decode-odd-state", lambda w: ["decode", "--ckpt", w.odd_state_ckpt, w.lat, "-o", w.out],
+    ("decode-odd-state", lambda w: ["decode", "--run", w.odd_state_ckpt, w.lat, "-o", w.out],
      lambda w: [w.odd_state_ckpt, "pipeline.x"]),
     ("info-odd-built", lambda w: ["info", w.odd_built_ckpt], lambda w: [w.odd_built_ckpt, "built_components"]),
-    ("reconstruct-odd-built", lambda w: ["reconstruct", w.odd_built_ckpt, w.wav, "-o", w.out],
+    ("reconstruct-odd-built", lambda w: ["reconstruct", "--run", w.odd_built_ckpt, w.wav, "-o", w.out],
      lambda w: [w.odd_built_ckpt, "built_components"]),
     # a binding that changes the architecture: weights of other shapes (gin keeps the names)
-    ("reconstruct-other-shapes", lambda w: ["reconstruct", w.run, w.wav, "-o", w.out, "--bind", "CHANNELS=[8, 32]"],
+    ("reconstruct-other-shapes", lambda w: ["reconstruct", "--run", w.run, w.wav, "-o", w.out, "--bind", "CHANNELS=[8, 32]"],
      lambda w: [w.ckpt, "shape", "--bind"]),
     ("info-torn-ckpt", lambda w: ["info", w.torn_ckpt], lambda w: [w.torn_ckpt, "copy the file again"]),
-    ("train-torn-last", lambda w: ["train", "--data", w.wav, "-o", w.torn_last],
+    ("train-torn-last", lambda w: ["train", w.wav, "-o", w.torn_last],
      lambda w: [w.torn_last / "checkpoints" / "last.ckpt", "restore", "delete it"]),
     # damaged latent datasets and .npy latents
     ("info-bad-meta", lambda w: ["info", w.bad_meta], lambda w: [w.bad_meta / "meta.json", "not valid JSON"]),
@@ -205,7 +205,7 @@ CASES = [
      lambda w: [w.bad_meta / "meta.json"]),
     ("probe-bad-meta", lambda w: ["probe", w.bad_meta, "--labels", w.labels, "-o", w.out],
      lambda w: [w.bad_meta / "meta.json"]),
-    ("decode-bad-shard", lambda w: ["decode", "--ckpt", w.run, w.bad_shard, "-o", w.out],
+    ("decode-bad-shard", lambda w: ["decode", "--run", w.run, w.bad_shard, "-o", w.out],
      lambda w: [w.bad_shard / "shards", "re-encode"]),
     ("train-prior-bad-shard", lambda w: ["train-prior", *PRIOR, w.bad_shard, "-o", w.out, "--no-progress"],
      lambda w: [w.bad_shard / "shards"]),
@@ -214,16 +214,16 @@ CASES = [
     # an interrupted encode is named as one, with the way to resume it
     ("info-interrupted", lambda w: ["info", w.partial], lambda w: [w.partial.name + ".partial", "re-run"]),
     ("decode-interrupted", lambda w: ["decode", w.partial, "-o", w.out], lambda w: ["interrupted", "re-run"]),
-    ("decode-bad-npy", lambda w: ["decode", "--ckpt", w.run, w.bad_npy, "-o", w.out], lambda w: [w.bad_npy]),
-    ("export-zero-ckpt", lambda w: ["export", w.zero_ckpt, "-o", w.out / "m.ts"], lambda w: [w.zero_ckpt]),
-    ("export-torn-ckpt", lambda w: ["export", w.torn_ckpt, "-o", w.out / "m.ts"], lambda w: [w.torn_ckpt]),
+    ("decode-bad-npy", lambda w: ["decode", "--run", w.run, w.bad_npy, "-o", w.out], lambda w: [w.bad_npy]),
+    ("export-zero-ckpt", lambda w: ["export", "--run", w.zero_ckpt, "-o", w.out / "m.ts"], lambda w: [w.zero_ckpt]),
+    ("export-torn-ckpt", lambda w: ["export", "--run", w.torn_ckpt, "-o", w.out / "m.ts"], lambda w: [w.torn_ckpt]),
 ]
 
 
 @pytest.fixture(scope="module")
 def lat(tmp_path_factory, tiny_run, corpus) -> Path:
     out = tmp_path_factory.mktemp("lat") / "lat"
-    run_here("encode", "--ckpt", tiny_run, corpus / "train.txt", "-o", out, "--no-progress")
+    run_here("encode", "--run", tiny_run, corpus / "train.txt", "-o", out, "--no-progress")
     return out
 
 

@@ -9,7 +9,7 @@ from torch import nn
 from audiogen.errors import AudiogenError, ConfigError
 
 PREFIX = "pipeline.encoder.body."
-PRETRAIN_FIX = ("pretrain one with `audiogen train --gin encoders/cpc_pretrain.gin --data TRAIN -o RUN` and pass "
+PRETRAIN_FIX = ("pretrain one with `audiogen train --gin encoders/cpc_pretrain.gin TRAIN -o RUN` and pass "
                 "RUN/model.ckpt (or bind CPC_CHECKPOINT=None for a randomly initialised encoder)")
 
 

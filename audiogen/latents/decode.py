@@ -39,7 +39,7 @@ def iter_latents(inputs: list[str], latent_size: int | None = None) -> list[tupl
             ds = LatentDataset(p)
             if latent_size is not None and ds.latent_size != latent_size:
                 raise ArtifactError(f"latent dataset {p} has latent_size {ds.latent_size} but the decoder takes "
-                                    f"{latent_size}", fix="decode with the autoencoder that made it (--ckpt)")
+                                    f"{latent_size}", fix="decode with the autoencoder that made it (--run)")
             for name, z, samples, kind in _dataset_items(ds):
                 items.append((name, z, samples))
                 kinds.append(kind)
@@ -260,7 +260,7 @@ def decoder_pipeline(record: LatentRecord | None, ckpt=None, gin_files=(), bindi
     if ckpt is None and ae is not None:
         if ae.checkpoint:
             ckpt = Path(ae.checkpoint["path"])
-            _check_unchanged(ckpt, ae.checkpoint.get("sha256"), "checkpoint", record.source, "pass --ckpt")
+            _check_unchanged(ckpt, ae.checkpoint.get("sha256"), "checkpoint", record.source, "pass --run")
         else:
             base = ae.operative_config or None
             # encoder/decoder as older encodes recorded them, then every component built (built_components)
@@ -271,7 +271,7 @@ def decoder_pipeline(record: LatentRecord | None, ckpt=None, gin_files=(), bindi
                              "pass --gin/--bind naming the model file that encoded them")
     if ckpt is None and base is None and not gin_files and not bindings:
         raise ConfigError("these latents do not name the autoencoder that made them",
-                          fix="pass --ckpt of the autoencoder (or --gin for a pretrained one)")
+                          fix="pass --run of the autoencoder (or --gin for a pretrained one)")
     guard = contextlib.nullcontext()
     if ae is not None and base is not None and not gin_files and not bindings:
         from audiogen.rave.torchscript import only_model_file
@@ -283,7 +283,7 @@ def decoder_pipeline(record: LatentRecord | None, ckpt=None, gin_files=(), bindi
     if pipe.decoder is None or pipe.latent_model is not None or pipe.decoder.out_channels != 1:
         raise ConfigError("decoding needs an autoencoder whose decoder outputs audio; this pipeline "
                           + ("has no decoder" if pipe.decoder is None else "decodes to distribution parameters"),
-                          fix="pass --ckpt of an autoencoder (e.g. trained with pipelines/conv_ae.gin)")
+                          fix="pass --run of an autoencoder (e.g. trained with pipelines/conv_ae.gin)")
     if ae is not None and base is not None and not gin_files and not bindings:
         # built from the recorded config: it must read the model file whose sha256 was checked above (a record
         # without encoder_info would otherwise decode with whatever file its config names, unchecked)

@@ -522,3 +522,24 @@ def _finish(job: EncodeJob, staging: Path, plan: list, failed: list[dict]) -> di
         os.replace(staging, out)
     release_lock(out / "lock")
     return meta
+
+
+def encode_files(encoder: torch.nn.Module, files: list[Path], audio: AudioSettings,
+                 settings: EncodeSettings | None = None) -> list[np.ndarray]:
+    """Latents (C, L) of each file, in memory: the command's chunked ``encode_array`` (long files in hop-aligned
+    chunks with real context, equal to encoding them whole) for the tools that need a few encodings, not a dataset."""
+    from audiogen.settings import encode_settings
+
+    chunk = int((settings or encode_settings()).chunk_seconds * audio.sample_rate)
+    out = []
+    for f in files:
+        info = probe(f)
+        check_policy(info, audio.sample_rate, channels=audio.channels, resample=audio.resample)
+        samples = frames_at_rate(info.frames, info.sample_rate, audio.sample_rate)
+
+        def read(start: int, stop: int, _f=f, _info=info) -> np.ndarray:
+            return load_audio(_f, audio.sample_rate, channels=audio.channels, resample=audio.resample,
+                              offset=start, frames=stop - start, info=_info)
+
+        out.append(encode_array(encoder, read, samples, chunk).T)
+    return out

@@ -170,9 +170,9 @@ class LatentRecord:
                               fix=fix)
 
     def check_decoder(self, decoder, other: str, sample_rate: int | None = None) -> None:
-        """A decoder (``sample --decoder-ckpt``, ``decode --ckpt``) fits these latents: same size, rate and hop.
+        """A decoder (``sample --decoder-run``, ``decode --run``) fits these latents: same size, rate and hop.
         ``sample_rate``: the rate its pipeline runs at (most decoders have no rate of their own)."""
-        fix = "use the autoencoder that made the latents (leave out --ckpt / --decoder-ckpt to use the recorded one)"
+        fix = "use the autoencoder that made the latents (leave out --run / --decoder-run to use the recorded one)"
         self.check_latent_size(decoder.latent_size, f"the decoder of {other}", fix)
         for what, mine in (("hop", self.hop), ("sample_rate", self.sample_rate)):
             theirs = getattr(decoder, what, None) or (sample_rate if what == "sample_rate" else None)

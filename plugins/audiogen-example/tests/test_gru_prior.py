@@ -34,5 +34,5 @@ def test_trains_samples_and_decodes_through_the_cli(audiogen_latents, audiogen_c
                  "--bind", "train.batch_size=2", audiogen_latents, "-o", run, "--no-progress")
     info = json.loads(audiogen_cli("info", run / "model.ckpt", "--json").stdout)
     assert "priors.example_gru" in json.dumps(info)
-    audiogen_cli("sample", run, "-n", "2", "--seconds", "0.2", "-o", tmp_path / "samples")
+    audiogen_cli("sample", "--run", run, "-n", "2", "--seconds", "0.2", "-o", tmp_path / "samples")
     assert len(list((tmp_path / "samples").glob("*.wav"))) == 2

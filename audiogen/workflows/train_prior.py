@@ -3,8 +3,8 @@
 The latent size comes from the dataset: the macro ``LATENT_SIZE`` is bound to it, and a prior whose ``latent_size``
 gin leaves unbound gets it directly (``fill_latent_size``). The prior trains on normalised sequences by default
 (``train_prior.normalize``); its checkpoint records the dataset's record (``latents.record``) (which encoder/decoder made the latents, sample rate, hop) and the statistics used, so
-``audiogen sample`` can de-normalise and decode without being told. Same run-folder layout, resume and
-divergence checks as ``audiogen train``.
+``audiogen sample`` can de-normalise and decode without being told. Same run-folder layout, resume,
+``overwrite`` and divergence checks as ``audiogen train`` (:mod:`audiogen.training`).
 """
 
 from __future__ import annotations
@@ -22,13 +22,9 @@ from audiogen.latents.dataset import collate_latents
 from audiogen.latents.sequences import open_sequences, peek_latent_size, set_fixed_dims
 from audiogen.pipeline import build_pipeline
 from audiogen.settings import prior_settings
-from audiogen.training import (
-    AudiogenModule,
-    batch_loader,
-    fit,
-    locks_run_folder,
-    start_run,
-)
+from audiogen.training.loaders import batch_loader
+from audiogen.training.module import AudiogenModule
+from audiogen.training.run import fit, locks_run_folder, start_run
 
 log = logging.getLogger("audiogen")
 
@@ -127,7 +123,7 @@ def _check_resumed_data(last: Path, ds) -> None:
 
     rec = LatentRecord.from_prior(load_checkpoint(last))
     rec.check_same_kind(ds.record, fix=f"resume on the data this run was trained on ({rec.dataset_path}), or "
-                                       "train into a new run folder")
+                                       "start over with --overwrite, or train into a new run folder")
     if rec.normalization is not None and ds.normalize_items:
         ds.mean = np.asarray(rec.normalization["mean"], np.float32)
         ds.std = np.asarray(rec.normalization["std"], np.float32)
@@ -135,12 +131,14 @@ def _check_resumed_data(last: Path, ds) -> None:
 
 @locks_run_folder
 def train_prior(data: str, out: Path, gin_files: list[str], bindings: list[str], valid: str | None = None,
-                progress: bool = True) -> Path:
+                progress: bool = True, overwrite: bool = False) -> Path:
+    """Train the gin-configured prior on ``data``; returns the path of ``model.ckpt``. Re-running on ``out``
+    resumes; ``overwrite`` deletes what ``out`` holds and starts at step 0."""
     out = Path(out)
     size = peek_latent_size(data)
     # the dataset sets LATENT_SIZE (a --bind given after it wins, and a different one is refused below)
     bindings = ([f"LATENT_SIZE={size}"] if size else []) + list(bindings)
-    last, s = start_run(out, gin_files, bindings, "pipelines/diffwave_latents.gin (or another prior)")
+    resume, s = start_run(out, gin_files, bindings, "pipelines/diffwave_latents.gin (or another prior)", overwrite)
     latent_size_binding = fill_latent_size(size)
     ps = prior_settings()
     pipe = build_pipeline(check_plugins=True)  # a plugin's schedule etc. breaking its contract: one error
@@ -153,8 +151,8 @@ def train_prior(data: str, out: Path, gin_files: list[str], bindings: list[str],
     if ds.latent_size != prior.latent_size:
         raise ConfigError(f"{data} holds sequences of latent size {ds.latent_size} but the prior is configured for "
                           f"{prior.latent_size}", fix=_latent_size_fix(latent_size_binding, ds.latent_size))
-    if last.exists():
-        _check_resumed_data(last, ds)
+    if resume:
+        _check_resumed_data(resume, ds)
     set_fixed_dims(ds, getattr(prior, "fixed_dims", []))
     for w in getattr(prior, "config_warnings", list)():
         log.warning("%s", w)
@@ -175,4 +173,4 @@ def train_prior(data: str, out: Path, gin_files: list[str], bindings: list[str],
 
     record = replace(ds.record, normalization=provenance["dataset"]["normalization"])
     listen = listen_callbacks(lambda ls: prior_listener(prior, record, ls), s.val_every, out)
-    return fit(module, out, s, train_loader, valid_loader, last, progress, listen)
+    return fit(module, out, s, train_loader, valid_loader, resume, progress, listen)

@@ -1,4 +1,4 @@
-"""``audiogen sample PRIOR_CKPT``: latents from a prior, de-normalised, decoded, and checked.
+"""``audiogen sample``: audio from a temporal VAE, or latents from a prior, de-normalised, decoded, and checked.
 
 The prior's checkpoint records its dataset's meta (which autoencoder made the latents, sample rate, hop) and the
 statistics it was trained with, so sampling needs nothing else. Diagnostics catch the classic silent-decode
@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -184,3 +186,58 @@ def sample_prior(ck: dict, out: Path, n: int, seconds: float | None, frames: int
               "created_by": versions()}
     atomic_write_json(out / "samples.json", record)
     return record
+
+
+def write_samples(pipe, ckpt: dict, out: Path, n: int, seconds: float, sample_rate: int, seed: int,
+                  mean: bool = False) -> list[Path]:
+    from audiogen.audio.io import save_audio
+    from audiogen.errors import ConfigError
+    from audiogen.plots import plot_spectrograms
+
+    if pipe.latent_model is None:
+        raise ConfigError("this checkpoint has no latent model to sample from",
+                          fix="sample from a temporal VAE checkpoint (e.g. trained with pipelines/cwvae_l2_speech.gin)")
+    torch.manual_seed(seed)
+    audio = pipe.generate(n, int(seconds * sample_rate), mean=mean)[:, 0].numpy()
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [save_audio(out / f"sample_{i:03d}.wav", a, sample_rate) for i, a in enumerate(audio)]
+    plot_spectrograms(out / "samples.png", [(p.name, a) for p, a in zip(paths, audio)], sample_rate)
+    atomic_write_json(out / "samples.json", {
+        "kind": "samples", "checkpoint": ckpt["path"], "global_step": ckpt["audiogen"].get("global_step"),
+        "components": ckpt["audiogen"].get("components"), "operative_config": ckpt["audiogen"]["operative_config"],
+        "n": n, "seconds": seconds, "sample_rate": sample_rate, "seed": seed,
+        "output": "distribution mean" if mean else "sampled from the output distribution",
+        "files": [p.name for p in paths], "created_by": versions(),
+    })
+    return paths
+
+
+@dataclass
+class Samples:
+    out: Path
+    files: int
+    frames: int | None = None  # per prior sample (None: a temporal VAE's audio samples)
+    quality: dict | None = None  # Fréchet distances of a prior's samples to its dataset
+
+
+def sample(run: Path, out: Path, num: int = 4, seconds: float = 3.0, frames: int | None = None, seed: int = 0,
+           mean: bool = False, decoder_run: Path | None = None, gin_files: Sequence[str] = (),
+           bindings: Sequence[str] = (), overwrite: bool = False, progress: bool = True) -> Samples:
+    """``audiogen sample``: unconditional samples of a temporal VAE, or of a prior (decoded with its dataset's
+    autoencoder, or ``decoder_run``), with samples.png and samples.json in ``out``."""
+    from audiogen.artifacts import load_checkpoint, refuse_existing
+    from audiogen.pipeline import load_pipeline
+    from audiogen.progress import shown
+    from audiogen.settings import audio_settings
+
+    refuse_existing(out, overwrite)
+    ck = load_checkpoint(run)  # read once: it says which kind of sampling applies
+    if ck["audiogen"].get("kind") == "prior":
+        with shown(progress):
+            rec = sample_prior(ck, out, num, seconds, frames, seed, gin_files, bindings, decoder_ckpt=decoder_run)
+        # its warnings were logged once by sample_prior (and are kept in samples.json)
+        return Samples(out, num, rec["frames"], rec["diagnostics"].get("quality"))
+    pipe, ck = load_pipeline(ck, gin_files, bindings)
+    with shown(progress):
+        paths = write_samples(pipe, ck, out, num, seconds, audio_settings().sample_rate, seed, mean=mean)
+    return Samples(out, len(paths))

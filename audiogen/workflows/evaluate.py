@@ -17,6 +17,7 @@ import math
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -151,7 +152,7 @@ def _flac_header_bytes(data: bytes) -> int:
     return pos
 
 
-def evaluate(pipe, files: list[Path], sample_rate: int, segment_seconds: float = 10.0, iw_samples: int = 1,
+def score_files(pipe, files: list[Path], sample_rate: int, segment_seconds: float = 10.0, iw_samples: int = 1,
              seed: int = 0, progress: bool = True, channels: str = "downmix", resample: bool = True) -> dict:
     """Bits per frame over ``files`` (whole files), with per-level KL and active units; see the module doc."""
     from tqdm.auto import tqdm
@@ -273,3 +274,45 @@ def markdown(result: dict, flac: tuple[float | None, str]) -> str:
         head += f" Dead levels: {', '.join(result['dead_levels'])}."
     return head + "\n\n" + "\n".join(lines) + "\n"
 
+
+
+def evaluate(run: Path, data: Sequence[str], out: Path | None = None, gin_files: Sequence[str] = (),
+             bindings: Sequence[str] = (), iw_samples: int = 1, segment_seconds: float = 10.0, seed: int = 0,
+             quality_samples: int | None = None, overwrite: bool = False, progress: bool = True) -> tuple[dict, str]:
+    """``audiogen evaluate``: the result and its markdown table, written to ``out`` (evaluation.json and .md) when
+    given. A prior run (``train-prior``) is scored on one latent dataset (``evaluate_prior``); a pipeline on audio."""
+    from audiogen.artifacts import atomic_write_json, atomic_write_text, load_checkpoint, refuse_existing
+    from audiogen.audio.io import expand_inputs
+    from audiogen.pipeline import load_pipeline
+    from audiogen.settings import audio_settings
+
+    if out is not None:
+        refuse_existing(out, overwrite)
+    ck = load_checkpoint(run)
+    if ck["audiogen"].get("kind") == "prior":
+        from audiogen.workflows import evaluate_prior
+
+        if len(data) != 1 or gin_files or bindings:
+            raise ConfigError(f"{run} is a prior: evaluate it on one latent dataset, without --gin/--bind",
+                              fix=f"audiogen evaluate --run {run} LATENTS")
+        result = evaluate_prior.evaluate_prior(ck, data[0], seed=seed, quality_samples=(
+            evaluate_prior.QUALITY_SAMPLES if quality_samples is None else quality_samples))
+        table = evaluate_prior.markdown(result)
+    else:
+        files = expand_inputs(list(data))
+        pipe, ck = load_pipeline(ck, gin_files, bindings)
+        audio = audio_settings()
+        sr = audio.sample_rate
+        result = score_files(pipe, files, sr, segment_seconds=segment_seconds, iw_samples=iw_samples, seed=seed,
+                             progress=progress, channels=audio.channels, resample=audio.resample)
+        flac = flac_bits_per_sample(files, sr)
+        if flac[0] is None:
+            manifest = flac_from_manifest(files)
+            flac = manifest if manifest[0] is not None else (None, f"{flac[1]}; {manifest[1]}")
+        result["flac_bits_per_sample"], result["flac_source"] = flac
+        result["checkpoint"], result["global_step"] = ck["path"], ck["audiogen"].get("global_step")
+        table = markdown(result, flac)
+    if out is not None:
+        atomic_write_json(out / "evaluation.json", result)
+        atomic_write_text(out / "evaluation.md", table)
+    return result, table

@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import numpy as np
 import torch
 
 from audiogen.audio.io import load_audio
+from audiogen.audio.mel import log_mel
 from audiogen.errors import AudiogenError, ConfigError
 from audiogen.progress import bar
 
@@ -96,33 +98,6 @@ def read_labels(csv_path: str | Path, labels: list[str] | None = None, where: di
 
 
 # ---------------------------------------------------------------------------------------------------- features
-def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int) -> torch.Tensor:
-    """Triangular filters on the HTK mel scale, (n_mels, n_fft // 2 + 1), each normalised to unit area so that
-    narrow low-frequency filters are not drowned by wide ones."""
-    def mel(f):
-        return 2595.0 * np.log10(1.0 + f / 700.0)
-
-    edges_hz = 700.0 * (10 ** (np.linspace(0.0, mel(sample_rate / 2), n_mels + 2) / 2595.0) - 1.0)
-    freqs = np.linspace(0.0, sample_rate / 2, n_fft // 2 + 1)
-    lo, mid, hi = edges_hz[:-2, None], edges_hz[1:-1, None], edges_hz[2:, None]
-    fb = np.maximum(0.0, np.minimum((freqs - lo) / (mid - lo), (hi - freqs) / (hi - mid)))
-    fb /= np.maximum(fb.sum(1, keepdims=True), 1e-10)
-    return torch.from_numpy(fb).float()
-
-
-def log_mel(audio: np.ndarray, sample_rate: int, hop: int, n_mels: int = 80) -> np.ndarray:
-    """Log-mel spectrogram (n_mels, ceil(T / hop)), window 4 * hop (the paper: hop 64, window 256, 80 bins),
-    frame k centred on sample k * hop + hop / 2 so that it covers the same span as latent frame k."""
-    n_fft = 4 * hop
-    x = torch.from_numpy(np.asarray(audio, np.float32))
-    frames = math.ceil(len(x) / hop)
-    # zero padding: each frame sees its own hop plus 1.5 hops of context on either side
-    x = torch.nn.functional.pad(x, (n_fft // 2 - hop // 2, frames * hop - len(x) + n_fft // 2 + hop // 2))
-    spec = torch.stft(x, n_fft, hop, window=torch.hann_window(n_fft), center=False, return_complex=True)
-    power = spec.abs().pow(2)[:, :frames]
-    return torch.log(mel_filterbank(sample_rate, n_fft, n_mels) @ power + 1e-6).numpy()
-
-
 def time_average(z: np.ndarray, hop: int, sample_rate: int, num_samples: int, start: float | None,
                  end: float | None, path: Path | None = None) -> np.ndarray:
     """Mean over the frames (C, L) whose span overlaps [start, end) (default: the whole file, padding excluded)."""
@@ -303,8 +278,8 @@ def _file_part(name: str) -> str:
     return re.sub(r"[^\w.-]", "_", name)
 
 
-def probe(reps: list[Representation], items: list[Item], labels: list[str], ks: list[int], out: Path,
-          lda_dims: int = 5, folds: int = 10, plots: bool = True) -> dict:
+def read_outs(reps: list[Representation], items: list[Item], labels: list[str], ks: list[int], out: Path,
+              lda_dims: int = 5, folds: int = 10, plots: bool = True) -> dict:
     """kNN accuracies for every (representation, label), LDA plots; returns the results dict."""
     if max(ks) >= len(items):
         raise ConfigError(f"k={max(ks)} needs more than {max(ks)} items, but there are {len(items)}",
@@ -352,3 +327,41 @@ def markdown(results: dict) -> str:
             lines.append("| " + " | ".join([name, str(results["representations"][name]["hop"])]
                                            + [f"{r['knn'][k]:.3f}" for k in ks] + lda) + " |")
     return "\n".join(lines).lstrip("\n") + "\n"
+
+
+def probe(labels_csv: Path, out: Path, run: Path | None = None, latents: Path | None = None,
+          gin_files: Sequence[str] = (), bindings: Sequence[str] = (), label_cols: Sequence[str] = (),
+          where: dict[str, str] | None = None, ks: Sequence[int] = (1, 5, 10), lda_dims: int = 5, folds: int = 10,
+          mel: bool = True, n_mels: int = 80, limit: int | None = None, overwrite: bool = False,
+          progress: bool = True) -> tuple[dict, str]:
+    """``audiogen probe``: the representations of a run (``run``) or of a latent dataset (``latents``) read out
+    against the labels; writes probe.json, probe.md and the LDA plots to ``out``; returns the results and the
+    table."""
+    from audiogen import __version__
+    from audiogen.artifacts import atomic_write_json, atomic_write_text, refuse_existing
+    from audiogen.progress import shown
+
+    if (run is None) == (latents is None):
+        raise ConfigError("probe reads either a run or a latent dataset", fix="pass --run RUN or a latent dataset")
+    refuse_existing(out, overwrite)
+    conditions = dict(where or {})
+    items, labels = read_labels(labels_csv, list(label_cols), conditions, limit)
+    if latents is not None:
+        with shown(progress):
+            reps = dataset_representations(latents, items, mel, n_mels)
+        made_from = {"latent_dataset": str(Path(latents).resolve())}
+    else:
+        from audiogen.pipeline import load_pipeline
+        from audiogen.settings import audio_settings_for
+
+        pipe, ck = load_pipeline(run, gin_files, bindings)
+        with shown(progress):
+            reps = model_representations(pipe, items, audio_settings_for(pipe.encoder, "encoder"), mel, n_mels)
+        made_from = {"checkpoint": ck["path"], "global_step": ck["audiogen"].get("global_step"),
+                     "kind": ck["audiogen"].get("kind")}
+    results = read_outs(reps, items, labels, sorted(set(ks)), out, lda_dims, folds)
+    results.update(made_from, labels_csv=str(Path(labels_csv).resolve()), where=conditions, audiogen=__version__)
+    table = markdown(results)
+    atomic_write_json(out / "probe.json", results)
+    atomic_write_text(out / "probe.md", table)
+    return results, table

@@ -1,4 +1,4 @@
-"""``audiogen evaluate PRIOR_RUN --data LATENTS``: held-out score of a prior on a latent dataset.
+"""``audiogen evaluate --run PRIOR_RUN LATENTS``: held-out score of a prior on a latent dataset.
 
 Likelihood priors: the negative log density of the latents (or its bound), in nats and bits per frame and per
 dimension. These are *densities* of continuous latents (they can be negative), of the latents as stored: a prior
@@ -88,7 +88,7 @@ def sample_quality(prior, rec: LatentRecord, data: str, n: int, frames: int, see
     """Fréchet distances of n sampled sequences against two halves of n held-out crops each (one for the distance,
     one for the floor): latent windows always, log-mel of decoded audio when the record names a decodable
     autoencoder. Cost: n samples and 2n crops decoded."""
-    from audiogen.prior_sampling import audio_diagnostics, generate, latent_diagnostics
+    from audiogen.workflows.sample import audio_diagnostics, generate, latent_diagnostics
 
     dec = None
     if rec.decodable:

@@ -1,37 +1,15 @@
-"""``audiogen sample`` and ``audiogen reconstruct``: audio from a trained temporal VAE, with pictures and provenance."""
+"""``audiogen reconstruct``: posterior reconstructions of audio files by a trained pipeline, with a comparison picture
+and provenance."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
 from audiogen.artifacts import atomic_write_json, versions
 from audiogen.progress import bar
-
-
-def write_samples(pipe, ckpt: dict, out: Path, n: int, seconds: float, sample_rate: int, seed: int,
-                  mean: bool = False) -> list[Path]:
-    from audiogen.audio.io import save_audio
-    from audiogen.errors import ConfigError
-    from audiogen.plots import plot_spectrograms
-
-    if pipe.latent_model is None:
-        raise ConfigError("this checkpoint has no latent model to sample from",
-                          fix="sample from a temporal VAE checkpoint (e.g. trained with pipelines/cwvae_l2_speech.gin)")
-    torch.manual_seed(seed)
-    audio = pipe.generate(n, int(seconds * sample_rate), mean=mean)[:, 0].numpy()
-    out.mkdir(parents=True, exist_ok=True)
-    paths = [save_audio(out / f"sample_{i:03d}.wav", a, sample_rate) for i, a in enumerate(audio)]
-    plot_spectrograms(out / "samples.png", [(p.name, a) for p, a in zip(paths, audio)], sample_rate)
-    atomic_write_json(out / "samples.json", {
-        "kind": "samples", "checkpoint": ckpt["path"], "global_step": ckpt["audiogen"].get("global_step"),
-        "components": ckpt["audiogen"].get("components"), "operative_config": ckpt["audiogen"]["operative_config"],
-        "n": n, "seconds": seconds, "sample_rate": sample_rate, "seed": seed,
-        "output": "distribution mean" if mean else "sampled from the output distribution",
-        "files": [p.name for p in paths], "created_by": versions(),
-    })
-    return paths
 
 
 def reconstruct_files(pipe, ckpt: dict, files: list[Path], out: Path, audio, mean: bool = False,
@@ -63,3 +41,21 @@ def reconstruct_files(pipe, ckpt: dict, files: list[Path], out: Path, audio, mea
         "operative_config": ckpt["audiogen"]["operative_config"], "created_by": versions(),
     })
     return paths
+
+
+def reconstruct(run: Path, inputs: Sequence[str], out: Path, gin_files: Sequence[str] = (),
+                bindings: Sequence[str] = (), mean: bool = False, seed: int = 0, overwrite: bool = False,
+                progress: bool = True) -> list[Path]:
+    """``audiogen reconstruct``: the reconstructions of the audio ``inputs`` (files, folders, lists) written to
+    ``out`` with reconstructions.png and reconstructions.json; returns the wav paths."""
+    from audiogen.artifacts import refuse_existing
+    from audiogen.audio.io import expand_inputs
+    from audiogen.pipeline import load_pipeline
+    from audiogen.progress import shown
+    from audiogen.settings import audio_settings
+
+    refuse_existing(out, overwrite)
+    files = expand_inputs(list(inputs))
+    pipe, ck = load_pipeline(run, gin_files, bindings)
+    with shown(progress):
+        return reconstruct_files(pipe, ck, files, out, audio_settings(), mean=mean, seed=seed)
