@@ -21,7 +21,10 @@ class Encoder(nn.Module):
 
     Attributes: ``hop`` (samples per frame), ``latent_size`` (channels of the output), ``sample_rate`` (None if the
     encoder works at any rate; else the rate it requires), ``receptive_field`` (samples of context needed on each
-    side for chunked encoding to equal whole-file encoding; None if unknown, then files are encoded whole).
+    side for chunked encoding to equal whole-file encoding; None if unknown, then files are encoded whole),
+    ``batch_seconds`` (audio seconds per forward call that ``audiogen encode`` aims at when it cuts files into
+    windows: small where activations must stay in cache, larger where each call has a fixed cost). Windowed
+    encoding pads a file with zeros to a multiple of ``hop``, as the built-in encoders pad their input.
     Ladder encoders (one representation per level, for hierarchical models) override ``encode_levels``.
     """
 
@@ -29,6 +32,7 @@ class Encoder(nn.Module):
     latent_size: int
     sample_rate: int | None = None
     receptive_field: int | None = None
+    batch_seconds: float = 0.5
     frame_local: bool = False  # frame t's output depends only on samples of frame t (autoregressive models need it)
 
     def forward(self, audio: Tensor) -> Tensor:  # pragma: no cover - abstract

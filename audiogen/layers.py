@@ -19,6 +19,7 @@ class ResidualUnit(nn.Module):
             nn.Conv1d(channels, channels, 1),
         )
         self.receptive_field = (kernel_size - 1) * dilation  # in this layer's own samples
+        self.kernel_size, self.dilation, self.padding = kernel_size, dilation, pad
 
     def forward(self, x: Tensor) -> Tensor:
         return self.body(x).add_(x)  # in place on a fresh tensor: one allocation less per unit
@@ -44,6 +45,8 @@ class StridedConv(nn.Module):
         self.pad = None if extra % 2 == 0 else (extra // 2, extra - extra // 2)
         self.conv = nn.Conv1d(c_in, c_out, k, stride=stride, padding=extra // 2 if self.pad is None else 0)
         self.kernel_size = k
+        self.stride = stride
+        self.left_pad = extra // 2
 
     def forward(self, x: Tensor) -> Tensor:
         return self.conv(x if self.pad is None else F.pad(x, self.pad))
@@ -86,3 +89,26 @@ def gaussian_head(x: Tensor, min_std: float) -> tuple[Tensor, Tensor]:
     """Split the last dim into (mean, std) with std = softplus(raw) + min_std (bounded below: no collapse)."""
     mean, raw = x.chunk(2, dim=-1)
     return mean, F.softplus(raw) + min_std
+
+
+class Reach:
+    """Which input samples an output position depends on, tracked through a stack of convolutions: output q reads
+    samples [q * jump - left, q * jump + right] (zero padding at the edges of the signal aside)."""
+
+    def __init__(self):
+        self.left, self.right, self.jump = 0, 0, 1
+
+    def conv(self, kernel: int, dilation: int = 1, stride: int = 1, left_pad: int = 0) -> None:
+        self.left += left_pad * self.jump
+        self.right += ((kernel - 1) * dilation - left_pad) * self.jump
+        self.jump *= stride
+
+    def blocks(self, blocks) -> None:
+        """Length-preserving blocks with ``kernel_size``, ``dilation`` and ``padding`` (their left padding)."""
+        for b in blocks:
+            self.conv(b.kernel_size, b.dilation, 1, b.padding)
+
+    @property
+    def context(self) -> int:
+        """Samples of context needed on either side of a frame (its own ``jump`` samples) for it to be exact."""
+        return max(self.left, self.right - (self.jump - 1), 0)

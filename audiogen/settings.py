@@ -148,6 +148,7 @@ class EncodeSettings:
     shard_mb: float
     chunk_seconds: float
     dtype: str
+    batch_seconds: float | None = None
     devices: int | None = None
     num_nodes: int | None = None
     accelerator: str = "cpu"
@@ -155,15 +156,20 @@ class EncodeSettings:
 
 @gin.configurable("encode")
 def encode_settings(shard_mb: float = 64.0, chunk_seconds: float = 30.0, dtype: str = "float32",
-                    devices: int | None = None, num_nodes: int | None = None,
+                    batch_seconds: float | None = None, devices: int | None = None, num_nodes: int | None = None,
                     accelerator: str = "cpu") -> EncodeSettings:
-    """Latent dataset writing: shard size bound, chunk length for long files, storage dtype. ``devices`` x
+    """Latent dataset writing: shard size bound, chunk length for long files (also how much of a file is read at
+    once), storage dtype. ``batch_seconds``: audio seconds per forward call (windows of several files batched;
+    None: the encoder's own ``batch_seconds``; more suits a GPU). ``devices`` x
     ``num_nodes`` processes (None: 1, or what torchrun or SLURM launched) share the shards; ``accelerator`` is
     where each runs the encoder ('cpu', 'gpu', ...)."""
     settings = checked(EncodeSettings, "encode", encode_settings, locals())
     if dtype not in ("float32", "float16"):
         raise ConfigError(f"encode.dtype must be 'float32' or 'float16', got {dtype!r}",
                           fix="--bind \"encode.dtype='float32'\"")
+    if batch_seconds is not None and batch_seconds <= 0:
+        raise ConfigError(f"encode.batch_seconds must be positive (or None: the encoder's), got {batch_seconds!r}",
+                          fix="--bind encode.batch_seconds=None")
     if shard_mb <= 0 or chunk_seconds <= 0:
         raise ConfigError(f"encode.shard_mb and encode.chunk_seconds must be positive, got {shard_mb!r} and "
                           f"{chunk_seconds!r}", fix="--bind encode.shard_mb=64.0")

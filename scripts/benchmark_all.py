@@ -35,7 +35,7 @@ from benchmark_cwvae import shared_dir  # scripts/ is on sys.path when a script 
 SCRIPTS = Path(__file__).resolve().parent
 # script stem: its headline-mode arguments (scripts missing here get --quick)
 QUICK: dict[str, list[str]] = {
-    "benchmark_encode": ["--limit", "10", "--threads", "1", "--shared", "{shared}"],
+    "benchmark_encode": ["--quick", "--threads", "1", "--shared", "{shared}"],
     "benchmark_cwvae": ["--rounds", "1", "--round-seconds", "3", "--minutes", "0.5", "--threads", "1", "--shared", "{shared}", "--out", "{out}"],
     "benchmark_likelihood": ["--minutes", "0.3", "--models", "VRNN", "--threads", "1", "--shared", "{shared}",
                              "--out", "{out}"],

@@ -66,6 +66,27 @@ def test_receptive_field_is_not_underestimated():
     assert not torch.allclose(enc(near)[0, :, 0], base)
 
 
+@pytest.mark.parametrize("strides,overlap", [([4, 4, 4], 2), ([5, 3], 1), ([2, 8], 3), ([7], 2)])
+def test_receptive_field_is_exact(strides, overlap):
+    """No sample farther than receptive_field from a frame changes it, and one within two samples of that distance
+    does (the margins of chunked and windowed encoding are no wider than needed)."""
+    torch.manual_seed(0)
+    enc = Conv1dEncoder(strides=strides, channels=4, latent_size=2, kernel_overlap=overlap).eval()
+    rf, hop, j = enc.receptive_field, enc.hop, 50
+    x = torch.rand(1, 1, 100 * hop) * 0.2 - 0.1
+    with torch.no_grad():
+        base = enc(x)[0, :, j]
+
+        def changed(pos: int) -> bool:  # a large change: at the edge of the reach, a path's weights are tiny
+            x2 = x.clone()
+            x2[..., pos] += 100.0
+            return not torch.equal(enc(x2)[0, :, j], base)
+
+        first, last = j * hop, (j + 1) * hop - 1  # the frame's own samples
+        assert any(changed(first - rf + d) or changed(last + rf - d) for d in range(3))  # tight
+        assert not changed(first - rf - 1) and not changed(last + rf + 1)
+
+
 def test_diag_gaussian_prior_meets_the_contract_and_fits():
     prior = DiagGaussianPrior(latent_size=3)
     check_prior(prior)

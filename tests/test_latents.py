@@ -216,3 +216,95 @@ def test_stale_lock_from_a_dead_process_is_taken_over(tmp_path, corpus, tiny_run
     (partial / "lock").write_text("999999999")
     run_in_process("encode", "--run", tiny_run, corpus, "-o", tmp_path / "out", "--no-progress")
     assert (tmp_path / "out" / "meta.json").exists() and not partial.exists()
+
+
+# ------------------------------------------------------------------------------- windowed, batched encoding
+def _whole_file_latents(encoder, path: Path) -> np.ndarray:
+    x, _ = sf.read(path, dtype="float32")
+    with torch.inference_mode():
+        return encoder(torch.from_numpy(x)[None, None])[0].T.numpy()
+
+
+def _noise_files(folder: Path, lengths: list[int], seed: int = 0) -> list[Path]:
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    files = []
+    for i, n in enumerate(lengths):
+        files.append(folder / f"f{i:02d}.wav")
+        sf.write(files[-1], (rng.standard_normal(n) * 0.2).clip(-1, 1).astype(np.float32), 16000, subtype="FLOAT")
+    return files
+
+
+def test_windowed_encode_equals_whole_file_encoding(tmp_path, tiny_run):
+    """Windows of several sizes, batched across files, long files read in blocks: every file's frames equal its
+    whole-file forward (float summation order aside)."""
+    from audiogen.latents.windows import WindowShapes
+    from audiogen.pipeline import load_pipeline
+
+    enc = load_pipeline(tiny_run)[0].encoder.eval()
+    batch_seconds, chunk_seconds = 0.05, 0.2  # windows of <= 800 samples; files over 3200 samples read in blocks
+    shapes = WindowShapes(enc.hop, enc.receptive_field, int(batch_seconds * 16000))
+    assert len(shapes.sizes) > 3 and max(shapes.batch.values()) > 1
+    smallest = shapes.sizes[-1]
+    lengths = [1, smallest // 2, smallest, smallest + 1, shapes.sizes[0], 2 * shapes.sizes[0] + 7, 3000, 3201,
+               9999, 16000]
+    assert shapes.plan(math.ceil(lengths[1] / enc.hop) * enc.hop) is None  # shorter than a window: encoded whole
+    files = _noise_files(tmp_path / "in", lengths)
+    lst = tmp_path / "files.txt"
+    lst.write_text("".join(f"{f}\n" for f in files))
+    run_in_process("encode", "--run", tiny_run, lst, "-o", tmp_path / "out", "--no-progress",
+                   "--bind", f"encode.batch_seconds={batch_seconds}", "--bind", f"encode.chunk_seconds={chunk_seconds}")
+    ds = LatentDataset(tmp_path / "out")
+    assert [Path(e["source"]).name for e in ds.meta["files"]] == [f.name for f in files]
+    for i, f in enumerate(files):
+        want = _whole_file_latents(enc, f)
+        assert ds.sequence(i).shape == want.shape == (math.ceil(lengths[i] / enc.hop), enc.latent_size)
+        np.testing.assert_allclose(ds.sequence(i), want, rtol=0, atol=1e-5, err_msg=f"{lengths[i]} samples")
+
+
+def test_window_plans_tile_every_length_with_full_margins():
+    from audiogen.latents.windows import WindowShapes
+
+    for hop, context, call in ((16, 100, 1000), (64, 449, 16000), (512, 4865, 192000)):
+        shapes = WindowShapes(hop, context, call)
+        c = shapes.margin
+        assert c >= context and c % hop == 0 and all(w % hop == 0 for w in shapes.sizes)
+        for n in range(hop, 1500 * hop, hop):
+            plan = shapes.plan(n)
+            if plan is None:  # only files shorter than two of the smallest windows less their margins
+                assert n < 2 * (shapes.sizes[-1] - c), (hop, n)
+                continue
+            assert plan[0].first == 0 and plan[-1].stop == n // hop
+            for a, b in zip(plan, plan[1:]):
+                assert a.stop == b.first  # kept frames tile the file
+            for w in plan:
+                assert w.size in shapes.batch and 0 <= w.start and w.start + w.size <= n
+                # real input on each side of the kept frames, unless that side is an end of the file
+                assert w.start == 0 or w.first * hop - w.start >= c
+                assert w.start + w.size == n or w.start + w.size - w.stop * hop >= c
+
+
+def test_batcher_shares_calls_across_files():
+    from audiogen.latents.windows import WindowBatcher, WindowShapes
+
+    class Mean(torch.nn.Module):  # frame t = mean of its hop: no context needed, any batch
+        hop, latent_size = 4, 1
+
+        def forward(self, x):
+            return x.reshape(x.shape[0], 1, -1, 4).mean(-1)
+
+    shapes = WindowShapes(4, 0, 64)
+    batcher = WindowBatcher(Mean(), shapes)
+    rng = np.random.default_rng(0)
+    signals = [rng.standard_normal(n).astype(np.float32) for n in (36, 100, 64, 240)]
+    windows = 0
+    for key, x in enumerate(signals):
+        plan = shapes.plan(len(x))
+        batcher.add_file(key, len(x) // 4, len(plan))
+        for w in plan:
+            batcher.add(key, w, x[w.start: w.start + w.size])
+        windows += len(plan)
+    batcher.flush()
+    assert sorted(batcher.done) == [0, 1, 2, 3] and batcher.calls < windows
+    for key, x in enumerate(signals):
+        np.testing.assert_allclose(batcher.take(key)[:, 0], x.reshape(-1, 4).mean(-1), rtol=1e-6)

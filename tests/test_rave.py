@@ -157,6 +157,34 @@ def test_cli_encode_decode(model, speech, tmp_path):
     assert bad.returncode == 2 and "audio.sample_rate=" in bad.stderr and "Traceback" not in bad.stderr
 
 
+def test_cli_encode_equals_whole_file_encoding(model, speech, tmp_path):
+    """`audiogen encode` cuts files into fixed-size windows with the measured receptive field as margins and batches
+    them across files; every file's latents equal encoding it whole, whatever its length."""
+    from audiogen.latents.dataset import LatentDataset
+    from audiogen.latents.windows import WindowShapes
+
+    path = str(model[0])
+    whole = RaveEncoder(path, chunk_seconds=None)
+    sr, batch_seconds = whole.sample_rate, 3.0
+    shapes = WindowShapes(whole.hop, whole.receptive_field, int(batch_seconds * sr))
+    speech_all = np.concatenate([_read(f)[0, 0].numpy() for f in speech])
+    lengths = [sr // 5, shapes.sizes[-1] + 1, 2 * sr + 123, shapes.sizes[0], 7 * sr + 5, 21 * sr]
+    assert shapes.plan(math.ceil(lengths[0] / whole.hop) * whole.hop) is None  # shorter than a window: whole
+    files = []
+    for i, n in enumerate(lengths):
+        files.append(tmp_path / f"f{i}.wav")
+        sf.write(files[-1], speech_all[i * sr: i * sr + n], sr, subtype="FLOAT")
+    run_in_process("encode", "--gin", "pipelines/rave_bridge.gin", "--bind", f"RAVE_MODEL='{path}'", *files,
+                   "-o", tmp_path / "lat", "--no-progress", "--bind", f"encode.batch_seconds={batch_seconds}",
+                   "--bind", "encode.chunk_seconds=5.0")  # the 21 s file is read in blocks
+    ds = LatentDataset(tmp_path / "lat")
+    for i, f in enumerate(files):
+        with torch.inference_mode():
+            want = whole(_read(f))[0].T.numpy()
+        assert ds.sequence(i).shape == want.shape == (math.ceil(lengths[i] / whole.hop), whole.latent_size)
+        np.testing.assert_allclose(ds.sequence(i), want, rtol=0, atol=1e-5, err_msg=f"{lengths[i]} samples")
+
+
 # ------------------------------------------------------------------------ small scripted exports (no shared)
 class CachedConv1d(nn.Module):
     """A causal convolution the way cached_conv streams it: the left padding of each call is the tail of the

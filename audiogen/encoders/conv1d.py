@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from audiogen.encoders.ladder import LadderEncoder
-from audiogen.layers import ResidualUnit, StridedConv, as_list
+from audiogen.layers import Reach, ResidualUnit, StridedConv, as_list
 
 
 class Conv1dEncoder(LadderEncoder):
@@ -28,16 +28,18 @@ class Conv1dEncoder(LadderEncoder):
         self.stages = nn.ModuleList()
         self.heads = nn.ModuleList()
         c_in = channels[0]
-        # Receptive field of level 1 in input samples (jump = input samples per step); chunked encoding uses it.
-        rf, jump = stem_kernel - 1, 1
+        # Context of level 1 on each side, in input samples: chunked and windowed encoding use it as margins.
+        reach = Reach()
+        reach.conv(stem_kernel, left_pad=stem_kernel // 2)
         for i, (s, c_out) in enumerate(zip(strides, channels)):
             units = [ResidualUnit(c_in, 3, d) for d in dilations]
             down = StridedConv(c_in, c_out, s, kernel_overlap)
             if i < base:
-                rf += (sum(u.receptive_field for u in units) + down.kernel_size - 1) * jump
-                jump *= s
+                reach.blocks(units)
+                reach.conv(down.kernel_size, stride=s, left_pad=down.left_pad)
             self.stages.append(nn.Sequential(*units, down))
             c_in = c_out
             if i >= base - 1:
                 self.heads.append(nn.Sequential(nn.LeakyReLU(0.2), nn.Conv1d(c_out, self.latent_size, 3, padding=1)))
-        self.receptive_field = rf + 2 * jump  # of level 1, i.e. of forward()
+        reach.conv(3, left_pad=1)
+        self.receptive_field = reach.context  # of level 1, i.e. of forward(); exact (tests check it is tight)

@@ -29,6 +29,7 @@ class RaveEncoder(Encoder):
     """
 
     pretrained = True
+    batch_seconds = 12.0  # each call of the TorchScript export has a fixed cost; longer calls run no slower
 
     def __init__(self, model_path: str | None = None, mode: str = "auto", chunk_seconds: float | None = 30.0,
                  seed: int | None = None):

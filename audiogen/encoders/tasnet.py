@@ -5,8 +5,8 @@ from __future__ import annotations
 from torch import nn
 
 from audiogen.encoders.ladder import LadderEncoder
-from audiogen.layers import StridedConv
-from audiogen.tasnet.blocks import Reach, SeparableStack, stage_options
+from audiogen.layers import Reach, StridedConv
+from audiogen.tasnet.blocks import SeparableStack, stage_options
 
 
 class TasNetEncoder(LadderEncoder):
@@ -45,7 +45,7 @@ class TasNetEncoder(LadderEncoder):
             blocks = SeparableStack(c_in, expansion * c_in, kernel_size, dilations, norm)
             down = StridedConv(c_in, c_out, s, kernel_overlap)
             if i < base:
-                reach.stack(blocks)
+                reach.blocks(blocks.blocks)
                 reach.conv(down.kernel_size, stride=s, left_pad=(down.kernel_size - s) // 2)
             self.stages.append(nn.Sequential(blocks, down))
             c_in = c_out

@@ -10,6 +10,7 @@ plan (rank 0 plans, merges and renames). ``meta.json`` is written last and the f
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import hashlib
 import io
 import json
@@ -41,11 +42,13 @@ from audiogen.audio.io import (
     load_audio,
     probe,
 )
-from audiogen.contracts import chunk_spans
+from audiogen.contracts import Encoder, chunk_spans
 from audiogen.distributed import Ranks, launch
 from audiogen.errors import ArtifactError, AudioFileError, AudiogenError, WriteFailed
 from audiogen.latents.dataset import FORMAT, VERSION, RunningStats
+from audiogen.latents.prefetch import prefetch
 from audiogen.latents.record import LatentRecord
+from audiogen.latents.windows import Window, WindowBatcher, WindowShapes
 from audiogen.pipeline import encoder_info
 from audiogen.settings import AudioSettings, EncodeSettings
 
@@ -64,20 +67,37 @@ class EncodeJob:
     failed: list[dict] = field(default_factory=list)  # inputs already known bad (missing list entries)
 
 
-def _release_freed_memory() -> None:
-    """Give freed heap back to the OS. Files of ever-new lengths leave glibc holding buffers of every size seen
-    (2.7 GB peak over librispeech-100-mini without this, about 0.8 GB with it)."""
+def _libc():
     global _LIBC
     if _LIBC is None:
         try:
             _LIBC = ctypes.CDLL("libc.so.6")
         except OSError:  # not glibc: nothing to do
             _LIBC = False
-    if _LIBC:
-        _LIBC.malloc_trim(0)
+    return _LIBC
 
 
 _LIBC = None
+# glibc's defaults give freed blocks over 128 kB back to the OS at once, and an encoder call frees and allocates
+# activations of about a megabyte each: 1.6 million page faults, a third of the time of a 30-file encode, until
+# some larger free happens to raise glibc's dynamic thresholds. Fixed thresholds keep up to this much freed
+# memory for reuse (malloc_trim at each shard's end still gives it back).
+_KEEP_FREED_BYTES = 64 * 2**20
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameters (malloc.h)
+
+
+def _keep_freed_memory() -> None:
+    libc = _libc()
+    if libc:
+        libc.mallopt(_M_TRIM_THRESHOLD, _KEEP_FREED_BYTES)
+        libc.mallopt(_M_MMAP_THRESHOLD, 32 * 2**20)  # glibc's largest allowed value on 64-bit systems
+
+
+def _release_freed_memory() -> None:
+    """Give freed heap back to the OS at the end of a shard."""
+    libc = _libc()
+    if libc:
+        libc.malloc_trim(0)
 
 
 def _fingerprint(job: EncodeJob) -> dict:
@@ -137,7 +157,7 @@ class _ShardBuffer:
         self.entries.append({"source": source, "duration": duration, "samples": samples, "length": len(z),
                              "shard": self.index, "offset": self.frames, "source_sample_rate": info.sample_rate,
                              **({"warnings": warnings} if warnings else {})})
-        self.arrays.append(z.astype(self.dtype))
+        self.arrays.append(z.astype(self.dtype, copy=False))
         self.frames += len(z)
 
     def flush(self) -> dict:
@@ -289,44 +309,175 @@ def _plan(job: EncodeJob, staging: Path) -> tuple[list[list[tuple[str, AudioInfo
     return plan, todo, failed
 
 
-def _encode_shards(job: EncodeJob, staging: Path, plan: list, mine: list[int], ranks: Ranks) -> None:
-    """Encode shards ``mine`` of the plan, each finished by its sidecar."""
-    sr = job.audio.sample_rate
-    chunk = int(job.settings.chunk_seconds * sr)
-    total = sum(info.duration for k in mine for _, info in plan[k])
-    bar = tqdm(total=round(total, 1), unit="s", desc="encode", disable=not job.progress or ranks.rank != 0,
-               leave=False)
-    for k in mine:
-        buf = _ShardBuffer(staging, k, job.settings.dtype)
-        for f, info in plan[k]:
-            samples = frames_at_rate(info.frames, info.sample_rate, sr)
+READ_AHEAD = 8  # blocks of audio read ahead of the encoder (each at most one chunk: chunk_seconds of samples)
 
+
+@dataclass
+class _Piece:
+    """The audio of one file, or of one block of a long file, read ahead of the encoder."""
+
+    index: int  # of the file in its shard
+    source: str
+    info: AudioInfo
+    samples: int  # of the whole file, at the job's rate
+    clipped: list  # filled by every read of the file: complete once its last block is read
+    windows: list[Window] | None = None  # the file's windows inside this block; None: the file is encoded whole
+    count: int = 0  # windows of the whole file
+    start: int = 0  # first sample of the block
+    audio: np.ndarray | None = None
+    last: bool = True  # the file's last block
+    error: AudioFileError | None = None
+
+
+@dataclass
+class _ShardEnd:
+    shard: int
+
+
+def _window_shapes(job: EncodeJob, sr: int) -> WindowShapes | None:
+    """The job's window sizes; None for an encoder without a finite receptive field (files are encoded whole)."""
+    rf = getattr(job.encoder, "receptive_field", None)
+    if rf is None:
+        return None
+    seconds = job.settings.batch_seconds or getattr(job.encoder, "batch_seconds", Encoder.batch_seconds)
+    return WindowShapes(job.encoder.hop, rf, int(seconds * sr))
+
+
+def _read_ahead(job: EncodeJob, plan: list, mine: list[int], shapes: WindowShapes | None, chunk: int):
+    """The audio of every file of shards ``mine``, in order, then a _ShardEnd per shard. A file up to ``chunk``
+    samples long is read whole, a longer one in blocks of windows spanning about ``chunk`` samples."""
+    sr = job.audio.sample_rate
+    for k in mine:
+        for i, (f, info) in enumerate(plan[k]):
+            samples = frames_at_rate(info.frames, info.sample_rate, sr)
             clipped: list[tuple[int, float]] = []
 
             def read(start: int, stop: int, _f=f, _info=info, _clipped=clipped) -> np.ndarray:
                 return load_audio(_f, sr, channels=job.audio.channels, resample=job.audio.resample,
                                   offset=start, frames=stop - start, info=_info, clipped=_clipped)
 
+            piece = _Piece(i, f, info, samples, clipped)
+            windows = None if shapes is None else shapes.plan(math.ceil(samples / shapes.hop) * shapes.hop)
             try:
-                z = encode_array(job.encoder, read, samples, chunk, device=ranks.device)
+                if windows is None:
+                    yield dataclasses.replace(piece, audio=read(0, samples))
+                    continue
+                n = windows[-1].start + windows[-1].size  # zero-padded to a multiple of hop, like the encoder pads
+                blocks = [windows] if samples <= chunk else _blocks(windows, chunk)
+                for b, group in enumerate(blocks):
+                    start, stop = group[0].start, max(w.start + w.size for w in group)
+                    if samples <= chunk:  # read exactly as a whole-file encode reads it
+                        audio = np.zeros(n, np.float32)
+                        audio[:samples] = read(0, samples)
+                    else:
+                        audio = read(start, stop)  # zero-padded past the end of the file
+                    yield dataclasses.replace(piece, windows=group, count=len(windows), start=start, audio=audio,
+                                              last=b == len(blocks) - 1)
+            except AudioFileError as exc:
+                yield dataclasses.replace(piece, error=exc)
+        yield _ShardEnd(k)
+
+
+def _blocks(windows: list[Window], chunk: int) -> list[list[Window]]:
+    """Consecutive windows grouped so that each group spans at most ``chunk`` samples (or one window)."""
+    groups: list[list[Window]] = []
+    for w in windows:
+        if groups and w.start + w.size - groups[-1][0].start <= chunk:
+            groups[-1].append(w)
+        else:
+            groups.append([w])
+    return groups
+
+
+def _encode_shards(job: EncodeJob, staging: Path, plan: list, mine: list[int], ranks: Ranks) -> None:
+    """Encode shards ``mine`` of the plan, each finished by its sidecar. A thread reads the audio ahead; windows
+    of consecutive files of a shard share forward calls (see audiogen.latents.windows)."""
+    sr = job.audio.sample_rate
+    chunk = int(job.settings.chunk_seconds * sr)
+    shapes = _window_shapes(job, sr)
+    _keep_freed_memory()
+    total = sum(info.duration for k in mine for _, info in plan[k])
+    bar = tqdm(total=round(total, 1), unit="s", desc="encode", disable=not job.progress or ranks.rank != 0,
+               leave=False)
+    pieces = prefetch(_read_ahead(job, plan, mine, shapes, chunk), READ_AHEAD, name="audiogen-encode-read")
+    try:
+        for k in mine:
+            _encode_shard(job, staging, k, plan[k], pieces, shapes, chunk, ranks.device, bar)
+    finally:
+        pieces.close()
+        bar.close()
+
+
+def _encode_shard(job: EncodeJob, staging: Path, k: int, files: list, pieces, shapes: WindowShapes | None,
+                  chunk: int, device, bar) -> None:
+    buf = _ShardBuffer(staging, k, job.settings.dtype)
+    # Batches never span two shards: a shard's bytes are the same whichever process encodes it, after any resume.
+    batcher = WindowBatcher(job.encoder, shapes, device) if shapes is not None else None
+    whole: dict[int, np.ndarray] = {}
+    outcome: dict[int, _Piece] = {}  # each file's last piece (without its audio): its error, or its clip record
+    checked = 0
+
+    def settle(upto: int) -> None:
+        """Check and keep files ``checked..upto-1`` in order (all encoded by now)."""
+        nonlocal checked
+        for i in range(checked, upto):
+            p = outcome[i]
+            try:
+                if p.error is not None:
+                    raise p.error
+                warnings = _warnings(job, p)  # raises under --strict
+                z = whole.pop(i) if i in whole else batcher.take(i)
                 if not np.isfinite(z).all():
-                    raise AudioFileError("the encoder produced non-finite latents", path=f,
+                    raise AudioFileError("the encoder produced non-finite latents", path=p.source,
                                          fix="check the file for NaN/inf samples and the checkpoint for NaN weights")
-                warnings = [*info.warnings, *filter(None, [clip_warning(clipped)])]
-                if job.strict and warnings:
-                    raise AudioFileError(f"{f}: {warnings[0]}", path=f,
-                                         fix="re-export the file within [-1, 1], or drop --strict to encode it "
-                                             "clipped (the warning is recorded in meta.json)")
             except AudioFileError as exc:
                 if job.strict:
                     raise
-                buf.failed.append({"source": f, "reason": str(exc)})
+                buf.failed.append({"source": p.source, "reason": str(exc)})
             else:
-                buf.add(f, info, info.duration, samples, z, warnings)
-                _release_freed_memory()
-            bar.update(round(info.duration, 1))
-        buf.flush()
-    bar.close()
+                buf.add(p.source, p.info, p.info.duration, p.samples, z, warnings)
+        checked = upto
+
+    for p in pieces:
+        if isinstance(p, _ShardEnd):
+            assert p.shard == k, (p.shard, k)
+            break
+        if p.error is not None or p.last and job.strict and _warnings(job, p, check=False):
+            if batcher is not None:
+                batcher.drop(p.index)
+            outcome[p.index] = dataclasses.replace(p, audio=None)
+            if job.strict:  # the first bad file in order is the one reported, as without batching
+                if batcher is not None:
+                    batcher.flush()
+                settle(p.index + 1)
+            bar.update(round(p.info.duration, 1))
+            continue
+        if p.windows is None:
+            whole[p.index] = encode_array(job.encoder, lambda s, e, _a=p.audio: _a[s:e], p.samples, chunk,
+                                          device=device)
+        else:
+            if p.start == 0:
+                batcher.add_file(p.index, math.ceil(p.samples / shapes.hop), p.count)
+            for w in p.windows:
+                batcher.add(p.index, w, p.audio[w.start - p.start: w.start - p.start + w.size])
+        if p.last:
+            outcome[p.index] = dataclasses.replace(p, audio=None, windows=None)
+            bar.update(round(p.info.duration, 1))
+    if batcher is not None:
+        batcher.flush()
+    settle(len(files))
+    buf.flush()
+    _release_freed_memory()
+
+
+def _warnings(job: EncodeJob, p: _Piece, check: bool = True) -> list[str]:
+    """A file's warnings (a truncated copy, clipped samples); under --strict the first is an error."""
+    warnings = [*p.info.warnings, *filter(None, [clip_warning(p.clipped)])]
+    if check and job.strict and warnings:
+        raise AudioFileError(f"{p.source}: {warnings[0]}", path=p.source,
+                             fix="re-export the file within [-1, 1], or drop --strict to encode it "
+                                 "clipped (the warning is recorded in meta.json)")
+    return warnings
 
 
 def _finish(job: EncodeJob, staging: Path, plan: list, failed: list[dict]) -> dict:

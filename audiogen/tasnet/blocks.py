@@ -135,25 +135,3 @@ def check_kernel(kernel_size: int) -> int:
         raise ValueError(f"kernel_size must be a positive odd integer (length-preserving 'same' padding), "
                          f"got {kernel_size}")
     return kernel_size
-
-
-class Reach:
-    """Which input samples an output position depends on, tracked through a stack of convolutions: output q reads
-    samples [q * jump - left, q * jump + right] (zero padding at the edges of the signal aside)."""
-
-    def __init__(self):
-        self.left, self.right, self.jump = 0, 0, 1
-
-    def conv(self, kernel: int, dilation: int = 1, stride: int = 1, left_pad: int = 0) -> None:
-        self.left += left_pad * self.jump
-        self.right += ((kernel - 1) * dilation - left_pad) * self.jump
-        self.jump *= stride
-
-    def stack(self, stack: SeparableStack) -> None:
-        for b in stack.blocks:
-            self.conv(b.kernel_size, b.dilation, 1, b.padding)
-
-    @property
-    def context(self) -> int:
-        """Samples of context needed on either side of a frame (its own ``jump`` samples) for it to be exact."""
-        return max(self.left, self.right - (self.jump - 1), 0)
