@@ -226,7 +226,7 @@ _RUN_ARGS = {"allow_extra_args": True}  # the run as an argument: the old spelli
 @gin_options
 @click.argument("inputs", nargs=-1, metavar="AUDIO...")
 @click.option("--data", "old_data", multiple=True, hidden=True)
-@click.option("--valid", multiple=True, help="Validation audio (files, folders or lists), repeatable.")
+@click.option("--valid", multiple=True, metavar="AUDIO", help="Validation audio (files, folders or lists), repeatable.")
 @_out_option("Run folder; re-running on the same folder resumes.")
 @_overwrite_run
 @_no_progress
@@ -355,7 +355,7 @@ def _explore_options(f):
 @click.argument("a", type=click.Path(path_type=Path, exists=True))
 @click.argument("b", type=click.Path(path_type=Path, exists=True))
 @click.option("--points", type=click.IntRange(min=2), help="Sequences from A to B, both ends included.  [default: 8]")
-@click.option("--steps", "old_steps", type=int, hidden=True)
+@click.option("--steps", "old_steps", type=click.IntRange(min=2), hidden=True)
 @click.option("--slerp", is_flag=True, help="Spherical interpolation per frame.")
 def explore_interpolate(gin_files, bindings, run, old_run, out, overwrite, no_progress, a, b, points, old_steps,
                         slerp) -> None:
@@ -390,9 +390,10 @@ def explore_mean(gin_files, bindings, run, old_run, out, overwrite, no_progress,
               help="Start from this file's encoding (default: the mean of --stats-from, or zeros).")
 @click.option("--stats-from", type=click.Path(path_type=Path, exists=True),
               help="A latent dataset whose per-dimension mean and std set the origin and the units.")
-@click.option("--seconds", type=float, default=3.0, show_default=True)
+@click.option("--seconds", type=click.FloatRange(min=0, min_open=True), default=3.0, show_default=True,
+              help="Length of each decoded point without --around (with it: that file's length).")
 @click.option("--grid-points", type=click.IntRange(min=1), help="Grid: points per side.  [default: 5]")
-@click.option("--grid-steps", "old_grid_steps", type=int, hidden=True)
+@click.option("--grid-steps", "old_grid_steps", type=click.IntRange(min=1), hidden=True)
 def explore_trajectory(gin_files, bindings, run, old_run, out, overwrite, no_progress, shape, dims, radius, around,
                        stats_from, seconds, grid_points, old_grid_steps) -> None:
     """Decode a line, a circle or a grid of points over chosen latent dimensions."""
@@ -412,9 +413,9 @@ def explore_trajectory(gin_files, bindings, run, old_run, out, overwrite, no_pro
 @run_option("the model to score", old=None)
 @click.argument("inputs", nargs=-1, metavar="INPUTS...")
 @click.option("--data", "old_data", multiple=True, hidden=True)
-@click.option("--iw", "iw_samples", type=int, default=1, show_default=True,
+@click.option("--iw", "iw_samples", type=click.IntRange(min=1), default=1, show_default=True,
               help="Importance samples K for the importance-weighted bound (1: ELBO only).")
-@click.option("--segment-seconds", type=float, default=10.0, show_default=True,
+@click.option("--segment-seconds", type=click.FloatRange(min=0), default=10.0, show_default=True,
               help="Score long files in segments of this length with the state carried across (0: whole).")
 @_out_option("Folder for evaluation.json and evaluation.md (default: print the table only).", required=False)
 @_overwrite
@@ -603,11 +604,12 @@ def info(path: Path, as_json: bool) -> None:
 @click.option("--data", "old_data", type=click.Path(path_type=Path, exists=True), hidden=True)
 @click.option("-o", "--out", type=_PATH, default=Path("audiogen-quickstart"), show_default=True,
               help="Folder for everything it writes; re-running on it resumes the training.")
-@click.option("--max-steps", type=int, default=None, help="Training steps (default from the gin file's quickstart).")
-@click.option("--steps", "old_steps", type=int, hidden=True)
+@click.option("--max-steps", type=click.IntRange(min=1), default=None,
+              help="Training steps (default from the gin file's quickstart).")
+@click.option("--steps", "old_steps", type=click.IntRange(min=1), hidden=True)
 @click.option("--bind", "bindings", multiple=True, help="Extra gin bindings for training.")
-@click.option("--overwrite", is_flag=True, help="Start the training run (OUT/run) over from step 0 instead of "
-              "resuming it.")
+@click.option("--overwrite", is_flag=True, help="Start over: empty OUT (only a quickstart's folder) and train "
+              "from step 0 instead of resuming.")
 @_no_progress
 def quickstart(audio, old_data, out, max_steps, old_steps, bindings, overwrite, no_progress) -> None:
     """Synthesise a corpus (or use your AUDIO folder or list), train a small autoencoder, encode, decode, and

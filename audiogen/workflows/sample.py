@@ -225,12 +225,12 @@ def sample(run: Path, out: Path, num: int = 4, seconds: float = 3.0, frames: int
            bindings: Sequence[str] = (), overwrite: bool = False, progress: bool = True) -> Samples:
     """``audiogen sample``: unconditional samples of a temporal VAE, or of a prior (decoded with its dataset's
     autoencoder, or ``decoder_run``), with samples.png and samples.json in ``out``."""
-    from audiogen.artifacts import load_checkpoint, refuse_existing
+    from audiogen.artifacts import check_output, load_checkpoint
     from audiogen.pipeline import load_pipeline
     from audiogen.progress import shown
     from audiogen.settings import audio_settings
 
-    refuse_existing(out, overwrite)
+    check_output(out, overwrite, runs=[run, decoder_run], markers=("samples.json",))
     ck = load_checkpoint(run)  # read once: it says which kind of sampling applies
     if ck["audiogen"].get("kind") == "prior":
         with shown(progress):
