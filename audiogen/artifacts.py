@@ -207,7 +207,7 @@ RUN_MARKERS = ("checkpoints", "model.ckpt", "operative_config.gin", "index/train
 
 def check_output(out: Path, overwrite: bool = False, inputs=(), *, runs=(), folder: bool = True,
                  markers: tuple[str, ...] | None = (), what: str = "output", resumes: bool = False,
-                 clear: bool = True) -> Path:
+                 clear: bool = True, ignore: tuple[str, ...] = ()) -> Path:
     """The one check of ``-o`` for every command that writes, before any work:
 
     - it can be written: neither ``out`` (for a folder output) nor a folder above it is a file;
@@ -221,6 +221,7 @@ def check_output(out: Path, overwrite: bool = False, inputs=(), *, runs=(), fold
       it ends with one run's outputs only, and refused if it holds none, or if ``out`` itself is a symbolic link.
       ``markers`` None: the folder is written over without being emptied (outputs that carry no marker).
     ``clear`` False: everything is checked but the folder is left for the caller to empty (under its lock).
+    ``ignore``: names that neither fill the folder nor mark it (a run's ``lock``, which the lock itself checks).
     Returns ``out``."""
     out = Path(out)
     blocker = next((q for q in ([out] if folder else []) + list(out.parents)
@@ -235,7 +236,7 @@ def check_output(out: Path, overwrite: bool = False, inputs=(), *, runs=(), fold
     if not folder:
         refuse_existing(out, overwrite, what)
         return out
-    if not out.is_dir() or not any(out.iterdir()):
+    if not out.is_dir() or not any(p.name not in ignore for p in out.iterdir()):
         return out
     own = markers is not None and any((out / m).exists() or (out / m).is_symlink() for m in markers)
     marks = ", ".join(markers or ())

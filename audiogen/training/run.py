@@ -48,7 +48,7 @@ def locks_run_folder(fn):
         inputs = [*_paths(data), *_paths(given.get("valid"))]
         if is_main_process():  # the other ranks start once rank 0 holds the lock (a folder that is not empty)
             check_output(Path(out), overwrite, inputs, markers=RUN_MARKERS, what="run folder", resumes=True,
-                         clear=False)
+                         clear=False, ignore=("lock",))
         writable_folder(Path(out), "run folder")  # a clean error before the lock's folder is made
         with folder_lock(Path(out), "training run", hold=is_main_process()) as lock:
             if overwrite and lock is not None:  # rank 0, which holds the lock
