@@ -122,3 +122,10 @@ def test_out_of_range_options_are_refused_by_name_before_anything_runs(tmp_path,
     extra = [] if args[0] == "quickstart" else ["--run", tiny_run]
     text = run_failing(*args, *extra, "-o", out, "--no-progress")
     assert option in text and not out.exists()
+
+
+def test_encode_never_writes_into_or_over_its_audio(tmp_path, tiny_run, audio):
+    before = _contents(audio)
+    for out in (audio, audio / "latents"):
+        assert "input" in run_failing("encode", "--run", tiny_run, audio, "-o", out, "--overwrite", "--no-progress")
+    assert _contents(audio) == before
