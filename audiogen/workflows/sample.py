@@ -142,7 +142,7 @@ def sample_prior(ck: dict, out: Path, n: int, seconds: float | None, frames: int
         from audiogen.latents.decode import decoder_pipeline
 
         # checked against the record before the prior runs: a decoder of another latent size is a clear error
-        dec = decoder_pipeline(rec, decoder_ckpt).decoder
+        dec = decoder_pipeline(rec, decoder_ckpt, option="--decoder-run").decoder
     pipe, _ = load_pipeline(ck, gin_files, bindings)
     prior = pipe.prior
     rec.check_latent_size(prior.latent_size, f"the prior of {ckpt_path}", "retrain the prior on this dataset")
