@@ -336,7 +336,9 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
             raise ArtifactError(f"no model.ckpt or checkpoints/last.ckpt in run folder {path}",
                                 fix="pass the checkpoint file, or train first with `audiogen train`")
     if not path.is_file():
-        raise ArtifactError(f"checkpoint {path} does not exist")
+        raise ArtifactError(f"checkpoint {path} does not exist",
+                            fix="pass a run folder (holding model.ckpt) or a .ckpt file that exists; `audiogen train` "
+                                "writes RUN/model.ckpt")
     import torch
 
     try:

@@ -129,3 +129,12 @@ def test_encode_never_writes_into_or_over_its_audio(tmp_path, tiny_run, audio):
     for out in (audio, audio / "latents"):
         assert "input" in run_failing("encode", "--run", tiny_run, audio, "-o", out, "--overwrite", "--no-progress")
     assert _contents(audio) == before
+
+
+def test_a_run_among_the_inputs_and_a_missing_checkpoint_are_refused_with_the_way_out(tmp_path, tiny_run, audio):
+    wav = audio / "spk01_0.wav"
+    for command in ("evaluate", "reconstruct"):
+        text = run_failing(command, "--run", tiny_run, tiny_run, wav, "-o", tmp_path / "o", "--no-progress")
+        assert f"the input {tiny_run} is a run" in text and "--run" in text
+    text = run_failing("sample", "--run", tmp_path / "nope.ckpt", "-o", tmp_path / "s", "--no-progress")
+    assert "does not exist" in text and "fix:" in text
