@@ -138,3 +138,19 @@ def test_a_run_among_the_inputs_and_a_missing_checkpoint_are_refused_with_the_wa
         assert f"the input {tiny_run} is a run" in text and "--run" in text
     text = run_failing("sample", "--run", tmp_path / "nope.ckpt", "-o", tmp_path / "s", "--no-progress")
     assert "does not exist" in text and "fix:" in text
+
+
+def test_quickstart_overwrite_empties_only_a_quickstart_folder(tmp_path, audio):
+    docs = tmp_path / "mydocs"
+    docs.mkdir()
+    (docs / "thesis.tex").write_text("years of work")
+    for extra in ([], ["--overwrite"]):
+        assert "summary.json" in run_failing("quickstart", audio, "-o", docs, *extra, "--no-progress")
+    assert _contents(docs) == ["thesis.tex"]
+    q = tmp_path / "q"
+    quick = ["quickstart", audio, "-o", q, "--max-steps", "2", "--bind", "train.val_every=2",
+             "--bind", "train.batch_size=2", "--bind", "train.crop_seconds=0.1", "--no-progress"]
+    run_here(*quick)
+    (q / "decoded" / "stale.wav").write_bytes((q / "decoded" / "spk01_0.wav").read_bytes())
+    run_here(*quick, "--overwrite")
+    assert sorted(os.listdir(q / "decoded")) == ["spk01_0.wav", "spk01_1.wav"]
