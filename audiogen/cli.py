@@ -135,7 +135,8 @@ def _echo_once(text: str) -> None:
 
 # ------------------------------------------------------------------------------------------------ one grammar
 # Every command reads the model it uses as `--run RUN` (a run folder or its .ckpt), takes its inputs (audio files,
-# folders or list files; latent datasets) as arguments, writes to `-o/--out`, refuses to write over earlier output
+# folders or list files; latent datasets) as arguments, writes to `-o/--out` (checked by artifacts.check_output:
+# never an input, never a folder that is not the command's own output), refuses to write over earlier output
 # without `--overwrite` (re-running train, train-prior or encode on its own output resumes it instead; for the
 # training commands and quickstart `--overwrite` starts the run over), and shows progress bars unless
 # `--no-progress`. Old spellings work for one more release, with a warning naming the new one.
@@ -219,10 +220,14 @@ def _out_option(help: str, required: bool = True):
     return click.option("-o", "--out", type=_PATH, required=required, help=help)
 
 
-_overwrite = click.option("--overwrite", is_flag=True, help="Write over an existing output.")
+_overwrite = click.option("--overwrite", is_flag=True, help="Replace an existing output: a file, or a folder holding "
+                          "this command's earlier output (emptied first; any other folder is refused).")
+# decode's wav files carry no mark of decode: it writes over files of the same names and deletes nothing
+_overwrite_files = click.option("--overwrite", is_flag=True, help="Write into a folder that holds files, over "
+                                "those of the same names (nothing is deleted).")
 # train and train-prior resume by default: --overwrite is how a run folder is reused for another configuration
 _overwrite_run = click.option("--overwrite", is_flag=True, help="Start over: delete what the run folder holds "
-                              "(refused while another run writes there) and train from step 0.")
+                              "(only a run folder; refused while another run writes there) and train from step 0.")
 _no_progress = click.option("--no-progress", is_flag=True, help="No progress bars on stderr.")
 _RUN_ARGS = {"allow_extra_args": True}  # the run as an argument: the old spelling, read from ctx.args
 
@@ -331,7 +336,7 @@ def index(inputs, out, strict, overwrite) -> None:
 @run_option("the autoencoder whose decoder to use (default: the one the dataset records)")
 @click.argument("latents", nargs=-1, required=True, metavar="LATENTS...")
 @_out_option("Folder for the wav files.")
-@_overwrite
+@_overwrite_files
 @_no_progress
 def decode(gin_files, bindings, run, old_run, latents, out, overwrite, no_progress) -> None:
     """Decode LATENTS (a latent dataset folder, or .npy/.safetensors files of shape (C, L)) to wav files."""
