@@ -201,6 +201,100 @@ def refuse_existing(out: Path, overwrite: bool, what: str = "output") -> None:
                         fix="pass --overwrite to write over it, or choose another -o")
 
 
+# What marks a folder as an audiogen training run (train, train-prior): the only folders --overwrite empties for them
+RUN_MARKERS = ("checkpoints", "model.ckpt", "operative_config.gin", "index/train.json", "logs/tensorboard")
+
+
+def check_output(out: Path, overwrite: bool = False, inputs=(), *, runs=(), folder: bool = True,
+                 markers: tuple[str, ...] | None = (), what: str = "output", resumes: bool = False,
+                 clear: bool = True, ignore: tuple[str, ...] = ()) -> Path:
+    """The one check of ``-o`` for every command that writes, before any work:
+
+    - it can be written: neither ``out`` (for a folder output) nor a folder above it is a file;
+    - it is none of the ``inputs`` (audio and latent files, folders, lists), lies inside none (for a folder output)
+      and holds none (resolved paths, links followed), whatever ``overwrite`` says: an output never replaces, or
+      is read back as, an input; it is no run folder or checkpoint of ``runs`` and holds none (it may lie inside
+      a run folder: `sample -o RUN/samples`);
+    - a folder output that holds anything is refused without ``overwrite`` (``resumes``: one that holds one of
+      ``markers``, the command's own earlier output, is kept for the command to resume); with ``overwrite`` it is
+      emptied first (links in it removed, never followed) if it holds one of ``markers`` (paths relative to it), so
+      it ends with one run's outputs only, and refused if it holds none, or if ``out`` itself is a symbolic link.
+      ``markers`` None: the folder is written over without being emptied (outputs that carry no marker).
+    ``clear`` False: everything is checked but the folder is left for the caller to empty (under its lock).
+    ``ignore``: names that neither fill the folder nor mark it (a run's ``lock``, which the lock itself checks).
+    Returns ``out``."""
+    out = Path(out)
+    blocker = next((q for q in ([out] if folder else []) + list(out.parents)
+                    if (q.exists() or q.is_symlink()) and not q.is_dir()), None)
+    if blocker is not None:
+        raise ArtifactError(f"cannot write {out}: {blocker} is a file, not a folder",
+                            fix="choose another -o (a folder that does not exist yet, or one audiogen wrote)")
+    if not folder and out.is_dir():
+        raise ArtifactError(f"cannot write {out}: a folder of that name exists", fix="choose another -o")
+    _refuse_inputs(out, inputs, inside=folder)
+    _refuse_inputs(out, runs, inside=False)
+    if not folder:
+        refuse_existing(out, overwrite, what)
+        return out
+    if not out.is_dir() or not any(p.name not in ignore for p in out.iterdir()):
+        return out
+    own = markers is not None and any((out / m).exists() or (out / m).is_symlink() for m in markers)
+    marks = ", ".join(markers or ())
+    if not overwrite:
+        if resumes and own:
+            return out
+        raise ArtifactError(
+            f"{what} {out} already exists and is not empty" + (f" (it is no audiogen {what}: it holds none of {marks})"
+                                                               if resumes else ""),
+            fix="choose another -o" + ("" if resumes and not own else ", or pass --overwrite to replace it"))
+    if markers is None:
+        return out
+    if not own:
+        raise ArtifactError(f"{what} {out} holds files audiogen did not write there (none of {marks}); --overwrite "
+                            "only empties a folder that holds an earlier output of this command",
+                            fix="choose another -o, or empty the folder yourself")
+    if out.is_symlink():
+        raise ArtifactError(f"{what} {out} is a symbolic link; --overwrite empties only a real folder",
+                            fix=f"pass the folder it points to ({out.resolve()}) as -o, or choose another -o")
+    if clear:
+        clear_folder(out)
+    return out
+
+
+def _refuse_inputs(out: Path, inputs, inside: bool) -> None:
+    o = out.resolve()
+    for i in inputs:
+        if i is None:
+            continue
+        r = Path(i).resolve()
+        if o == r:
+            how = "is"
+        elif inside and r in o.parents:
+            how = "lies inside"
+        elif o in r.parents:
+            how = "holds"
+        else:
+            continue
+        raise ArtifactError(f"-o {out} {how} the input {i}: an output never replaces or mixes with what it reads",
+                            fix="choose an -o outside the inputs (and the run folders read)")
+
+
+def clear_folder(out: Path, keep: tuple[str, ...] = ()) -> None:
+    """Delete everything inside ``out`` but the names in ``keep``. Links are removed, never followed: a symbolic
+    link in the folder to data elsewhere leaves that data alone (``shutil.rmtree`` does not follow links inside the
+    trees it removes either)."""
+    import shutil
+
+    with os.scandir(out) as entries:
+        for entry in entries:
+            if entry.name in keep:
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
+
+
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -242,7 +336,9 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
             raise ArtifactError(f"no model.ckpt or checkpoints/last.ckpt in run folder {path}",
                                 fix="pass the checkpoint file, or train first with `audiogen train`")
     if not path.is_file():
-        raise ArtifactError(f"checkpoint {path} does not exist")
+        raise ArtifactError(f"checkpoint {path} does not exist",
+                            fix="pass a run folder (holding model.ckpt) or a .ckpt file that exists; `audiogen train` "
+                                "writes RUN/model.ckpt")
     import torch
 
     try:

@@ -135,7 +135,8 @@ def _echo_once(text: str) -> None:
 
 # ------------------------------------------------------------------------------------------------ one grammar
 # Every command reads the model it uses as `--run RUN` (a run folder or its .ckpt), takes its inputs (audio files,
-# folders or list files; latent datasets) as arguments, writes to `-o/--out`, refuses to write over earlier output
+# folders or list files; latent datasets) as arguments, writes to `-o/--out` (checked by artifacts.check_output:
+# never an input, never a folder that is not the command's own output), refuses to write over earlier output
 # without `--overwrite` (re-running train, train-prior or encode on its own output resumes it instead; for the
 # training commands and quickstart `--overwrite` starts the run over), and shows progress bars unless
 # `--no-progress`. Old spellings work for one more release, with a warning naming the new one.
@@ -193,8 +194,14 @@ def _run_first_input(run: Path | None, inputs: tuple, command: str, old_form: bo
     """``--run`` and the inputs, or (the old spelling ``COMMAND RUN INPUTS...``) the run as the first argument."""
     if run is None and inputs and (old_form or (len(inputs) > 1 and _looks_like_run(Path(inputs[0])))):
         deprecated(f"the run as first argument (`audiogen {command} RUN ...`)", f"`audiogen {command} --run RUN ...`")
-        return Path(inputs[0]), list(inputs[1:])
-    return _need_run(run, command), list(inputs)
+        run, inputs = Path(inputs[0]), tuple(inputs[1:])
+    run = _need_run(run, command)
+    for p in inputs:  # a run among the inputs (`--run R R a.wav`): it would be read as a folder without audio
+        if _looks_like_run(Path(p)):
+            raise click.UsageError(f"the input {p} is a run (a run folder or .ckpt), not something to {command}: "
+                                   f"pass the run once, as --run, and the audio as arguments "
+                                   f"(`audiogen {command} --run {run} AUDIO...`)")
+    return run, list(inputs)
 
 
 def _looks_like_run(p: Path) -> bool:
@@ -213,10 +220,14 @@ def _out_option(help: str, required: bool = True):
     return click.option("-o", "--out", type=_PATH, required=required, help=help)
 
 
-_overwrite = click.option("--overwrite", is_flag=True, help="Write over an existing output.")
+_overwrite = click.option("--overwrite", is_flag=True, help="Replace an existing output: a file, or a folder holding "
+                          "this command's earlier output (emptied first; any other folder is refused).")
+# decode's wav files carry no mark of decode: it writes over files of the same names and deletes nothing
+_overwrite_files = click.option("--overwrite", is_flag=True, help="Write into a folder that holds files, over "
+                                "those of the same names (nothing is deleted).")
 # train and train-prior resume by default: --overwrite is how a run folder is reused for another configuration
 _overwrite_run = click.option("--overwrite", is_flag=True, help="Start over: delete what the run folder holds "
-                              "(refused while another run writes there) and train from step 0.")
+                              "(only a run folder; refused while another run writes there) and train from step 0.")
 _no_progress = click.option("--no-progress", is_flag=True, help="No progress bars on stderr.")
 _RUN_ARGS = {"allow_extra_args": True}  # the run as an argument: the old spelling, read from ctx.args
 
@@ -226,7 +237,7 @@ _RUN_ARGS = {"allow_extra_args": True}  # the run as an argument: the old spelli
 @gin_options
 @click.argument("inputs", nargs=-1, metavar="AUDIO...")
 @click.option("--data", "old_data", multiple=True, hidden=True)
-@click.option("--valid", multiple=True, help="Validation audio (files, folders or lists), repeatable.")
+@click.option("--valid", multiple=True, metavar="AUDIO", help="Validation audio (files, folders or lists), repeatable.")
 @_out_option("Run folder; re-running on the same folder resumes.")
 @_overwrite_run
 @_no_progress
@@ -325,7 +336,7 @@ def index(inputs, out, strict, overwrite) -> None:
 @run_option("the autoencoder whose decoder to use (default: the one the dataset records)")
 @click.argument("latents", nargs=-1, required=True, metavar="LATENTS...")
 @_out_option("Folder for the wav files.")
-@_overwrite
+@_overwrite_files
 @_no_progress
 def decode(gin_files, bindings, run, old_run, latents, out, overwrite, no_progress) -> None:
     """Decode LATENTS (a latent dataset folder, or .npy/.safetensors files of shape (C, L)) to wav files."""
@@ -355,7 +366,7 @@ def _explore_options(f):
 @click.argument("a", type=click.Path(path_type=Path, exists=True))
 @click.argument("b", type=click.Path(path_type=Path, exists=True))
 @click.option("--points", type=click.IntRange(min=2), help="Sequences from A to B, both ends included.  [default: 8]")
-@click.option("--steps", "old_steps", type=int, hidden=True)
+@click.option("--steps", "old_steps", type=click.IntRange(min=2), hidden=True)
 @click.option("--slerp", is_flag=True, help="Spherical interpolation per frame.")
 def explore_interpolate(gin_files, bindings, run, old_run, out, overwrite, no_progress, a, b, points, old_steps,
                         slerp) -> None:
@@ -390,9 +401,10 @@ def explore_mean(gin_files, bindings, run, old_run, out, overwrite, no_progress,
               help="Start from this file's encoding (default: the mean of --stats-from, or zeros).")
 @click.option("--stats-from", type=click.Path(path_type=Path, exists=True),
               help="A latent dataset whose per-dimension mean and std set the origin and the units.")
-@click.option("--seconds", type=float, default=3.0, show_default=True)
+@click.option("--seconds", type=click.FloatRange(min=0, min_open=True), default=3.0, show_default=True,
+              help="Length of each decoded point without --around (with it: that file's length).")
 @click.option("--grid-points", type=click.IntRange(min=1), help="Grid: points per side.  [default: 5]")
-@click.option("--grid-steps", "old_grid_steps", type=int, hidden=True)
+@click.option("--grid-steps", "old_grid_steps", type=click.IntRange(min=1), hidden=True)
 def explore_trajectory(gin_files, bindings, run, old_run, out, overwrite, no_progress, shape, dims, radius, around,
                        stats_from, seconds, grid_points, old_grid_steps) -> None:
     """Decode a line, a circle or a grid of points over chosen latent dimensions."""
@@ -412,9 +424,9 @@ def explore_trajectory(gin_files, bindings, run, old_run, out, overwrite, no_pro
 @run_option("the model to score", old=None)
 @click.argument("inputs", nargs=-1, metavar="INPUTS...")
 @click.option("--data", "old_data", multiple=True, hidden=True)
-@click.option("--iw", "iw_samples", type=int, default=1, show_default=True,
+@click.option("--iw", "iw_samples", type=click.IntRange(min=1), default=1, show_default=True,
               help="Importance samples K for the importance-weighted bound (1: ELBO only).")
-@click.option("--segment-seconds", type=float, default=10.0, show_default=True,
+@click.option("--segment-seconds", type=click.FloatRange(min=0), default=10.0, show_default=True,
               help="Score long files in segments of this length with the state carried across (0: whole).")
 @_out_option("Folder for evaluation.json and evaluation.md (default: print the table only).", required=False)
 @_overwrite
@@ -603,11 +615,12 @@ def info(path: Path, as_json: bool) -> None:
 @click.option("--data", "old_data", type=click.Path(path_type=Path, exists=True), hidden=True)
 @click.option("-o", "--out", type=_PATH, default=Path("audiogen-quickstart"), show_default=True,
               help="Folder for everything it writes; re-running on it resumes the training.")
-@click.option("--max-steps", type=int, default=None, help="Training steps (default from the gin file's quickstart).")
-@click.option("--steps", "old_steps", type=int, hidden=True)
+@click.option("--max-steps", type=click.IntRange(min=1), default=None,
+              help="Training steps (default from the gin file's quickstart).")
+@click.option("--steps", "old_steps", type=click.IntRange(min=1), hidden=True)
 @click.option("--bind", "bindings", multiple=True, help="Extra gin bindings for training.")
-@click.option("--overwrite", is_flag=True, help="Start the training run (OUT/run) over from step 0 instead of "
-              "resuming it.")
+@click.option("--overwrite", is_flag=True, help="Start over: empty OUT (only a quickstart's folder) and train "
+              "from step 0 instead of resuming.")
 @_no_progress
 def quickstart(audio, old_data, out, max_steps, old_steps, bindings, overwrite, no_progress) -> None:
     """Synthesise a corpus (or use your AUDIO folder or list), train a small autoencoder, encode, decode, and

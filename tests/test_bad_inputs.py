@@ -115,7 +115,7 @@ def test_unwritable_output(tmp_path, tiny_run):
     blocker.write_text("x")  # a file where a folder is needed fails even for root
     out = blocker / "latents"
     proc = run_in_process("encode", "--run", tiny_run, f, "-o", out, check=False)
-    assert proc.returncode == 2 and "cannot create output folder" in proc.stderr and "-o" in proc.stderr
+    assert proc.returncode == 2 and "is a file, not a folder" in proc.stderr and "-o" in proc.stderr
     assert blocker.read_text() == "x"
 
 

@@ -173,6 +173,10 @@ def test_train_evaluate_sample_reconstruct(tmp_path, corpus):
     info = sf.info(tmp_path / "samples" / "sample_000.wav")
     assert info.frames == 4800 and info.samplerate == 16000
     assert (tmp_path / "samples" / "samples.png").read_bytes()[:4] == b"\x89PNG"
+    # --overwrite with fewer samples: the folder holds this run's outputs only, no stale sample_001
+    run_in_process("sample", "--run", run, "-n", "1", "--seconds", "0.3", "-o", tmp_path / "samples", "--overwrite")
+    assert sorted(p.name for p in (tmp_path / "samples").iterdir()) == ["sample_000.wav", "samples.json",
+                                                                        "samples.png"]
     run_in_process("reconstruct", "--run", run, corpus / "valid.txt", "-o", tmp_path / "rec")
     assert len(list((tmp_path / "rec").glob("*.wav"))) == 2
 

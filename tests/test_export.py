@@ -147,7 +147,7 @@ def test_autoencoder_export(tiny_run, corpus, tmp_path):
 
     (tmp_path / "a_file").write_text("")
     res = CliRunner().invoke(cli, ["export", "--run", str(tiny_run), "-o", str(tmp_path / "a_file" / "m.ts")])
-    assert res.exit_code == 2 and "cannot write the export" in res.output and "Traceback" not in res.output
+    assert res.exit_code == 2 and "a_file is a file, not a folder" in res.output and "Traceback" not in res.output
 
 
 # ---------------------------------------------------------------------------------------------- on RAVE latents

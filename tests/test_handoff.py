@@ -149,6 +149,19 @@ def test_decoder_of_another_latent_size_is_refused(tiny_run, corpus, tmp_path):
     assert "latents of size 4" in err and "takes 8" in err and str(wide) in err
 
 
+
+def test_a_prior_whose_autoencoder_moved_names_decoder_run(tiny_run, corpus, tmp_path):
+    import shutil
+
+    ae = tmp_path / "ae"
+    shutil.copytree(tiny_run, ae)
+    lat = tmp_path / "lat"
+    run_here("encode", "--run", ae, corpus / "train.txt", "-o", lat, "--no-progress")
+    _prior(lat, tmp_path / "prior")
+    shutil.rmtree(ae)
+    err = _fails("sample", "--run", tmp_path / "prior", "-n", "1", "--seconds", "0.2", "-o", tmp_path / "s")
+    assert "no longer exists" in err and "pass --decoder-run" in err and "pass --run" not in err, err
+
 # ------------------------------------------------------------------------------------------------- RAVE seams
 class DelayRave(nn.Module):
     """A causal streaming export whose round trip is exact but late: latents are the hops of the signal, and decode

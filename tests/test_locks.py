@@ -79,11 +79,13 @@ def test_train_prior_is_locked_too_and_a_refused_run_leaves_no_folder(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     (run / "lock").write_text(f"{os.getppid()} {socket.gethostname()}")  # a live process holds it
-    msg = _refused("train-prior", "--gin", "pipelines/vrnn_latents.gin", str(tmp_path), "-o", run)
+    data = tmp_path / "data"
+    data.mkdir()
+    msg = _refused("train-prior", "--gin", "pipelines/vrnn_latents.gin", str(data), "-o", run)
     assert "another training run" in msg and (run / "lock").exists(), msg
     # refused on its configuration before anything ran: the folder made for the lock is gone again
     fresh = tmp_path / "new" / "run"
-    _refused("train", str(tmp_path), "-o", fresh)
+    _refused("train", str(data), "-o", fresh)
     assert not (tmp_path / "new").exists()
 
 

@@ -23,6 +23,8 @@ def test_kit_runs_a_prior_through_train_sample_and_decode(audiogen_latents, audi
 
 def test_kit_reports_user_errors_with_exit_code_2(audiogen_cli, tmp_path):
     (tmp_path / "bad.gin").write_text("pipeline.prior = @priors.diag_gausian()\n")
-    res = audiogen_cli("train-prior", "--gin", tmp_path / "bad.gin", tmp_path, "-o", tmp_path / "o", check=False)
+    (tmp_path / "data").mkdir()  # not tmp_path itself: -o inside the input is refused first
+    res = audiogen_cli("train-prior", "--gin", tmp_path / "bad.gin", tmp_path / "data", "-o", tmp_path / "o",
+                       check=False)
     assert res.exit_code == 2
     assert "priors.diag_gaussian" in res.stderr and "Traceback" not in res.output

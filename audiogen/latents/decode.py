@@ -246,11 +246,12 @@ def dataset_record(inputs: list[str]) -> LatentRecord | None:
     return records[0] if records else None
 
 
-def decoder_pipeline(record: LatentRecord | None, ckpt=None, gin_files=(), bindings=()):
+def decoder_pipeline(record: LatentRecord | None, ckpt=None, gin_files=(), bindings=(), option: str = "--run"):
     """The autoencoder pipeline whose decoder turns these latents into audio: ``ckpt`` if given, else the
     checkpoint recorded with the latents (refused if it changed since: its decoder would not match), else the
     recorded operative config (weightless decoders such as a RAVE model file named in gin, whose sha256 is checked
-    the same way). The decoder is checked against the record (latent size, hop, sample rate)."""
+    the same way). The decoder is checked against the record (latent size, hop, sample rate). ``option``: how the
+    command spells ``ckpt`` (`sample` reads it as --decoder-run), named in the fixes."""
     from audiogen.errors import ConfigError
     from audiogen.pipeline import load_pipeline, refuse_untrained
     from audiogen.plugins import check_provenance, provenance_of
@@ -260,7 +261,8 @@ def decoder_pipeline(record: LatentRecord | None, ckpt=None, gin_files=(), bindi
     if ckpt is None and ae is not None:
         if ae.checkpoint:
             ckpt = Path(ae.checkpoint["path"])
-            _check_unchanged(ckpt, ae.checkpoint.get("sha256"), "checkpoint", record.source, "pass --run")
+            _check_unchanged(ckpt, ae.checkpoint.get("sha256"), "checkpoint", record.source,
+                             f"pass {option} with the autoencoder that made them")
         else:
             base = ae.operative_config or None
             # encoder/decoder as older encodes recorded them, then every component built (built_components)
@@ -271,7 +273,7 @@ def decoder_pipeline(record: LatentRecord | None, ckpt=None, gin_files=(), bindi
                              "pass --gin/--bind naming the model file that encoded them")
     if ckpt is None and base is None and not gin_files and not bindings:
         raise ConfigError("these latents do not name the autoencoder that made them",
-                          fix="pass --run of the autoencoder (or --gin for a pretrained one)")
+                          fix=f"pass {option} of the autoencoder (or --gin for a pretrained one)")
     guard = contextlib.nullcontext()
     if ae is not None and base is not None and not gin_files and not bindings:
         from audiogen.rave.torchscript import only_model_file
@@ -283,7 +285,7 @@ def decoder_pipeline(record: LatentRecord | None, ckpt=None, gin_files=(), bindi
     if pipe.decoder is None or pipe.latent_model is not None or pipe.decoder.out_channels != 1:
         raise ConfigError("decoding needs an autoencoder whose decoder outputs audio; this pipeline "
                           + ("has no decoder" if pipe.decoder is None else "decodes to distribution parameters"),
-                          fix="pass --run of an autoencoder (e.g. trained with pipelines/conv_ae.gin)")
+                          fix=f"pass {option} of an autoencoder (e.g. trained with pipelines/conv_ae.gin)")
     if ae is not None and base is not None and not gin_files and not bindings:
         # built from the recorded config: it must read the model file whose sha256 was checked above (a record
         # without encoder_info would otherwise decode with whatever file its config names, unchecked)

@@ -14,9 +14,9 @@ every global batch under Lightning's DDP; rank 0 writes the run folder.
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import os
-import shutil
 from pathlib import Path
 
 import lightning as L
@@ -25,7 +25,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from audiogen import config
-from audiogen.artifacts import atomic_write_text, folder_lock
+from audiogen.artifacts import RUN_MARKERS, atomic_write_text, check_output, clear_folder, folder_lock
 from audiogen.checkpoint_io import AtomicCheckpointIO, writable_folder, write_failure
 from audiogen.distributed import is_main_process, resolve_shape, split_batch
 from audiogen.errors import ConfigError
@@ -37,11 +37,18 @@ from audiogen.training.module import AudiogenModule
 log = logging.getLogger("audiogen")
 
 def locks_run_folder(fn):
-    """``fn(data, out, ..., overwrite=False)`` run holding ``out/lock``: a second `train` or `train-prior` on the same
-    run folder is refused while the first runs (rank 0 holds the lock for every rank of a distributed run). With
-    ``overwrite`` the folder is cleared once the lock is taken, i.e. never under a running process."""
+    """``fn(data, out, ..., valid=None, overwrite=False)`` run holding ``out/lock``: a second `train` or
+    `train-prior` on the same run folder is refused while the first runs (rank 0 holds the lock for every rank of a
+    distributed run). ``out`` is checked first (``check_output``): it is none of the inputs and holds none, and a
+    folder that holds anything must be an audiogen run (one of ``RUN_MARKERS``), resumed, or with ``overwrite``
+    cleared once the lock is taken, i.e. never under a running process."""
     @functools.wraps(fn)
     def run(data, out, *args, overwrite: bool = False, **kwargs):
+        given = inspect.signature(fn).bind_partial(data, out, *args, **kwargs).arguments
+        inputs = [*_paths(data), *_paths(given.get("valid"))]
+        if is_main_process():  # the other ranks start once rank 0 holds the lock (a folder that is not empty)
+            check_output(Path(out), overwrite, inputs, markers=RUN_MARKERS, what="run folder", resumes=True,
+                         clear=False, ignore=("lock",))
         writable_folder(Path(out), "run folder")  # a clean error before the lock's folder is made
         with folder_lock(Path(out), "training run", hold=is_main_process()) as lock:
             if overwrite and lock is not None:  # rank 0, which holds the lock
@@ -50,18 +57,13 @@ def locks_run_folder(fn):
     return run
 
 
+def _paths(x) -> list:
+    return [] if x is None else [x] if isinstance(x, (str, os.PathLike)) else list(x)
+
+
 def clear_run_folder(out: Path, keep: Path) -> None:
-    """Delete everything inside ``out`` but ``keep`` (the lock held meanwhile). Links are removed, never followed:
-    a symbolic link in the run folder to data elsewhere leaves that data alone (``shutil.rmtree`` does not follow
-    links inside the trees it removes either)."""
-    with os.scandir(out) as entries:
-        for entry in entries:
-            if entry.name == keep.name:
-                continue
-            if entry.is_dir(follow_symlinks=False):
-                shutil.rmtree(entry.path)
-            else:
-                os.unlink(entry.path)
+    """Delete everything inside ``out`` but ``keep`` (the lock held meanwhile); links are removed, not followed."""
+    clear_folder(out, keep=(keep.name,))
     log.info("--overwrite: cleared %s", out)
 
 

@@ -25,13 +25,16 @@ def encode(inputs: Sequence[str], out: Path, run: Path | None = None, gin_files:
     """Encode ``inputs`` into the latent dataset ``out``; re-running the same command resumes an interrupted one.
     Returns None on the ranks of a distributed encode other than 0 (rank 0 reports)."""
     from audiogen import config
-    from audiogen.artifacts import sha256_file
+    from audiogen.artifacts import check_output, sha256_file
     from audiogen.audio.io import expand_inputs
     from audiogen.errors import ConfigError
     from audiogen.latents.encode import EncodeJob, run_encode
     from audiogen.pipeline import describe_pipeline, load_pipeline, refuse_untrained
     from audiogen.settings import audio_settings_for, encode_settings
 
+    # -o is none of the inputs, inside none, holds none; what it may already hold (a dataset to resume or replace)
+    # is encode's own check (latents/encode.py), hence overwrite here and no markers
+    check_output(Path(out), True, inputs, runs=[run], markers=None)
     missing: list[dict] = []  # list entries that do not exist: skipped and recorded like unreadable files
     files = expand_inputs(list(inputs), missing)  # missing inputs fail before anything is built or written
     pipe, ck = load_pipeline(run, gin_files, bindings)

@@ -281,13 +281,13 @@ def evaluate(run: Path, data: Sequence[str], out: Path | None = None, gin_files:
              quality_samples: int | None = None, overwrite: bool = False, progress: bool = True) -> tuple[dict, str]:
     """``audiogen evaluate``: the result and its markdown table, written to ``out`` (evaluation.json and .md) when
     given. A prior run (``train-prior``) is scored on one latent dataset (``evaluate_prior``); a pipeline on audio."""
-    from audiogen.artifacts import atomic_write_json, atomic_write_text, load_checkpoint, refuse_existing
+    from audiogen.artifacts import atomic_write_json, atomic_write_text, check_output, load_checkpoint
     from audiogen.audio.io import expand_inputs
     from audiogen.pipeline import load_pipeline
     from audiogen.settings import audio_settings
 
     if out is not None:
-        refuse_existing(out, overwrite)
+        check_output(out, overwrite, data, runs=[run], markers=("evaluation.json",))
     ck = load_checkpoint(run)
     if ck["audiogen"].get("kind") == "prior":
         from audiogen.workflows import evaluate_prior

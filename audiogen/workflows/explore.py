@@ -103,6 +103,7 @@ def write_latents(items: list[tuple[str, np.ndarray]], out: Path, decoder, sampl
 
 
 # ------------------------------------------------------------------------------------------------ the commands
+MARKERS = ("explore.json",)  # what marks a folder as explore's output (--overwrite empties only such a folder)
 def _autoencoder(run: Path | None, gin_files: Sequence[str], bindings: Sequence[str]):
     from audiogen.latents.decode import decoder_pipeline
 
@@ -133,9 +134,9 @@ def explore_interpolate(a: Path, b: Path, out: Path, run: Path | None = None, gi
                         progress: bool = True) -> list[str]:
     """``points`` latent sequences on the way from the encoding of ``a`` to that of ``b``, decoded; returns their
     names."""
-    from audiogen.artifacts import refuse_existing
+    from audiogen.artifacts import check_output
 
-    refuse_existing(out, overwrite)
+    check_output(out, overwrite, [a, b], runs=[run], markers=MARKERS)
     pipe = _autoencoder(run, gin_files, bindings)
     za, zb = _encode(pipe, [a, b])
     items = interpolate(za, zb, points, spherical=slerp)
@@ -147,11 +148,11 @@ def explore_interpolate(a: Path, b: Path, out: Path, run: Path | None = None, gi
 def explore_mean(inputs: Sequence[str], out: Path, run: Path | None = None, gin_files: Sequence[str] = (),
                  bindings: Sequence[str] = (), overwrite: bool = False, progress: bool = True) -> list[Path]:
     """The frame-wise mean of the encodings of the audio ``inputs``, decoded; returns the files averaged."""
-    from audiogen.artifacts import refuse_existing
+    from audiogen.artifacts import check_output
     from audiogen.audio.io import expand_inputs
 
-    refuse_existing(out, overwrite)
     files = expand_inputs(list(inputs))
+    check_output(out, overwrite, [*inputs, *files], runs=[run], markers=MARKERS)
     pipe = _autoencoder(run, gin_files, bindings)
     _write(mean_encoding(_encode(pipe, files)), out, pipe, {"tool": "mean", "inputs": [str(f) for f in files]},
            progress)
@@ -165,10 +166,10 @@ def explore_trajectory(out: Path, run: Path | None = None, gin_files: Sequence[s
                        progress: bool = True) -> list[str]:
     """A line, a circle or a grid of points over latent ``dims`` (see ``trajectory``), around the encoding of
     ``around`` or the mean of the latent dataset ``stats_from`` (its std the unit), decoded; returns the names."""
-    from audiogen.artifacts import refuse_existing
+    from audiogen.artifacts import check_output
     from audiogen.settings import audio_settings_for
 
-    refuse_existing(out, overwrite)
+    check_output(out, overwrite, [around, stats_from], runs=[run], markers=MARKERS)
     pipe = _autoencoder(run, gin_files, bindings)
     sr, C = audio_settings_for(pipe.decoder, "decoder").sample_rate, pipe.latent_size
     mean, scale = np.zeros(C, np.float32), np.ones(C, np.float32)

@@ -15,9 +15,9 @@ from audiogen.export import build_export
 def export(run: Path, out: Path, window_frames: int | None = None, context_frames: int | None = None,
            ddim_steps: int | None = None, overwrite: bool = False) -> dict:
     """Script and write the export to ``out`` (atomically); returns the record written into it."""
-    from audiogen.artifacts import refuse_existing
+    from audiogen.artifacts import check_output
 
-    refuse_existing(out, overwrite)
+    check_output(out, overwrite, runs=[run], folder=False)
     module, record = build_export(run, window_frames, context_frames, ddim_steps)
     for p in module.parameters():  # a player runs inference only: outputs must not carry autograd
         p.requires_grad_(False)

@@ -19,12 +19,12 @@ class Indexed:
 def index(inputs: Sequence[str], out: Path, strict: bool = False, overwrite: bool = False) -> Indexed:
     """Probe every input and write the manifest ``out``; unreadable files are skipped (``strict``: one error
     listing every unreadable or truncated file)."""
-    from audiogen.artifacts import refuse_existing
+    from audiogen.artifacts import check_output
     from audiogen.audio.io import bad_files_error, index_inputs
     from audiogen.audio.manifest import write_manifest
     from audiogen.errors import AudiogenError
 
-    refuse_existing(out, overwrite)
+    check_output(out, overwrite, inputs, folder=False, what="manifest")
     failed: list[dict] = []
     infos = index_inputs(list(inputs), failed=failed)  # every input probed: strict lists all bad ones
     if strict:  # a truncated copy fails as encode --strict fails it

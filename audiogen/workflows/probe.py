@@ -338,12 +338,12 @@ def probe(labels_csv: Path, out: Path, run: Path | None = None, latents: Path | 
     against the labels; writes probe.json, probe.md and the LDA plots to ``out``; returns the results and the
     table."""
     from audiogen import __version__
-    from audiogen.artifacts import atomic_write_json, atomic_write_text, refuse_existing
+    from audiogen.artifacts import atomic_write_json, atomic_write_text, check_output
     from audiogen.progress import shown
 
     if (run is None) == (latents is None):
         raise ConfigError("probe reads either a run or a latent dataset", fix="pass --run RUN or a latent dataset")
-    refuse_existing(out, overwrite)
+    check_output(out, overwrite, [latents, labels_csv], runs=[run], markers=("probe.json",))
     conditions = dict(where or {})
     items, labels = read_labels(labels_csv, list(label_cols), conditions, limit)
     if latents is not None:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from audiogen.artifacts import atomic_write_json, atomic_write_text
+from audiogen.artifacts import atomic_write_json, atomic_write_text, check_output
 
 # Sized for under three minutes in all on 2 idle CPU cores; users train longer with --max-steps. At a fixed budget,
 # measured on this corpus (log-spectral distance): more, smaller steps beat fewer large ones (batch 4 x 1800: 3.57 dB,
@@ -26,6 +26,8 @@ from audiogen.artifacts import atomic_write_json, atomic_write_text
 QUICK_BINDINGS = ["train.max_steps = 1600", "train.batch_size = 4", "train.val_every = 400",
                   "train.crop_seconds = 0.5", "train.lr = 4e-3", "train.lr_schedule = 'cosine'",
                   "spectral_loss.wave_weight = 0.0"]
+# what marks a folder as a quickstart's (resumed, or emptied by --overwrite)
+MARKERS = ("summary.json", "run", "corpus", "latents", "decoded")
 
 
 def spectral_distance_db(x: np.ndarray, y: np.ndarray, sample_rate: int = 16000, n_fft: int = 512) -> float:
@@ -68,8 +70,8 @@ def _shown(echo: Callable[[str], None], args: list) -> None:
 def quickstart(data: Path | None, out: Path, max_steps: int | None = None, bindings: Sequence[str] = (),
                echo: Callable[[str], None] = print, progress: bool = False, overwrite: bool = False) -> dict:
     """Train, encode, decode and compare under ``out``; returns the summary (also summary.json and summary.md).
-    Re-running on the same ``out`` resumes the training run and writes the rest again; ``overwrite`` starts the
-    training run (``out/run``) over at step 0."""
+    Re-running on the same ``out`` resumes the training run and writes the rest again; ``overwrite`` empties ``out``
+    (a quickstart's folder only) and starts over at step 0."""
     from audiogen.audio.io import load_audio
     from audiogen.latents.dataset import read_meta
     from audiogen.latents.decode import common_root
@@ -82,6 +84,8 @@ def quickstart(data: Path | None, out: Path, max_steps: int | None = None, bindi
 
     t0 = time.perf_counter()
     out = Path(out)
+    # the audio read is never inside out, nor out inside it (decoded/ would be read back as input on a re-run)
+    check_output(out, overwrite, [data], markers=MARKERS, what="quickstart folder", resumes=True)
     out.mkdir(parents=True, exist_ok=True)
     if data is None:
         corpus = out / "corpus"

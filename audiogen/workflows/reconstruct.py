@@ -48,14 +48,14 @@ def reconstruct(run: Path, inputs: Sequence[str], out: Path, gin_files: Sequence
                 progress: bool = True) -> list[Path]:
     """``audiogen reconstruct``: the reconstructions of the audio ``inputs`` (files, folders, lists) written to
     ``out`` with reconstructions.png and reconstructions.json; returns the wav paths."""
-    from audiogen.artifacts import refuse_existing
+    from audiogen.artifacts import check_output
     from audiogen.audio.io import expand_inputs
     from audiogen.pipeline import load_pipeline
     from audiogen.progress import shown
     from audiogen.settings import audio_settings
 
-    refuse_existing(out, overwrite)
     files = expand_inputs(list(inputs))
+    check_output(out, overwrite, [*inputs, *files], runs=[run], markers=("reconstructions.json",))
     pipe, ck = load_pipeline(run, gin_files, bindings)
     with shown(progress):
         return reconstruct_files(pipe, ck, files, out, audio_settings(), mean=mean, seed=seed)

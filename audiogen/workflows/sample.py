@@ -142,7 +142,7 @@ def sample_prior(ck: dict, out: Path, n: int, seconds: float | None, frames: int
         from audiogen.latents.decode import decoder_pipeline
 
         # checked against the record before the prior runs: a decoder of another latent size is a clear error
-        dec = decoder_pipeline(rec, decoder_ckpt).decoder
+        dec = decoder_pipeline(rec, decoder_ckpt, option="--decoder-run").decoder
     pipe, _ = load_pipeline(ck, gin_files, bindings)
     prior = pipe.prior
     rec.check_latent_size(prior.latent_size, f"the prior of {ckpt_path}", "retrain the prior on this dataset")
@@ -225,12 +225,12 @@ def sample(run: Path, out: Path, num: int = 4, seconds: float = 3.0, frames: int
            bindings: Sequence[str] = (), overwrite: bool = False, progress: bool = True) -> Samples:
     """``audiogen sample``: unconditional samples of a temporal VAE, or of a prior (decoded with its dataset's
     autoencoder, or ``decoder_run``), with samples.png and samples.json in ``out``."""
-    from audiogen.artifacts import load_checkpoint, refuse_existing
+    from audiogen.artifacts import check_output, load_checkpoint
     from audiogen.pipeline import load_pipeline
     from audiogen.progress import shown
     from audiogen.settings import audio_settings
 
-    refuse_existing(out, overwrite)
+    check_output(out, overwrite, runs=[run, decoder_run], markers=("samples.json",))
     ck = load_checkpoint(run)  # read once: it says which kind of sampling applies
     if ck["audiogen"].get("kind") == "prior":
         with shown(progress):
