@@ -23,7 +23,7 @@ from audiogen.artifacts import atomic_write_json, atomic_write_text, check_outpu
 # measured on this corpus (log-spectral distance): more, smaller steps beat fewer large ones (batch 4 x 1800: 3.57 dB,
 # batch 8 x 900: 3.86 dB), a cosine decay from a high rate beats a constant one (1500 steps: 3.52 vs 4.27 dB), and the
 # waveform L1 term, which pulls towards a phase the spectral terms ignore, costs formant detail early on.
-QUICK_BINDINGS = ["train.max_steps = 1600", "train.batch_size = 4", "train.val_every = 400",
+QUICK_BINDINGS = ["train.max_steps = 1400", "train.batch_size = 4", "train.val_every = 400",
                   "train.crop_seconds = 0.5", "train.lr = 4e-3", "train.lr_schedule = 'cosine'",
                   "spectral_loss.wave_weight = 0.0"]
 # what marks a folder as a quickstart's (resumed, or emptied by --overwrite)
