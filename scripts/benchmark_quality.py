@@ -5,7 +5,7 @@
 2. ``audiogen train-prior`` each prior's shipped config (pipelines/vrnn_latents.gin, srnn_latents.gin,
    cwvae_latents.gin, diffwave_latents.gin) on the train latents for ``--minutes`` of wall clock
    (``--parallel`` at a time, ``--threads`` each);
-3. ``audiogen evaluate RUN --data TEST_LATENTS --quality-samples N``: N sequences of 64 frames sampled and decoded,
+3. ``audiogen evaluate --run RUN TEST_LATENTS --quality-samples N``: N sequences of 64 frames sampled and decoded,
    compared with two halves of as many held-out crops of 64 frames, from disjoint test files (decoded by the same
    RAVE model):
    Fréchet distance on latent windows (4 frames x 8 dims) and on log-mel frames (40 bins, 16 ms hop) of decoded

@@ -6,7 +6,7 @@
 2. ``audiogen encode`` of the same corpus with ``encode.accelerator`` 'cpu' and 'gpu': the two records are the same
    hand-off (rate, hop, latent size, autoencoder) and the latents agree to float tolerance;
 3. ``audiogen train-prior`` (DiffWave) on the GPU latents, with TensorBoard listening on;
-4. ``sample``, ``evaluate PRIOR --data LATENTS`` and ``export`` of that prior, and the exported file streamed on
+4. ``sample``, ``evaluate --run PRIOR LATENTS`` and ``export`` of that prior, and the exported file streamed on
    the CPU with torch alone.
 
 Prints one line per check and a HEADLINE; exits 1 if any check fails.
@@ -106,7 +106,7 @@ def main() -> int:
     check("samples decoded", len(list((work / "samples").glob("*.wav"))) == 2,
           json.dumps(rec.get("diagnostics", {}).get("audio", {}))[:200])
     cli("evaluate", "--run", prior, work / "lat_cpu", "-o", work / "eval", work=work)
-    check("evaluate PRIOR --data LATENTS", any((work / "eval").glob("*.json")), "")
+    check("evaluate --run PRIOR LATENTS", any((work / "eval").glob("*.json")), "")
     cli("export", "--run", prior, "-o", work / "prior.ts", work=work)
     m = torch.jit.load(str(work / "prior.ts"), map_location="cpu")
     c = int(m.prior_params[0])
