@@ -18,8 +18,7 @@ class ResidualUnit(nn.Module):
             nn.LeakyReLU(0.2, inplace=True),
             nn.Conv1d(channels, channels, 1),
         )
-        self.receptive_field = (kernel_size - 1) * dilation  # in this layer's own samples
-        self.kernel_size, self.dilation, self.padding = kernel_size, dilation, pad
+        self.kernel_size, self.dilation, self.padding = kernel_size, dilation, pad  # for Reach
 
     def forward(self, x: Tensor) -> Tensor:
         return self.body(x).add_(x)  # in place on a fresh tensor: one allocation less per unit
@@ -45,8 +44,7 @@ class StridedConv(nn.Module):
         self.pad = None if extra % 2 == 0 else (extra // 2, extra - extra // 2)
         self.conv = nn.Conv1d(c_in, c_out, k, stride=stride, padding=extra // 2 if self.pad is None else 0)
         self.kernel_size = k
-        self.stride = stride
-        self.left_pad = extra // 2
+        self.left_pad = extra // 2  # for Reach
 
     def forward(self, x: Tensor) -> Tensor:
         return self.conv(x if self.pad is None else F.pad(x, self.pad))

@@ -46,7 +46,7 @@ class TasNetEncoder(LadderEncoder):
             down = StridedConv(c_in, c_out, s, kernel_overlap)
             if i < base:
                 reach.blocks(blocks.blocks)
-                reach.conv(down.kernel_size, stride=s, left_pad=(down.kernel_size - s) // 2)
+                reach.conv(down.kernel_size, stride=s, left_pad=down.left_pad)
             self.stages.append(nn.Sequential(blocks, down))
             c_in = c_out
             if i >= base - 1:
