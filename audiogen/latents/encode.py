@@ -351,11 +351,7 @@ def _read_ahead(job: EncodeJob, plan: list, mine: list[int], shapes: WindowShape
         for i, (f, info) in enumerate(plan[k]):
             samples = frames_at_rate(info.frames, info.sample_rate, sr)
             clipped: list[tuple[int, float]] = []
-
-            def read(start: int, stop: int, _f=f, _info=info, _clipped=clipped) -> np.ndarray:
-                return load_audio(_f, sr, channels=job.audio.channels, resample=job.audio.resample,
-                                  offset=start, frames=stop - start, info=_info, clipped=_clipped)
-
+            read = _reader(f, info, job.audio, clipped)
             piece = _Piece(i, f, info, samples, clipped)
             windows = None if shapes is None else shapes.plan(math.ceil(samples / shapes.hop) * shapes.hop)
             try:
@@ -376,6 +372,15 @@ def _read_ahead(job: EncodeJob, plan: list, mine: list[int], shapes: WindowShape
             except AudioFileError as exc:
                 yield dataclasses.replace(piece, error=exc)
         yield _ShardEnd(k)
+
+
+def _reader(f: str | Path, info: AudioInfo, audio: AudioSettings,
+            clipped: list | None = None) -> Callable[[int, int], np.ndarray]:
+    """Samples [start, stop) of ``f`` at the job's rate and channels (clipped samples noted in ``clipped``)."""
+    def read(start: int, stop: int) -> np.ndarray:
+        return load_audio(f, audio.sample_rate, channels=audio.channels, resample=audio.resample, offset=start,
+                          frames=stop - start, info=info, clipped=clipped)
+    return read
 
 
 def _blocks(windows: list[Window], chunk: int) -> list[list[Window]]:
@@ -536,10 +541,5 @@ def encode_files(encoder: torch.nn.Module, files: list[Path], audio: AudioSettin
         info = probe(f)
         check_policy(info, audio.sample_rate, channels=audio.channels, resample=audio.resample)
         samples = frames_at_rate(info.frames, info.sample_rate, audio.sample_rate)
-
-        def read(start: int, stop: int, _f=f, _info=info) -> np.ndarray:
-            return load_audio(_f, audio.sample_rate, channels=audio.channels, resample=audio.resample,
-                              offset=start, frames=stop - start, info=_info)
-
-        out.append(encode_array(encoder, read, samples, chunk).T)
+        out.append(encode_array(encoder, _reader(f, info, audio), samples, chunk).T)
     return out

@@ -1,5 +1,5 @@
 """A training run's folder: one writer at a time (``locks_run_folder``), started over on request
-(``clear_run_folder``), configured from the saved config when it resumes (``start_run``), and trained (``fit``).
+(``overwrite``), configured from the saved config when it resumes (``start_run``), and trained (``fit``).
 
 A run folder holds ``checkpoints/`` (``last.ckpt`` for resuming, rewritten every ``train.val_every`` steps),
 ``model.ckpt`` (the final weights and metadata), ``operative_config.gin``, CSV logs
@@ -51,20 +51,15 @@ def locks_run_folder(fn):
                          clear=False, ignore=("lock",))
         writable_folder(Path(out), "run folder")  # a clean error before the lock's folder is made
         with folder_lock(Path(out), "training run", hold=is_main_process()) as lock:
-            if overwrite and lock is not None:  # rank 0, which holds the lock
-                clear_run_folder(Path(out), keep=lock)
+            if overwrite and lock is not None:  # rank 0, which holds the lock: everything but the lock goes
+                clear_folder(Path(out), keep=(lock.name,))
+                log.info("--overwrite: cleared %s", out)
             return fn(data, out, *args, overwrite=overwrite, **kwargs)
     return run
 
 
 def _paths(x) -> list:
     return [] if x is None else [x] if isinstance(x, (str, os.PathLike)) else list(x)
-
-
-def clear_run_folder(out: Path, keep: Path) -> None:
-    """Delete everything inside ``out`` but ``keep`` (the lock held meanwhile); links are removed, not followed."""
-    clear_folder(out, keep=(keep.name,))
-    log.info("--overwrite: cleared %s", out)
 
 
 def start_run(out: Path, gin_files: list[str], bindings: list[str], example: str,
