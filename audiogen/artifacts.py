@@ -205,6 +205,12 @@ def refuse_existing(out: Path, overwrite: bool, what: str = "output") -> None:
 RUN_MARKERS = ("checkpoints", "model.ckpt", "operative_config.gin", "index/train.json", "logs/tensorboard")
 
 
+def is_run(path: Path) -> bool:
+    """``path`` is a checkpoint file or a training run's folder (it holds one of ``RUN_MARKERS``)."""
+    path = Path(path)
+    return path.suffix == ".ckpt" or path.is_dir() and any((path / m).exists() for m in RUN_MARKERS)
+
+
 def check_output(out: Path, overwrite: bool = False, inputs=(), *, runs=(), folder: bool = True,
                  markers: tuple[str, ...] | None = (), what: str = "output", resumes: bool = False,
                  clear: bool = True, ignore: tuple[str, ...] = ()) -> Path:

@@ -192,20 +192,18 @@ def _run_argument(ctx: click.Context, run: Path | None, command: str) -> Path:
 
 def _run_first_input(run: Path | None, inputs: tuple, command: str, old_form: bool = False) -> tuple[Path, list]:
     """``--run`` and the inputs, or (the old spelling ``COMMAND RUN INPUTS...``) the run as the first argument."""
-    if run is None and inputs and (old_form or (len(inputs) > 1 and _looks_like_run(Path(inputs[0])))):
+    from audiogen.artifacts import is_run
+
+    if run is None and inputs and (old_form or (len(inputs) > 1 and is_run(inputs[0]))):
         deprecated(f"the run as first argument (`audiogen {command} RUN ...`)", f"`audiogen {command} --run RUN ...`")
         run, inputs = Path(inputs[0]), tuple(inputs[1:])
     run = _need_run(run, command)
     for p in inputs:  # a run among the inputs (`--run R R a.wav`): it would be read as a folder without audio
-        if _looks_like_run(Path(p)):
+        if is_run(p):
             raise click.UsageError(f"the input {p} is a run (a run folder or .ckpt), not something to {command}: "
                                    f"pass the run once, as --run, and the audio as arguments "
                                    f"(`audiogen {command} --run {run} AUDIO...`)")
     return run, list(inputs)
-
-
-def _looks_like_run(p: Path) -> bool:
-    return p.suffix == ".ckpt" or (p / "model.ckpt").is_file() or (p / "checkpoints").is_dir()
 
 
 def _default_out(out: Path | None, default: str, command: str) -> Path:
