@@ -275,7 +275,6 @@ def markdown(result: dict, flac: tuple[float | None, str]) -> str:
     return head + "\n\n" + "\n".join(lines) + "\n"
 
 
-
 def evaluate(run: Path, data: Sequence[str], out: Path | None = None, gin_files: Sequence[str] = (),
              bindings: Sequence[str] = (), iw_samples: int = 1, segment_seconds: float = 10.0, seed: int = 0,
              quality_samples: int | None = None, overwrite: bool = False, progress: bool = True) -> tuple[dict, str]:

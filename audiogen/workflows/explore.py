@@ -104,6 +104,8 @@ def write_latents(items: list[tuple[str, np.ndarray]], out: Path, decoder, sampl
 
 # ------------------------------------------------------------------------------------------------ the commands
 MARKERS = ("explore.json",)  # what marks a folder as explore's output (--overwrite empties only such a folder)
+
+
 def _autoencoder(run: Path | None, gin_files: Sequence[str], bindings: Sequence[str]):
     from audiogen.latents.decode import decoder_pipeline
 
