@@ -1,8 +1,9 @@
 #!/usr/bin/env python
-"""The likelihood table: LSTM, VRNN, SRNN, CW-VAE L=1 and L=2 on librispeech-100-mini, same wall-clock budget.
+"""The likelihood table: LSTM, VRNN, SRNN, CW-VAE L=1 and L=2 (conv and frame coders) on librispeech-100-mini, same wall-clock budget.
 
-Every model: stride (stack) 64, 16-bit mu-law, DMoL with 10 components, its shipped config (paper sizes), batch 4,
-2-second crops, Adam at ``--lr`` (one rate for all: 3e-4 is the paper's for 100k+ steps; short budgets need more).
+Every model: stride (stack) 64, 16-bit mu-law, DMoL with 10 components, its shipped config (paper sizes), the
+batch of its config (4 x 2-second crops; the frame-coder CW-VAE 16 x 0.5 s: the same samples per step), Adam at
+``--lr`` (one rate for all: 3e-4 is the paper's for 100k+ steps; short budgets need more).
 Each is trained through ``audiogen train`` for ``--minutes`` of wall clock on the train split and scored by
 ``audiogen evaluate`` on the test split (whole files; bits per frame = total -log2 p, or its bound, over total
 samples), beside FLAC -8 of the same files. ``--parallel 2`` runs two trainings at once, each on its own threads.
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -29,6 +31,7 @@ MODELS = {  # name: (config, paper figure on TIMIT at s = 64)
     "SRNN": ("pipelines/srnn_speech.gin", "<= 12.42"),
     "CW-VAE L=1": ("pipelines/cwvae_l1_speech.gin", "<= 12.44"),
     "CW-VAE L=2": ("pipelines/cwvae_l2_speech.gin", "<= 12.17"),
+    "CW-VAE L=2 frames": ("pipelines/cwvae_l2_frames_speech.gin", "-"),
 }
 
 
@@ -66,8 +69,11 @@ def finish(job: dict, args, data: Path) -> dict:
                        "--bind", f"train.threads={args.threads}"), check=True, env=env,
                    stdout=subprocess.DEVNULL)
     res = json.loads((ev / "evaluation.json").read_text())
-    audio_seconds = steps * 4 * 2.0  # batch 4 x 2-second crops
+    batch, crop = (float(re.search(rf"^train\.{k} = (\S+)$", (job["run"] / "operative_config.gin").read_text(),
+                                   re.M).group(1)) for k in ("batch_size", "crop_seconds"))
+    audio_seconds = steps * batch * crop
     return {"model": job["name"], "parameters": params, "steps": steps, "train_wall_s": wall,
+            "batch": int(batch), "crop_seconds": crop,
             "audio_s_per_s": audio_seconds / wall, "peak_rss_gb": usage.ru_maxrss / 1e6,
             "test_bpf": res["bits_per_frame"], "bound": res["bound"], "rec_bpf": res["reconstruction_bits_per_frame"],
             "kl_bpf": res["kl_bits_per_frame"], "active_units": res["active_units"],
@@ -75,20 +81,20 @@ def finish(job: dict, args, data: Path) -> dict:
 
 
 def table(rows: list[dict], args) -> str:
-    lines = ["| model | parameters | steps | audio s/s | peak RSS | test bits/frame | paper (TIMIT, s=64) |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| model | parameters | batch | steps | audio s/s | peak RSS | test bits/frame | paper (TIMIT, s=64) |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         sign = "" if r["bound"].startswith("exact") else "<= "
         kl = ", ".join(f"KL {k} {v:.2f}" for k, v in r["kl_bpf"].items())
-        lines.append(f"| {r['model']} | {r['parameters'] / 1e6:.2f} M | {r['steps']} | {r['audio_s_per_s']:.2f} | "
+        lines.append(f"| {r['model']} | {r['parameters'] / 1e6:.2f} M | {r['batch']} x {r['crop_seconds']:g} s | {r['steps']} | {r['audio_s_per_s']:.2f} | "
                      f"{r['peak_rss_gb']:.2f} GB | {sign}{r['test_bpf']:.3f}{' (' + kl + ')' if kl else ''} | "
                      f"{MODELS[r['model']][1]} |")
     r = rows[0]
-    lines.append(f"| FLAC -8 (same files) | | | | | {r['flac']:.3f} | 8.58 |")
-    lines.append("| uniform over 2^16 | | | | | 16.000 | 16.00 |")
+    lines.append(f"| FLAC -8 (same files) | | | | | | {r['flac']:.3f} | 8.58 |")
+    lines.append("| uniform over 2^16 | | | | | | 16.000 | 16.00 |")
     head = (f"librispeech-100-mini: train split (200 files) for {args.minutes} min wall clock per model "
             f"({args.parallel} at a time, {args.threads} thread(s) each), test split ({r['files']} files, "
-            f"{r['seconds']:.0f} s); 16-bit mu-law, DMoL 10, stride 64, batch 4 x 2 s crops, lr {args.lr}.")
+            f"{r['seconds']:.0f} s); 16-bit mu-law, DMoL 10, stride 64, each config's batch of crops, lr {args.lr}.")
     return head + "\n\n" + "\n".join(lines) + "\n"
 
 

@@ -42,6 +42,20 @@ def test_ladder_encoder_returns_one_level_per_clock():
     check_encoder(enc, num_samples=1000)
 
 
+def test_stack_ladder_gives_raw_frames_of_each_level():
+    from audiogen.encoders.stack import StackEncoder
+
+    enc = StackEncoder(stack=4, levels=3, ratio=2)
+    assert enc.level_hops == [4, 8, 16] and enc.level_sizes == [4, 8, 16]
+    check_encoder(enc, num_samples=1000)
+    x = torch.arange(40.0)[None, None]
+    levels = enc.encode_levels(x)
+    assert [lv.shape[-1] for lv in levels] == [10, 5, 3]  # ceil(40 / hop), zero-padded like level 1
+    assert levels[1][0, :, 2].tolist() == list(range(16, 24))  # level 2, frame 2: samples 16..23 unchanged
+    assert levels[2][0, :, 2].tolist() == [32.0 + i for i in range(8)] + [0.0] * 8
+    torch.testing.assert_close(levels[0], enc(x))
+
+
 def test_levels_tick_at_their_own_clock_and_the_model_is_causal_in_latent_space():
     torch.manual_seed(0)
     m = ClockworkVAE(levels=3, ratio=2, latent_size=3, hidden_size=5, input_size=4, context_size=6).eval()

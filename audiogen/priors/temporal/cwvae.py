@@ -111,13 +111,13 @@ class RSSMCell(nn.Module):
 class ClockworkVAE(LatentModel):
     """Hierarchy of ``levels`` RSSM cells; level l steps once every ``ratio**(l-1)`` level-1 frames."""
 
-    def __init__(self, levels: int = 2, ratio: int = 8, latent_size=96, hidden_size=96, input_size: int = 96,
+    def __init__(self, levels: int = 2, ratio: int = 8, latent_size=96, hidden_size=96, input_size=96,
                  context_size: int = 96, precision_weighted: bool = False, min_std: float = 0.1):
         super().__init__()
         self.levels, self.ratio = int(levels), int(ratio)
         self.latent_sizes = as_list(latent_size, self.levels, "latent_size")
         self.hidden_sizes = as_list(hidden_size, self.levels, "hidden_size")
-        self.input_sizes = [int(input_size)] * self.levels
+        self.input_sizes = as_list(input_size, self.levels, "input_size")
         self.level_strides = [self.ratio**i for i in range(self.levels)]
         self.context_size = int(context_size)
         ctx_sizes = self.hidden_sizes[:-1] + [0]  # level i receives context of its own width from level i+1
