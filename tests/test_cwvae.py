@@ -124,9 +124,9 @@ def test_free_nats_semantics():
         ELBO(free_nats_mode="bogus")
 
 
-@pytest.mark.parametrize("levels", [1, 2, 3])
+@pytest.mark.parametrize("levels", [1, 2, 3, "2_frames"])
 def test_segmented_scoring_equals_whole_file(levels):
-    pipe = tiny_pipeline(levels)
+    pipe = tiny_pipeline(levels, ["DECODER_HIDDEN=[8]"] if levels == "2_frames" else [])
     x = torch.rand(9000) * 0.4 - 0.2
     margins = probe_margins(pipe)
     whole = score_file(pipe, x, None, None, sample=False)
