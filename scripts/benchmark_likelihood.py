@@ -69,8 +69,9 @@ def finish(job: dict, args, data: Path) -> dict:
                        "--bind", f"train.threads={args.threads}"), check=True, env=env,
                    stdout=subprocess.DEVNULL)
     res = json.loads((ev / "evaluation.json").read_text())
-    batch, crop = (float(re.search(rf"^train\.{k} = (\S+)$", (job["run"] / "operative_config.gin").read_text(),
-                                   re.M).group(1)) for k in ("batch_size", "crop_seconds"))
+    stored = ck["audiogen"]["operative_config"]  # the run's batch and crop, from the checkpoint already read
+    batch, crop = (float(re.search(rf"^train\.{k} = (\S+)$", stored, re.M).group(1))
+                   for k in ("batch_size", "crop_seconds"))
     audio_seconds = steps * batch * crop
     return {"model": job["name"], "parameters": params, "steps": steps, "train_wall_s": wall,
             "batch": int(batch), "crop_seconds": crop,
