@@ -509,13 +509,16 @@ def probe(gin_files, bindings, run, latents, labels_csv, label_cols, where, ks, 
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--mean", is_flag=True, help="Write the output distribution's mean instead of sampling it.")
 @click.option("--frames", type=click.IntRange(min=1), help="Length in frames (priors over sequences without audio).")
+@click.option("--temperature", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="Prior runs: scale every noise draw (latent z, output distribution) by this; below 1 gives "
+                   "more probable, less varied samples, 0 none.")
 @click.option("--decoder-run", type=_PATH, metavar="RUN",
               help="Prior samples: autoencoder to decode with (default: the one the prior's dataset names).")
 @click.option("--decoder-ckpt", "old_decoder", type=_PATH, hidden=True)
 @_no_progress
 @click.pass_context
-def sample(ctx, gin_files, bindings, run, num, seconds, out, overwrite, seed, mean, frames, decoder_run, old_decoder,
-           no_progress) -> None:
+def sample(ctx, gin_files, bindings, run, num, seconds, out, overwrite, seed, mean, frames, temperature, decoder_run,
+           old_decoder, no_progress) -> None:
     """Unconditional samples from a temporal VAE, or from a prior (decoded with its dataset's autoencoder):
     wavs, PNGs and samples.json (with diagnostics for priors)."""
     from audiogen.workflows.sample import sample as run_sample
@@ -524,7 +527,7 @@ def sample(ctx, gin_files, bindings, run, num, seconds, out, overwrite, seed, me
     decoder_run = _renamed(decoder_run, old_decoder, "--decoder-ckpt", "--decoder-run")
     out = _default_out(out, "samples", "sample")
     done = run_sample(run, out, num, seconds, frames, seed, mean, decoder_run, gin_files, bindings,
-                      overwrite=overwrite, progress=not no_progress)
+                      overwrite=overwrite, progress=not no_progress, temperature=temperature)
     if done.frames is None:
         click.echo(f"wrote {done.files} samples and samples.png to {out}")
         return

@@ -26,10 +26,14 @@ class Bernoulli(Distribution):
         return t * F.logsigmoid(params) + (1.0 - t) * F.logsigmoid(-params)
 
     @torch.no_grad()
-    def sample(self, params: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    def sample(self, params: Tensor, generator: torch.Generator | None = None, temperature: float = 1.0) -> Tensor:
+        """Draws in {0, 1}: 1 where logit + temperature * logistic noise > 0 (at 1 a Bernoulli draw, as
+        u < sigmoid(logit); at 0 the more likely value), the two-class case of the mixtures' Gumbel scaling."""
         params = self._check(params)
         u = torch.rand(params.shape, generator=generator, device=params.device, dtype=params.dtype)
-        return (u < torch.sigmoid(params)).to(params.dtype)
+        if temperature == 1.0:
+            return (u < torch.sigmoid(params)).to(params.dtype)
+        return (params - temperature * torch.logit(u) > 0).to(params.dtype)
 
     def mean(self, params: Tensor) -> Tensor:
         return torch.sigmoid(self._check(params))

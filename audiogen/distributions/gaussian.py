@@ -53,13 +53,14 @@ class GaussianMixture(Distribution):
         return mix_log_prob(logits, normal_log_density(target.to(params.dtype), means, log_stds))
 
     @torch.no_grad()
-    def sample(self, params: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """Continuous draws (not on any grid, not clipped), (B, 1, T)."""
+    def sample(self, params: Tensor, generator: torch.Generator | None = None, temperature: float = 1.0) -> Tensor:
+        """Continuous draws (not on any grid, not clipped), (B, 1, T); ``temperature`` scales all the noise (the
+        Gaussian's and the component choice's Gumbel noise; 0 gives the most likely component's mean)."""
         params = self._check(params)
         logits, means, log_stds = self._split(params)
-        mu, log_std = pick(logits, means, log_stds, generator=generator)
+        mu, log_std = pick(logits, means, log_stds, generator=generator, temperature=temperature)
         noise = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
-        return mu + log_std.exp() * noise
+        return mu + log_std.exp() * (noise * temperature)
 
     def mean(self, params: Tensor) -> Tensor:
         params = self._check(params)

@@ -13,10 +13,12 @@ def uniform(like: Tensor, generator: torch.Generator | None = None) -> Tensor:
     return u.clamp(eps, 1.0 - eps)
 
 
-def gumbel_argmax(logits: Tensor, dim: int = 1, generator: torch.Generator | None = None) -> Tensor:
-    """Index drawn from softmax(logits) along ``dim`` (Gumbel-max trick: one vectorised pass, no loops)."""
+def gumbel_argmax(logits: Tensor, dim: int = 1, generator: torch.Generator | None = None,
+                  temperature: float = 1.0) -> Tensor:
+    """Index drawn from softmax(logits) along ``dim`` (Gumbel-max trick: one vectorised pass, no loops); the Gumbel
+    noise scaled by ``temperature`` (0: the most likely index), as the nn~ export does."""
     g = -torch.log(-torch.log(uniform(logits, generator)))
-    return (logits + g).argmax(dim, keepdim=True)
+    return (logits + g * temperature).argmax(dim, keepdim=True)
 
 
 def mix_log_prob(logits: Tensor | None, component_log_prob: Tensor) -> Tensor:
@@ -26,11 +28,12 @@ def mix_log_prob(logits: Tensor | None, component_log_prob: Tensor) -> Tensor:
     return torch.logsumexp(torch.log_softmax(logits, dim=1) + component_log_prob, dim=1, keepdim=True)
 
 
-def pick(logits: Tensor | None, *per_component: Tensor, generator: torch.Generator | None = None) -> list[Tensor]:
+def pick(logits: Tensor | None, *per_component: Tensor, generator: torch.Generator | None = None,
+         temperature: float = 1.0) -> list[Tensor]:
     """Draw one component per position and gather its parameters, each (B, 1, T)."""
     if logits is None:
         return list(per_component)
-    idx = gumbel_argmax(logits, dim=1, generator=generator)
+    idx = gumbel_argmax(logits, dim=1, generator=generator, temperature=temperature)
     return [p.gather(1, idx) for p in per_component]
 
 

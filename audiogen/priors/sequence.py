@@ -10,6 +10,7 @@ the model has latent variables, exact otherwise; densities for continuous output
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import torch
@@ -18,6 +19,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from audiogen.contracts import Prior, PriorOutput
+from audiogen.errors import ConfigError
 from audiogen.progress import bar
 
 
@@ -102,26 +104,36 @@ class SequencePrior(Prior):
             kl_total = kl_total + kl
         return PriorOutput(log_prob=rec - kl_total, frames=mask.sum(1), terms=terms, is_bound=self.is_bound)
 
-    def _draw(self, params: Tensor, mean: bool) -> Tensor:
+    def _draw(self, params: Tensor, mean: bool, temperature: float = 1.0) -> Tensor:
         B, _, L = params.shape
         parts = []
         for q, p, sl in self._groups(params):
-            y = q.mean(p) if mean else q.sample(p)
+            if mean or temperature == 1.0:
+                y = q.mean(p) if mean else q.sample(p)
+            elif "temperature" in inspect.signature(q.sample).parameters:
+                y = q.sample(p, temperature=temperature)
+            else:
+                raise ConfigError(f"sampling temperature {temperature:g}: {type(q).__name__} has none",
+                                  fix="sample at temperature 1, or use Gaussian (mixture) / Bernoulli outputs")
             parts.append(y.view(B, sl.stop - sl.start, L))
         return torch.cat(parts, 1)
 
     @torch.no_grad()
-    def sample(self, n: int, length: int, mean: bool = False) -> Tensor:
-        """(n, latent_size, length); ``mean`` takes each frame's output mean instead of a draw."""
+    def sample(self, n: int, length: int, mean: bool = False, temperature: float = 1.0) -> Tensor:
+        """(n, latent_size, length); ``mean`` takes each frame's output mean instead of a draw; ``temperature``
+        scales every noise draw (latent z from the model's prior, the output distribution's), 0 for none."""
+        if temperature < 0:
+            raise ValueError(f"temperature = {temperature} must be >= 0")
         device = self.head.weight.device
+        kw = {} if temperature == 1.0 else {"temperature": temperature}  # models without latents need not take it
         if not getattr(self.model, "autoregressive", False):
             top = self.model.level_strides[-1]
-            context, _ = self.model.generate(n, math.ceil(length / top) * top)
-            return self._draw(self.head(context), mean)[..., :length]
+            context, _ = self.model.generate(n, math.ceil(length / top) * top, **kw)
+            return self._draw(self.head(context), mean, temperature)[..., :length]
         prev, state, frames = torch.zeros(n, self.model.input_sizes[0], device=device), None, []
         for _ in bar(range(length), desc="sample", unit="frame"):
-            context, state = self.model.step(prev, state)
-            x = self._draw(self.head(context[..., None]), mean)
+            context, state = self.model.step(prev, state, **kw)
+            x = self._draw(self.head(context[..., None]), mean, temperature)
             frames.append(x)
             prev = self.embed[0](x)[..., 0]  # level 1 is frame-local: one frame in, its embedding out
         return torch.cat(frames, -1)

@@ -8,6 +8,7 @@ dataset's statistics and the decoded level with decoded dataset latents.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 from collections.abc import Sequence
@@ -99,10 +100,20 @@ def _dataset(rec, frames: int | None, seed: int, what: str):
     return ds
 
 
-def generate(prior, rec, n: int, frames: int, seed: int) -> np.ndarray:
-    """n latent sequences (n, C, frames) from a prior, seeded, in the dataset's own scale (de-normalised)."""
+def generate(prior, rec, n: int, frames: int, seed: int, temperature: float = 1.0) -> np.ndarray:
+    """n latent sequences (n, C, frames) from a prior, seeded, in the dataset's own scale (de-normalised);
+    ``temperature`` scales the prior's noise draws, for priors whose ``sample`` takes one."""
     torch.manual_seed(seed)
-    z = prior.sample(n, frames)
+    if temperature == 1.0:
+        z = prior.sample(n, frames)
+    elif "temperature" in inspect.signature(prior.sample).parameters:
+        z = prior.sample(n, frames, temperature=temperature)
+    else:
+        from audiogen.errors import ConfigError
+
+        raise ConfigError(f"--temperature {temperature:g}: {type(prior).__name__} has no sampling temperature "
+                          "(priors.sequence has: VRNN, SRNN, CW-VAE, LSTM, WaveNet)",
+                          fix="drop --temperature for this prior")
     norm = rec.normalization
     if norm is not None:  # the prior learned normalised latents: back to the decoder's scale
         z = z * torch.tensor(norm["std"])[:, None] + torch.tensor(norm["mean"])[:, None]
@@ -123,7 +134,7 @@ def reference_audio(dec, rec, frames: int, seed: int, count: int) -> dict | None
 
 
 def sample_prior(ck: dict, out: Path, n: int, seconds: float | None, frames: int | None, seed: int,
-                 gin_files=(), bindings=(), decode: bool = True, decoder_ckpt=None) -> dict:
+                 gin_files=(), bindings=(), decode: bool = True, decoder_ckpt=None, temperature: float = 1.0) -> dict:
     from audiogen.audio.io import save_audio
     from audiogen.errors import ConfigError
     from audiogen.latents.record import LatentRecord
@@ -146,7 +157,7 @@ def sample_prior(ck: dict, out: Path, n: int, seconds: float | None, frames: int
     pipe, _ = load_pipeline(ck, gin_files, bindings)
     prior = pipe.prior
     rec.check_latent_size(prior.latent_size, f"the prior of {ckpt_path}", "retrain the prior on this dataset")
-    z = generate(prior, rec, n, frames, seed)
+    z = generate(prior, rec, n, frames, seed, temperature)
     norm = rec.normalization
     out.mkdir(parents=True, exist_ok=True)
     names = [f"sample_{i:03d}" for i in range(n)]
@@ -181,7 +192,8 @@ def sample_prior(ck: dict, out: Path, n: int, seconds: float | None, frames: int
         log.warning("%s", w)
     record = {"kind": "prior samples", "checkpoint": str(ckpt_path), "global_step": ck["audiogen"].get("global_step"),
               "components": ck["audiogen"].get("components"), "dataset": rec.dataset_path,
-              "normalized": norm is not None, "n": n, "frames": frames, "seed": seed, "sample_rate": sr, "hop": hop,
+              "normalized": norm is not None, "n": n, "frames": frames, "seed": seed, "temperature": temperature,
+              "sample_rate": sr, "hop": hop,
               "operative_config": ck["audiogen"]["operative_config"], "files": names, "diagnostics": diag,
               "created_by": versions()}
     atomic_write_json(out / "samples.json", record)
@@ -222,7 +234,8 @@ class Samples:
 
 def sample(run: Path, out: Path, num: int = 4, seconds: float = 3.0, frames: int | None = None, seed: int = 0,
            mean: bool = False, decoder_run: Path | None = None, gin_files: Sequence[str] = (),
-           bindings: Sequence[str] = (), overwrite: bool = False, progress: bool = True) -> Samples:
+           bindings: Sequence[str] = (), overwrite: bool = False, progress: bool = True,
+           temperature: float = 1.0) -> Samples:
     """``audiogen sample``: unconditional samples of a temporal VAE, or of a prior (decoded with its dataset's
     autoencoder, or ``decoder_run``), with samples.png and samples.json in ``out``."""
     from audiogen.artifacts import check_output, load_checkpoint
@@ -234,9 +247,15 @@ def sample(run: Path, out: Path, num: int = 4, seconds: float = 3.0, frames: int
     ck = load_checkpoint(run)  # read once: it says which kind of sampling applies
     if ck["audiogen"].get("kind") == "prior":
         with shown(progress):
-            rec = sample_prior(ck, out, num, seconds, frames, seed, gin_files, bindings, decoder_ckpt=decoder_run)
+            rec = sample_prior(ck, out, num, seconds, frames, seed, gin_files, bindings, decoder_ckpt=decoder_run,
+                               temperature=temperature)
         # its warnings were logged once by sample_prior (and are kept in samples.json)
         return Samples(out, num, rec["frames"], rec["diagnostics"].get("quality"))
+    if temperature != 1.0:
+        from audiogen.errors import ConfigError
+
+        raise ConfigError(f"--temperature {temperature:g} applies to prior runs; {run} is a temporal VAE",
+                          fix="drop --temperature (or use --mean for the output distribution's mean)")
     pipe, ck = load_pipeline(ck, gin_files, bindings)
     with shown(progress):
         paths = write_samples(pipe, ck, out, num, seconds, audio_settings().sample_rate, seed, mean=mean)

@@ -47,7 +47,8 @@ class RSSMCell(nn.Module):
         self.post_e = nn.Linear(embed, hidden)
         self.post_out = nn.Sequential(nn.ELU(), nn.Linear(hidden, 2 * latent))
 
-    def run(self, embed: Tensor, context: Tensor | None, state, sample: bool = True, use_posterior: bool = True):
+    def run(self, embed: Tensor, context: Tensor | None, state, sample: bool = True, use_posterior: bool = True,
+            temperature: float = 1.0):
         """Unroll over T steps. embed (B, T, E) or None (generation); context (B, T, C) or None.
 
         Returns per-step tensors (B, T, .) and the final state (h, z)."""
@@ -60,6 +61,8 @@ class RSSMCell(nn.Module):
         ctx = self.in_ctx(context) if self.in_ctx is not None and context is not None else None
         emb = self.post_e(embed) if use_posterior else None
         eps = torch.randn(T, B, self.latent, device=h.device, dtype=h.dtype) if sample else None
+        if sample and temperature != 1.0:  # generation only: scales the draws of z from the prior
+            eps = eps * temperature
         # Everything that reads h_t in one matmul per step: next step's hidden gates, the posterior's h half and,
         # where z_t needs it, the prior's first layer (otherwise the prior runs over all steps after the loop).
         prior_in_loop = self.precision_weighted or not use_posterior
@@ -136,7 +139,8 @@ class ClockworkVAE(LatentModel):
                 raise ValueError(f"level {i} has {lengths[i - 1]} steps but level {i + 1} has {lengths[i]}; "
                                  f"the input must be a multiple of the top level's hop (pad it)")
 
-    def _unroll(self, encodings: list[Tensor] | None, n: int, length: int, state, sample: bool):
+    def _unroll(self, encodings: list[Tensor] | None, n: int, length: int, state, sample: bool,
+                temperature: float = 1.0):
         posterior = encodings is not None
         if posterior:
             if len(encodings) != self.levels:
@@ -155,7 +159,8 @@ class ClockworkVAE(LatentModel):
             embed = encodings[i].transpose(1, 2) if posterior else None
             if embed is None and context is None:  # generating the top level: drive it by length only
                 context = torch.zeros(n, lengths[i], 0, device=self.out.weight.device)
-            res, new_state[i] = cell.run(embed, context, state[i], sample=sample, use_posterior=posterior)
+            res, new_state[i] = cell.run(embed, context, state[i], sample=sample, use_posterior=posterior,
+                                         temperature=temperature)
             results[i] = res
             if i > 0:
                 s = torch.cat([res["h"], res["z"]], -1).transpose(1, 2)  # (B, H+D, T_i)
@@ -174,6 +179,6 @@ class ClockworkVAE(LatentModel):
                             state=new_state, log_ratio=log_ratio)
 
     @torch.no_grad()
-    def generate(self, n: int, length: int, state=None):
-        context, _, new_state = self._unroll(None, n, length, state, sample=True)
+    def generate(self, n: int, length: int, state=None, temperature: float = 1.0):
+        context, _, new_state = self._unroll(None, n, length, state, sample=True, temperature=temperature)
         return context[..., :length], new_state

@@ -35,6 +35,6 @@ class LSTMModel(AutoregressiveModel):
                             state={"hc": hc, "last": x[..., -1]})
 
     @torch.no_grad()
-    def step(self, prev: Tensor, state=None):
+    def step(self, prev: Tensor, state=None, temperature: float = 1.0):  # no latent noise: only the output's
         y, hc = self.rnn(self.phi_x(prev)[:, None], state.get("hc") if state else None)
         return self.out(y[:, 0]), {"hc": hc}

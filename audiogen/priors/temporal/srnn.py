@@ -101,10 +101,10 @@ class SRNN(AutoregressiveModel):
                             state={"h": h, "z": z, "last": x[..., -1]}, log_ratio=[log_ratio])
 
     @torch.no_grad()
-    def step(self, prev: Tensor, state=None):
+    def step(self, prev: Tensor, state=None, temperature: float = 1.0):
         h, z = self._init(prev.shape[0], prev, state)
         d, h = self.forward_rnn(self.phi_x(prev)[:, None], h)
         d = d[:, 0]
         mp, sp = gaussian_head(self.prior(torch.cat([z, d], -1)), self.min_std)
-        z = mp + sp * torch.randn_like(mp)
+        z = mp + sp * (torch.randn_like(mp) * temperature)
         return self.out(torch.cat([d, z], -1)), {"h": h, "z": z}

@@ -96,9 +96,9 @@ class VRNN(AutoregressiveModel):
                             log_ratio=[log_ratio])
 
     @torch.no_grad()
-    def step(self, prev: Tensor | None, state=None):
+    def step(self, prev: Tensor | None, state=None, temperature: float = 1.0):
         B = prev.shape[0]
         d, z = self._init(B, prev, state)
         d, (mp, sp) = self._cell(self.phi_x(prev), z, d)
-        z = mp + sp * torch.randn_like(mp)
+        z = mp + sp * (torch.randn_like(mp) * temperature)
         return self.out(torch.cat([d, self.phi_z(z)], -1)), {"d": d, "z": z}

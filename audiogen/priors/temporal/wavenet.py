@@ -86,7 +86,7 @@ class WaveNet(AutoregressiveModel):
                             state={"tail": inputs[..., inputs.shape[-1] - self.receptive_field:], "last": x[..., -1]})
 
     @torch.no_grad()
-    def step(self, prev: Tensor, state=None):
+    def step(self, prev: Tensor, state=None, temperature: float = 1.0):  # no latent noise: only the output's
         if state is None:  # queues = each layer's inputs for the zero-padded past, exactly as in forward
             zeros = prev.new_zeros(prev.shape[0], prev.shape[1], self.receptive_field + 1)
             _, seen = self._run(zeros, keep_inputs=True)
