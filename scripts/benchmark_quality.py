@@ -51,6 +51,17 @@ def encode(model: Path, listing: Path, limit: int | None, out: Path, env: dict) 
     return out
 
 
+def setup(args) -> tuple[Path, Path, dict]:
+    """librispeech-100-mini and the shared RAVE export (checked), ``args.out`` made, the environment of every
+    command (``args.threads`` OpenMP threads)."""
+    shared = shared_dir(args.shared)
+    data, model = shared / "data" / "librispeech-100-mini", shared / "models" / args.model
+    if not (data / "train.txt").exists() or not model.exists():
+        raise SystemExit(f"{data} or {model} not found: set AUDIOGEN_SHARED or --shared")
+    args.out.mkdir(parents=True, exist_ok=True)
+    return data, model, {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+
+
 def start(name: str, args, lat: Path, env: dict) -> dict:
     run = args.out / name.replace("-", "").lower()
     binds = [f"train.max_minutes={args.minutes}", "train.max_steps=100000000", f"train.threads={args.threads}",
@@ -169,12 +180,7 @@ def main() -> int:
     args = ap.parse_args()
     if args.quick:
         args.minutes, args.train_files, args.samples, args.threads = 0.1, 16, 16, 1
-    shared = shared_dir(args.shared)
-    data, model = shared / "data" / "librispeech-100-mini", shared / "models" / args.model
-    if not (data / "train.txt").exists() or not model.exists():
-        raise SystemExit(f"{data} or {model} not found: set AUDIOGEN_SHARED or --shared")
-    args.out.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+    data, model, env = setup(args)
     tag = lambda n: "all" if n is None else str(n)  # noqa: E731 - encoded sets of other sizes are kept apart
     lat = encode(model, data / "train.txt", args.train_files, args.out / f"latents_train_{tag(args.train_files)}", env)
     test = encode(model, data / "test.txt", args.test_files, args.out / f"latents_test_{tag(args.test_files)}", env)

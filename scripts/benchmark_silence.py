@@ -19,14 +19,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from benchmark_cwvae import shared_dir  # scripts/ is on sys.path when a script runs
-from benchmark_quality import PRIORS, cli, encode
+from benchmark_quality import PRIORS, cli, encode, setup  # scripts/ is on sys.path when a script runs
 
 VARIANTS = {"shipped": [], "normalize off": ["train_prior.normalize=False"],
             "output min std 0.1": ["distributions.gaussian.min_std=0.1"]}
@@ -99,12 +97,7 @@ def main() -> int:
     if bad:
         raise SystemExit(f"unknown prior(s) or variant(s) {sorted(bad)}; priors: {', '.join(LIKELIHOOD_PRIORS)}; "
                          f"variants: {', '.join(VARIANTS)}")
-    shared = shared_dir(args.shared)
-    data, model = shared / "data" / "librispeech-100-mini", shared / "models" / args.model
-    if not (data / "train.txt").exists() or not model.exists():
-        raise SystemExit(f"{data} or {model} not found: set AUDIOGEN_SHARED or --shared")
-    args.out.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+    data, model, env = setup(args)
     tag = "all" if args.train_files is None else str(args.train_files)
     lat = encode(model, data / "train.txt", args.train_files, args.out / f"latents_train_{tag}", env)
     jobs = [(p, v) for p in priors for v in variants]
