@@ -110,11 +110,8 @@ class SequencePrior(Prior):
         for q, p, sl in self._groups(params):
             if mean or temperature == 1.0:
                 y = q.mean(p) if mean else q.sample(p)
-            elif "temperature" in inspect.signature(q.sample).parameters:
-                y = q.sample(p, temperature=temperature)
             else:
-                raise ConfigError(f"sampling temperature {temperature:g}: {type(q).__name__} has none",
-                                  fix="sample at temperature 1, or use Gaussian (mixture) / Bernoulli outputs")
+                y = q.sample(p, temperature=temperature)
             parts.append(y.view(B, sl.stop - sl.start, L))
         return torch.cat(parts, 1)
 
@@ -124,6 +121,11 @@ class SequencePrior(Prior):
         scales every noise draw (latent z from the model's prior, the output distribution's), 0 for none."""
         if temperature < 0:
             raise ValueError(f"temperature = {temperature} must be >= 0")
+        if temperature != 1.0 and not mean:  # checked once here, not per frame in the sampling loop
+            for q in self.dists:
+                if "temperature" not in inspect.signature(q.sample).parameters:
+                    raise ConfigError(f"sampling temperature {temperature:g}: {type(q).__name__} has none",
+                                      fix="sample at temperature 1, or use Gaussian (mixture) / Bernoulli outputs")
         device = self.head.weight.device
         kw = {} if temperature == 1.0 else {"temperature": temperature}  # models without latents need not take it
         if not getattr(self.model, "autoregressive", False):
