@@ -56,26 +56,36 @@ def take_lock(folder: Path, what: str) -> Path:
     taken over (renamed away first, so two processes cannot both take over the same stale lock); one from another
     host (a shared file system) cannot be checked, so it is refused with the way out."""
     lock = Path(folder) / "lock"
-    host = socket.gethostname()
-    mine = f"{os.getpid()} {host}"
+    mine = f"{os.getpid()} {socket.gethostname()}"
     for _ in range(3):
         if _create_filled(lock, mine):
             return lock
-        held = _read_lock(lock, what, folder)
+        held = refuse_live_lock(folder, what)
         if held is None:  # released meanwhile: try again
             continue
-        pid_text, _, owner = held.strip().partition(" ")
-        pid = int(pid_text) if re.fullmatch(r"[0-9]{1,9}", pid_text) else 0  # anything else: no audiogen wrote it
-        if pid and owner and owner != host:
-            raise ArtifactError(f"another {what} (pid {pid} on {owner}) is writing {folder}",
-                                fix=f"wait for it to finish, or if no {what} runs there any more, delete {lock}")
-        if pid and _alive(pid):
-            raise ArtifactError(f"another {what} (pid {pid}) is writing {folder}",
-                                fix=f"wait for it to finish, or choose another output folder; if pid {pid} is no "
-                                    f"audiogen {what} (a crashed run's pid reused by another program), delete "
-                                    f"{lock} and re-run")
         _remove_stale(lock, held, what, folder)
     raise ArtifactError(f"another {what} keeps taking the lock of {folder}", fix="wait for it to finish")
+
+
+def refuse_live_lock(folder: Path, what: str) -> str | None:
+    """Raise if ``folder/lock`` is held by a live process (or one on another host, which cannot be checked);
+    otherwise return its text (a stale lock) or None (no lock). Called before a folder's content is judged, so
+    a second writer meets "another ... is writing" rather than whatever the first has half written there."""
+    lock = Path(folder) / "lock"
+    held = _read_lock(lock, what, folder)
+    if held is None:
+        return None
+    pid_text, _, owner = held.strip().partition(" ")
+    pid = int(pid_text) if re.fullmatch(r"[0-9]{1,9}", pid_text) else 0  # anything else: no audiogen wrote it
+    if pid and owner and owner != socket.gethostname():
+        raise ArtifactError(f"another {what} (pid {pid} on {owner}) is writing {folder}",
+                            fix=f"wait for it to finish, or if no {what} runs there any more, delete {lock}")
+    if pid and _alive(pid):
+        raise ArtifactError(f"another {what} (pid {pid}) is writing {folder}",
+                            fix=f"wait for it to finish, or choose another output folder; if pid {pid} is no "
+                                f"audiogen {what} (a crashed run's pid reused by another program), delete "
+                                f"{lock} and re-run")
+    return held
 
 
 def _read_lock(lock: Path, what: str, folder: Path) -> str | None:

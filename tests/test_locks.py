@@ -75,6 +75,18 @@ def test_second_train_on_a_running_folder_is_refused(tmp_path, corpus):
         first.wait()
 
 
+def test_a_running_runs_half_written_folder_is_refused_as_running(tmp_path, corpus):
+    """The first run holds the lock but has written no run marker yet (its index is still a temporary file): the
+    second is told another run is writing there, not that the folder is foreign (the order CI once raced)."""
+    run = tmp_path / "run"
+    (run / "index").mkdir(parents=True)
+    (run / "index" / ".train.json.tmp").write_text("{")
+    (run / "lock").write_text(f"{os.getppid()} {socket.gethostname()}")  # a live process holds it
+    msg = _refused("train", "--gin", "pipelines/conv_ae.gin", str(corpus / "train.txt"), "-o", str(run))
+    assert f"another training run (pid {os.getppid()})" in msg, msg
+    assert (run / "index" / ".train.json.tmp").exists()
+
+
 def test_train_prior_is_locked_too_and_a_refused_run_leaves_no_folder(tmp_path):
     run = tmp_path / "run"
     run.mkdir()

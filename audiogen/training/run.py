@@ -25,7 +25,14 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from audiogen import config
-from audiogen.artifacts import RUN_MARKERS, atomic_write_text, check_output, clear_folder, folder_lock
+from audiogen.artifacts import (
+    RUN_MARKERS,
+    atomic_write_text,
+    check_output,
+    clear_folder,
+    folder_lock,
+    refuse_live_lock,
+)
 from audiogen.checkpoint_io import AtomicCheckpointIO, writable_folder, write_failure
 from audiogen.distributed import is_main_process, resolve_shape, split_batch
 from audiogen.errors import ConfigError
@@ -47,6 +54,8 @@ def locks_run_folder(fn):
         given = inspect.signature(fn).bind_partial(data, out, *args, **kwargs).arguments
         inputs = [*_paths(data), *_paths(given.get("valid"))]
         if is_main_process():  # the other ranks start once rank 0 holds the lock (a folder that is not empty)
+            if Path(out).is_dir():  # a running writer's half-written folder is refused as running, not as foreign
+                refuse_live_lock(Path(out), "training run")
             check_output(Path(out), overwrite, inputs, markers=RUN_MARKERS, what="run folder", resumes=True,
                          clear=False, ignore=("lock",))
         writable_folder(Path(out), "run folder")  # a clean error before the lock's folder is made
