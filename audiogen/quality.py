@@ -4,7 +4,10 @@ generated and held-out data, with the held-out-vs-held-out distance as its floor
 Features: latent windows (``WINDOW`` consecutive frames flattened, non-overlapping, in the dataset's own scale) and
 log-mel frames of decoded audio (``audio.mel.log_mel``, hop ``MEL_HOP_SECONDS``, ``N_MELS`` bins). The floor splits
 the held-out files in two seeded halves and measures the same distance between them (generated data is compared with
-the first half); every distance here is taken between sets of the same number of vectors, because a Fréchet distance estimated from n vectors is biased upwards
+the first half). The split is by file (speaker), and which speakers fall in which half moves a floor measured once by
+a factor of several on a few dozen files, so every figure is averaged over ``SPLITS`` re-partitions of the same
+held-out crops (distances and floors averaged separately, then divided; the per-split ratios' range is reported);
+every distance here is taken between sets of the same number of vectors, because a Fréchet distance estimated from n vectors is biased upwards
 (by about tr(S1 + S2) / n for equal Gaussians) and so only compares at equal n.
 
 The matrix square root uses a symmetric eigendecomposition (numpy ``eigh``; scipy is not a dependency):
@@ -19,6 +22,7 @@ import numpy as np
 WINDOW = 4  # latent frames per window vector
 MEL_HOP_SECONDS = 0.016  # log-mel hop (256 samples at 16 kHz; window 4 hops)
 N_MELS = 40
+SPLITS = 5  # re-partitions of the held-out files the distances and floors are averaged over
 
 
 def _sqrt_psd(a: np.ndarray) -> np.ndarray:
@@ -84,47 +88,91 @@ def compare(generated: np.ndarray, half_a: np.ndarray, half_b: np.ndarray, seed:
             "biased": n < 10 * dims}  # few vectors per dimension: both figures are inflated; compare at equal n only
 
 
+def compare_splits(generated: np.ndarray, halves: list[tuple[np.ndarray, np.ndarray]], seed: int = 0) -> dict:
+    """``compare`` on each (half A, half B) split: mean distance over mean floor, with the per-split ratios' range."""
+    rows = [compare(generated, a, b, seed) for a, b in halves]
+    if any(r["distance"] is None for r in rows):
+        return next(r for r in rows if r["distance"] is None)
+    dist, floor = float(np.mean([r["distance"] for r in rows])), float(np.mean([r["floor"] for r in rows]))
+    ratios = [r["ratio"] for r in rows if r["ratio"] is not None]
+    return {"vectors": min(r["vectors"] for r in rows), "dims": rows[0]["dims"], "distance": dist, "floor": floor,
+            "ratio": dist / floor if floor > 0 else None, "splits": len(rows),
+            "ratio_range": [min(ratios), max(ratios)] if ratios else None,
+            "biased": any(r["biased"] for r in rows)}
+
+
 def measure(z_generated, held: dict, audio_generated=None, sample_rate: int | None = None, seed: int = 0,
             window: int = WINDOW) -> dict:
-    """Both comparisons against ``held_out``'s halves: latent windows (always) and log-mel frames (when both sides
-    have audio)."""
-    a, b = held["halves"]
-    out = {"latent": {**compare(latent_windows(z_generated, window), latent_windows(a["latents"], window),
-                                latent_windows(b["latents"], window), seed), "window_frames": window}}
-    if audio_generated is not None and a["audio"] is not None and sample_rate:
-        out["log_mel"] = {**compare(mel_frames(audio_generated, sample_rate), mel_frames(a["audio"], sample_rate),
-                                    mel_frames(b["audio"], sample_rate), seed),
+    """Both comparisons against ``held_out``'s splits: latent windows (always) and log-mel frames (when both sides
+    have audio). Each crop's features are computed once, however many splits it appears in."""
+    splits = held.get("splits") or [{"halves": held["halves"]}]
+    cache: dict = {}
+
+    def feats(half: dict, key: str, fn) -> np.ndarray:
+        rows = []
+        for x in half[key]:
+            k = (key, id(x))
+            if k not in cache:
+                cache[k] = (x, fn([x]))  # x kept alive with its features: ids stay unique
+            rows.append(cache[k][1])
+        return np.concatenate(rows) if rows else fn([])
+
+    def pairs(key: str, fn):
+        return [(feats(sp["halves"][0], key, fn), feats(sp["halves"][1], key, fn)) for sp in splits]
+
+    win = lambda seqs: latent_windows(seqs, window) if len(seqs) else np.zeros((0, 0))  # noqa: E731
+    out = {"latent": {**compare_splits(latent_windows(z_generated, window), pairs("latents", win), seed),
+                      "window_frames": window}}
+    if audio_generated is not None and held["halves"][0]["audio"] is not None and sample_rate:
+        mel = lambda audio: mel_frames(audio, sample_rate)  # noqa: E731
+        out["log_mel"] = {**compare_splits(mel(audio_generated), pairs("audio", mel), seed),
                           "n_mels": N_MELS, "hop_seconds": MEL_HOP_SECONDS}
     return out
 
 
-def held_out(ds, n: int, frames: int, seed: int, dec=None) -> dict:
+def held_out(ds, n: int, frames: int, seed: int, dec=None, splits: int = SPLITS) -> dict:
     """Two halves of real data, each up to ``n`` crops of ``frames`` frames, from disjoint files (a seeded random
     order, alternating): consecutive frames of one file are nearly alike, so halves that shared files would agree
     far better than independent samples can, and the floor would mean nothing. Each half spreads its crops over as
     many files as it can (crop k of every file before crop k + 1 of any). Raw scale (open ``ds`` uncropped and not
-    normalised); with a decoder, the crops' decoded audio too."""
+    normalised); with a decoder, the crops' decoded audio too.
+
+    ``splits`` - 1 more splits re-partition the files of those crops (seeded), each half taking every crop of its
+    files: the same crops, decoded once, with other speakers on each side ("splits"; "halves" is the first)."""
     import torch
 
     order = np.random.default_rng(seed).permutation(len(ds)).tolist()
-    halves = []
+    pool: dict[int, list[np.ndarray]] = {}  # file -> its crops, in crop order
+    first = []
     for part in (order[0::2], order[1::2]):
         seqs = {i: ds.sequence(i) for i in part}  # (L, C) memory maps: only the crops are copied
-        crops, files, k = [], [], 0
-        while len(crops) < n and any(x.shape[0] > k * frames for x in seqs.values()):
+        taken, k = 0, 0
+        while taken < n and any(x.shape[0] > k * frames for x in seqs.values()):
             for i in part:
                 x = seqs[i][k * frames: (k + 1) * frames]
-                if x.shape[0] == frames and len(crops) < n:
-                    crops.append(np.array(x.T, dtype=np.float32))
-                    files.append(ds.files[i].get("source", str(i)))
+                if x.shape[0] == frames and taken < n:
+                    pool.setdefault(i, []).append(np.array(x.T, dtype=np.float32))
+                    taken += 1
             k += 1
-        audio = None
-        if dec is not None:
-            with torch.no_grad():
-                audio = [dec(torch.from_numpy(zi)[None])[0, 0].numpy() for zi in crops]
-        halves.append({"latents": crops, "audio": audio, "files": sorted(set(files))})
-    return {"halves": halves, "crops": [len(h["latents"]) for h in halves], "frames": frames,
-            "files": [h["files"] for h in halves]}
+        first.append([i for i in part if i in pool])
+    audio = {}
+    if dec is not None:
+        with torch.no_grad():
+            audio = {i: [dec(torch.from_numpy(zi)[None])[0, 0].numpy() for zi in pool[i]] for i in pool}
+    files = list(pool)
+    parts = [first] + [[p[0::2], p[1::2]] for p in
+                       (np.random.default_rng([seed, s]).permutation(files).tolist() for s in range(1, splits))]
+
+    def half(ids: list[int]) -> dict:
+        # the first split keeps the crop order of the round robin (crop k of every file before crop k + 1 of any)
+        depth = max((len(pool[i]) for i in ids), default=0)
+        keys = [(i, k) for k in range(depth) for i in ids if k < len(pool[i])]
+        return {"latents": [pool[i][k] for i, k in keys], "audio": [audio[i][k] for i, k in keys] if audio else None,
+                "files": sorted({ds.files[i].get("source", str(i)) for i in ids})}
+
+    out = [{"halves": [half(a), half(b)]} for a, b in parts]
+    return {"halves": out[0]["halves"], "splits": out, "crops": [len(h["latents"]) for h in out[0]["halves"]],
+            "frames": frames, "files": [h["files"] for h in out[0]["halves"]]}
 
 
 def summary(q: dict, against: str = "held-out data") -> str:
@@ -139,6 +187,8 @@ def summary(q: dict, against: str = "held-out data") -> str:
             continue
         ratio = f"{r['ratio']:.2f}x" if r["ratio"] is not None else "n/a"
         few = ", under 10 per dimension: biased" if r.get("biased") else ""
-        parts.append(f"{label} {r['distance']:.3g} (floor {r['floor']:.3g}, {ratio}; {r['vectors']} vectors of "
+        spread = (f", {r['ratio_range'][0]:.2f}-{r['ratio_range'][1]:.2f}x over {r['splits']} splits"
+                  if r.get("ratio_range") and r.get("splits", 1) > 1 else "")
+        parts.append(f"{label} {r['distance']:.3g} (floor {r['floor']:.3g}, {ratio}{spread}; {r['vectors']} vectors of "
                      f"{r['dims']}{few})")
     return f"Fréchet distance to {against}: " + "; ".join(parts)

@@ -1,13 +1,15 @@
 #!/usr/bin/env python
 """Sample quality of every shipped latent prior, as Fréchet distances to held-out data next to their floor.
 
-1. ``audiogen encode`` librispeech-100-mini train and test with the shared RAVE export (posterior-mean latents);
+1. ``audiogen encode`` librispeech-100-mini train, and valid + test together as the held-out set (51 files, each
+   another speaker), with the shared RAVE export (posterior-mean latents);
 2. ``audiogen train-prior`` each prior's shipped config (pipelines/vrnn_latents.gin, srnn_latents.gin,
    cwvae_latents.gin, diffwave_latents.gin) on the train latents for ``--minutes`` of wall clock
    (``--parallel`` at a time, ``--threads`` each);
 3. ``audiogen evaluate --run RUN TEST_LATENTS --quality-samples N``: N sequences of 64 frames sampled and decoded,
-   compared with two halves of as many held-out crops of 64 frames, from disjoint test files (decoded by the same
-   RAVE model):
+   compared with two halves of as many held-out crops of 64 frames, from disjoint held-out files (decoded by the
+   same RAVE model), every figure averaged over 5 re-partitions of those files (audiogen.quality.SPLITS: which
+   speakers land in which half moves a single split's floor by a factor of several):
    Fréchet distance on latent windows (4 frames x 8 dims) and on log-mel frames (40 bins, 16 ms hop) of decoded
    audio, each beside its floor (the same distance between the two held-out halves, same vector count), the
    per-dimension mean and std of generated latents vs the training data's (the prior's target; vs the held-out
@@ -20,6 +22,7 @@ Target (DiffWave): both distances within 2x their floor, per-dimension mean with
 
     python scripts/benchmark_quality.py --minutes 20 --parallel 2 --threads 1 --out bench-quality
     python scripts/benchmark_quality.py --quick          # tiny: 16 train files, 0.1 min per prior, 16 samples
+    python scripts/benchmark_quality.py --calibrate 5    # the floor's noise: a perfect prior at 5 evaluation seeds
 """
 
 from __future__ import annotations
@@ -43,9 +46,11 @@ def cli(*args) -> list[str]:
     return [sys.executable, "-m", "audiogen", *map(str, args)]
 
 
-def encode(model: Path, listing: Path, limit: int | None, out: Path, env: dict) -> Path:
+def encode(model: Path, listing: Path | list[Path], limit: int | None, out: Path, env: dict) -> Path:
+    """Encode the files of one listing, or of several in order (the first ``limit`` of them)."""
     if not (out / "meta.json").exists():
-        files = [listing.parent / p for p in listing.read_text().split()][:limit]
+        listings = listing if isinstance(listing, list) else [listing]
+        files = [lst.parent / p for lst in listings for p in lst.read_text().split()][:limit]
         subprocess.run(cli("encode", "--gin", "pipelines/rave_bridge.gin", "--bind", f"RAVE_MODEL='{model}'", *files,
                            "-o", out, "--no-progress"), check=True, env=env, stdout=subprocess.DEVNULL)
     return out
@@ -99,9 +104,10 @@ def finish(job: dict, args, test: Path, env: dict) -> dict:
             "compared_with": q["compared_with"]}
 
 
-def real_row(lat: Path, test: Path, args) -> dict:
+def real_row(lat: Path, test: Path, args, seed: int = 0, splits: int | None = None) -> dict:
     """What a perfect prior would score: train-split latents in place of samples (as many frames as the priors
-    sample), against the same held-out frames and floor as ``evaluate`` uses (seed 0)."""
+    sample), against the same held-out frames and floor as ``evaluate`` uses (seed 0; ``splits`` default
+    quality.SPLITS)."""
     import torch
 
     from audiogen import quality
@@ -114,9 +120,10 @@ def real_row(lat: Path, test: Path, args) -> dict:
     train, held_ds = open_sequences(lat), open_sequences(test)
     dec = decoder_pipeline(train.record).decoder
     # train crops stand in for samples: half A of held_out(train) (its own seed); the held-out halves are evaluate's
-    fake = quality.held_out(train, args.samples, QUALITY_FRAMES, seed=1, dec=dec)["halves"][0]
-    held = quality.held_out(held_ds, args.samples, QUALITY_FRAMES, seed=0, dec=dec)
-    q = quality.measure(fake["latents"], held, fake["audio"], train.record.sample_rate, 0)
+    fake = quality.held_out(train, args.samples, QUALITY_FRAMES, seed=seed + 1, dec=dec, splits=1)["halves"][0]
+    held = quality.held_out(held_ds, args.samples, QUALITY_FRAMES, seed=seed, dec=dec,
+                            splits=quality.SPLITS if splits is None else splits)
+    q = quality.measure(fake["latents"], held, fake["audio"], train.record.sample_rate, seed)
     lat_d = latent_diagnostics(np.stack(fake["latents"]), train.record.stats)
     lat_h = latent_diagnostics(np.stack(fake["latents"]), held_ds.record.stats)
     return {"prior": "train-split latents (a perfect prior)", "steps": "-", "latent": q["latent"],
@@ -131,6 +138,23 @@ def real_row(lat: Path, test: Path, args) -> dict:
                              f"train files"}
 
 
+def calibrate(lat: Path, test: Path, args) -> str:
+    """The floor's own noise: the perfect prior's ratios at ``args.calibrate`` evaluation seeds, with one split of
+    the held-out files and with quality.SPLITS (what a prior's figure moves by when only the seed changes)."""
+    from audiogen import quality
+
+    lines = ["| held-out splits | " + " | ".join(f"seed {k}" for k in range(args.calibrate)) + " | max / min |",
+             "|---|" + "---|" * (args.calibrate + 1)]
+    for splits in (1, quality.SPLITS):
+        rows = [real_row(lat, test, args, seed=k, splits=splits) for k in range(args.calibrate)]
+        for key, label in (("latent", "latent"), ("log_mel", "log-mel")):
+            r = [row[key]["ratio"] for row in rows if row.get(key)]
+            if r:
+                lines.append(f"| {splits} ({label}) | " + " | ".join(f"{x:.2f}x" for x in r)
+                             + f" | {max(r) / min(r):.1f} |")
+    return "\n".join(lines) + "\n"
+
+
 def met(r: dict) -> bool:
     """The target: both distances within 2x the floor, per-dimension mean within 0.1 std and std within 10%."""
     ratios = [r["latent"]["ratio"], (r["log_mel"] or {}).get("ratio")]
@@ -141,7 +165,9 @@ def met(r: dict) -> bool:
 def _fd(d: dict | None) -> str:
     if not d or d.get("distance") is None:
         return "n/a | n/a | n/a"
-    return f"{d['distance']:.3g} | {d['floor']:.3g} | {d['ratio']:.2f}x"
+    rng = d.get("ratio_range")
+    spread = f" ({rng[0]:.2f}-{rng[1]:.2f})" if rng and d.get("splits", 1) > 1 else ""  # per split: the estimate's noise
+    return f"{d['distance']:.3g} | {d['floor']:.3g} | {d['ratio']:.2f}x{spread}"
 
 
 def table(rows: list[dict], args, info: str) -> str:
@@ -158,7 +184,8 @@ def table(rows: list[dict], args, info: str) -> str:
     mel = r["log_mel"] or {}
     head = (f"{info}; {args.minutes:g} min of train-prior per prior ({args.parallel} at a time, {args.threads} "
             f"thread(s) each); {r['compared_with']}; latent windows: {r['latent']['vectors']} vectors of "
-            f"{r['latent']['dims']} per side; log-mel: {mel.get('vectors', 'n/a')} vectors of {mel.get('dims', 'n/a')}"
+            f"{r['latent']['dims']} per side, distances and floors averaged over {r['latent'].get('splits', 1)} splits of the "
+            f"held-out files (ratio: mean distance / mean floor, in brackets the range of the per-split ratios); log-mel: {mel.get('vectors', 'n/a')} vectors of {mel.get('dims', 'n/a')}"
             f" per side" + (" (quick mode: tiny run, figures are not results)" if args.quick else ""))
     return head + "\n\n" + "\n".join(lines) + "\n"
 
@@ -172,10 +199,12 @@ def main() -> int:
     ap.add_argument("--samples", type=int, default=256, help="sequences of 64 frames sampled per prior (256: "
                     "the moments of 64 real crops already miss the 10%% std target by sampling noise)")
     ap.add_argument("--train-files", type=int, help="first N files of the train split (default all 200)")
-    ap.add_argument("--test-files", type=int, help="first N files of the test split (default all)")
+    ap.add_argument("--held-out-files", type=int, help="first N files of test + valid (default all 51; 26: the test split alone)")
     ap.add_argument("--model", default="rave-v2small-librispeech16k.ts")
     ap.add_argument("--bind", action="append", default=[], help="extra binding for every train-prior")
-    ap.add_argument("--quick", action="store_true", help="tiny run: 16 train files (test split whole), 0.1 min per prior, 16 samples, 1 thread")
+    ap.add_argument("--quick", action="store_true", help="tiny run: 16 train files (held-out set whole), 0.1 min per prior, 16 samples, 1 thread")
+    ap.add_argument("--calibrate", type=int, default=0, metavar="K",
+                    help="only the perfect prior's ratios at K evaluation seeds, one split vs quality.SPLITS")
     ap.add_argument("--shared")
     ap.add_argument("--out", type=Path, default=Path("bench-quality"))
     args = ap.parse_args()
@@ -184,11 +213,17 @@ def main() -> int:
     data, model, env = setup(args)
     tag = lambda n: "all" if n is None else str(n)  # noqa: E731 - encoded sets of other sizes are kept apart
     lat = encode(model, data / "train.txt", args.train_files, args.out / f"latents_train_{tag(args.train_files)}", env)
-    test = encode(model, data / "test.txt", args.test_files, args.out / f"latents_test_{tag(args.test_files)}", env)
+    test = encode(model, [data / "test.txt", data / "valid.txt"], args.held_out_files,
+                  args.out / f"latents_heldout_{tag(args.held_out_files)}", env)
     meta = json.loads((lat / "meta.json").read_text())
     info = (f"RAVE {args.model} latents ({meta['latent_size']} dims, {meta['sample_rate'] / meta['hop']:.2f} frames/s)"
-            f" of librispeech-100-mini: {len(meta['files'])} train files, held-out test "
+            f" of librispeech-100-mini: {len(meta['files'])} train files, held-out valid + test "
             f"{len(json.loads((test / 'meta.json').read_text())['files'])} files")
+    if args.calibrate:
+        md = f"{info}; {args.samples} train crops of 64 frames as samples\n\n" + calibrate(lat, test, args)
+        (args.out / "calibration.md").write_text(md)
+        print(md)
+        return 0
     names = [n.strip() for n in args.priors.split(",") if n.strip()]
     unknown = set(names) - set(PRIORS)
     if unknown:

@@ -121,3 +121,55 @@ def test_summary_line_names_counts_floor_and_bias():
     line = quality.summary(q, "the prior's dataset")
     assert line.startswith("Fréchet distance to the prior's dataset: latent windows ")
     assert "20 vectors of 8, under 10 per dimension: biased" in line and "log-mel: too few vectors" in line
+
+
+def test_splits_repartition_the_same_crops_decoded_once(tmp_path):
+    from audiogen.latents.sequences import open_sequences
+
+    g = np.random.default_rng(0)
+    for k in range(12):
+        np.save(tmp_path / f"f{k:02d}.npy", g.normal(size=(int(g.integers(10, 40)), 3)).astype(np.float32))
+    ds = open_sequences(tmp_path)
+    decoded = []
+
+    def dec(z):  # (1, C, L) -> (1, 1, samples): a stand-in decoder that counts its calls
+        decoded.append(z)
+        return z.sum(1, keepdim=True).repeat_interleave(8, -1)
+
+    h = quality.held_out(ds, 10, 5, seed=3, dec=dec, splits=4)
+    assert len(h["splits"]) == 4 and h["splits"][0]["halves"] is h["halves"]
+    crops = {id(z) for z in h["halves"][0]["latents"] + h["halves"][1]["latents"]}
+    assert len(decoded) == len(crops) == sum(h["crops"])  # every crop decoded once, whatever the splits
+    for sp in h["splits"]:
+        a, b = sp["halves"]
+        assert not set(a["files"]) & set(b["files"])
+        assert {id(z) for z in a["latents"] + b["latents"]} == crops  # the same crops, other sides
+        assert len(a["audio"]) == len(a["latents"])
+    assert len({tuple(sp["halves"][0]["files"]) for sp in h["splits"]}) > 1
+    fresh = [g.normal(size=(3, 5)) for _ in range(10)]
+    r = quality.measure(fresh, h, window=1)["latent"]
+    per = [quality.compare(quality.latent_windows(fresh, 1), quality.latent_windows(sp["halves"][0]["latents"], 1),
+                           quality.latent_windows(sp["halves"][1]["latents"], 1)) for sp in h["splits"]]
+    assert r["splits"] == 4 and np.isclose(r["distance"], np.mean([p["distance"] for p in per]))
+    assert np.isclose(r["ratio"], r["distance"] / np.mean([p["floor"] for p in per]))
+    assert r["ratio_range"] == [min(p["ratio"] for p in per), max(p["ratio"] for p in per)]
+
+
+def test_averaging_over_splits_steadies_the_ratio_across_seeds(tmp_path):
+    """One offset per file (a speaker): which files land in which half moves a single split's floor; the ratio
+    averaged over splits varies less from one evaluation seed to the next."""
+    from audiogen.latents.sequences import open_sequences
+
+    g = np.random.default_rng(0)
+    for k in range(16):
+        z = g.normal(size=(60, 2)) * 0.3 + g.normal(size=(1, 2))
+        np.save(tmp_path / f"f{k:02d}.npy", z.astype(np.float32))
+    ds = open_sequences(tmp_path)
+    fresh = [g.normal(size=(2, 10)) * 0.3 + g.normal(size=(2, 1)) for _ in range(48)]
+
+    def spread(splits):
+        r = [quality.measure(fresh, quality.held_out(ds, 48, 10, seed, splits=splits), window=1)["latent"]["ratio"]
+             for seed in range(8)]
+        return np.std(np.log(r))
+
+    assert spread(8) < 0.6 * spread(1), (spread(8), spread(1))

@@ -111,7 +111,7 @@ def sample_quality(prior, rec: LatentRecord, data: str, n: int, frames: int, see
                    reference_audio=audio_diagnostics(held["halves"][0]["audio"], rec.sample_rate))
     return {**out, "compared_with": f"{n} sampled sequences of {frames} frames vs two halves of {held['crops']} "
                                     f"crops of {frames} frames from disjoint files of {data} (drawn at random, seed "
-                                    f"{seed})", "files": held["files"]}
+                                    f"{seed}; averaged over {len(held['splits'])} splits of those files)", "files": held["files"]}
 
 
 def markdown(result: dict) -> str:

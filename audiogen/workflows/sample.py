@@ -182,7 +182,7 @@ def sample_prior(ck: dict, out: Path, n: int, seconds: float | None, frames: int
         diag["quality"] = {**quality.measure(z, held, audio if dec is not None else None, sr, seed),
                            "compared_with": f"{n} samples of {frames} frames vs two halves of {held['crops']} crops "
                            f"of {frames} frames from disjoint files of the prior's dataset {rec.dataset_path} (drawn at "
-                           f"random, seed {seed})", "files": held["files"]}
+                           f"random, seed {seed}; averaged over {len(held['splits'])} splits of those files)", "files": held["files"]}
     items = [(nm, zi, a) for nm, zi, a in zip(names, z, audio)][:8]
     plot_latent_samples(out / "samples.png", items, hop, sr)
     if z.shape[1] == 3 and set(getattr(prior, "fixed_dims", [])) == {2}:  # pen strokes (dx, dy, pen-up)
