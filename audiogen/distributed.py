@@ -111,6 +111,16 @@ class Ranks:
         dist.all_gather_object(out, obj, group=self.group)
         return out
 
+    def close(self) -> None:
+        """Tear the process groups down before the interpreter exits: gloo's threads left running at exit abort
+        the process ("terminate called without an active exception", exit -6) after its work is done."""
+        if self.world == 1:
+            return
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+
 
 def launch(devices: int | None, num_nodes: int | None, accelerator: str, prefix: str) -> Ranks:
     """Start (or join) the processes of a job: Lightning Fabric re-runs this command once per extra local device,

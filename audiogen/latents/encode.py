@@ -180,7 +180,12 @@ def run_encode(job: EncodeJob, ranks: Ranks | None = None) -> dict | None:
     With several processes (``encode.devices``/``encode.num_nodes``, torchrun or SLURM) rank 0 prepares the staging
     folder and the shard plan, every rank encodes its share of the unfinished shards, and rank 0 merges the
     sidecars into ``meta.json`` and renames. An error on any rank is raised on all of them."""
-    ranks = ranks or launch(job.settings.devices, job.settings.num_nodes, job.settings.accelerator, "encode")
+    if ranks is None:  # launched here, so closed here
+        ranks = launch(job.settings.devices, job.settings.num_nodes, job.settings.accelerator, "encode")
+        try:
+            return run_encode(job, ranks)
+        finally:
+            ranks.close()
     if ranks.device.type != "cpu":
         job.encoder.to(ranks.device)
     staging = job.out.with_name(job.out.name + ".partial")
