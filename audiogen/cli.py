@@ -648,7 +648,8 @@ def main(argv=None) -> None:
 
     args = sys.argv[1:] if argv is None else list(argv)
     if args and args[0] not in _NO_COMPUTE and not {"-h", "--help", "--version"} & set(args):
-        apply_cpu_defaults()  # threads and OpenMP spinning for a shared machine (0.2 s): before torch loads
+        # threads and OpenMP spinning for a shared machine (0.2 s): before torch loads
+        apply_cpu_defaults(command=args[0])
     # Our messages on stderr; gin logs its include search on the root logger, which we keep quiet.
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("audiogen: %(levelname)s: %(message)s"))

@@ -2,7 +2,7 @@
 """How training speed degrades when other jobs share the CPU, per thread count and OpenMP wait policy.
 
 Each measurement is a fresh child process (the OpenMP wait policy is read once, when torch loads) that trains the
-quickstart's autoencoder (``pipelines/conv_ae.gin`` with the quickstart's bindings: batch 8 x 0.5 s) for
+quickstart's autoencoder (``pipelines/conv_ae.gin`` with the quickstart's bindings: its batch of 0.5 s crops) for
 ``--seconds`` of wall clock and reports steps per second. Competing load: ``--loads`` busy processes (pure Python
 spin loops, one core each) started before the child and stopped after it. Configurations alternate within each
 load level, so drift on a shared machine hurts them alike.
@@ -24,14 +24,17 @@ import subprocess
 import sys
 import time
 
-CONFIGS = [("default", 2), ("passive", 2), ("default", 1), ("auto", 0)]
-# (policy, torch threads): default leaves OMP_WAIT_POLICY unset; auto is audiogen.cpu (threads chosen at start)
+CONFIGS = [("default", 2), ("spin10000", 2), ("default", 1), ("follow", 2), ("auto", 0)]
+# (policy, torch threads): default leaves OMP_WAIT_POLICY unset; follow starts with the threads given, as if the load
+# had come after it started, and follows it (audiogen.cpu.ThreadGovernor); auto is what `audiogen train` does:
+# threads chosen at start (audiogen.cpu.apply_cpu_defaults), then followed
 
 
-def child(seconds: float, threads: int) -> dict:
+def child(seconds: float, threads: int, follow: bool) -> dict:
     import torch
 
     from audiogen import config
+    from audiogen.cpu import ThreadGovernor
     from audiogen.pipeline import build_pipeline
     from audiogen.workflows.quickstart import QUICK_BINDINGS
 
@@ -41,8 +44,9 @@ def child(seconds: float, threads: int) -> dict:
     pipe = build_pipeline().train()
     opt = torch.optim.Adam(pipe.parameters(), lr=1e-3)
     g = torch.Generator().manual_seed(0)
-    x = (torch.rand(8, 1, 8000, generator=g) * 2 - 1) * 0.3
-    mask = torch.ones(8, 8000, dtype=torch.bool)
+    batch = next(int(b.split("=")[1]) for b in QUICK_BINDINGS if b.startswith("train.batch_size"))
+    x = (torch.rand(batch, 1, 8000, generator=g) * 2 - 1) * 0.3  # the quickstart's batch of 0.5 s crops
+    mask = torch.ones(batch, 8000, dtype=torch.bool)
 
     def step():
         opt.zero_grad(set_to_none=True)
@@ -50,12 +54,22 @@ def child(seconds: float, threads: int) -> dict:
         opt.step()
 
     step()  # warm-up: allocator, oneDNN primitives
+    governor = ThreadGovernor() if follow else None  # what `audiogen train` runs between steps (FollowTheLoad)
+    used = {torch.get_num_threads()}
     steps, t0, c0 = 0, time.perf_counter(), time.process_time()
     while time.perf_counter() - t0 < seconds:
         step()
         steps += 1
+        n = governor.poll() if governor else None
+        if n and n != torch.get_num_threads():
+            torch.set_num_threads(n)
+            used.add(n)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    return {"steps": steps, "steps_per_s": steps / wall, "cpu_per_step": cpu / steps}
+    return {"steps": steps, "steps_per_s": steps / wall, "cpu_per_step": cpu / steps, "threads_used": sorted(used)}
+
+
+def follow_policy(policy: str) -> bool:
+    return policy in ("follow", "auto")
 
 
 def _spin() -> None:
@@ -64,18 +78,21 @@ def _spin() -> None:
 
 
 def measure(policy: str, threads: int, seconds: float) -> dict:
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
     env["OMP_NUM_THREADS"] = str(threads)
-    if policy == "auto":  # what every `audiogen` command does at start (audiogen.cpu), threads chosen from the load
-        from audiogen.cpu import apply_cpu_defaults
+    follow = policy == "follow"
+    if policy == "auto":  # what `audiogen train` does at start (audiogen.cpu), threads chosen from the load
+        from audiogen import cpu
 
         env.pop("OMP_NUM_THREADS")
-        threads = int(apply_cpu_defaults(env).get("OMP_NUM_THREADS", len(os.sched_getaffinity(0))))
+        threads = int(cpu.apply_cpu_defaults(env, command="train").get("OMP_NUM_THREADS", cpu.usable_cores()))
+        follow = cpu.adaptive
     elif policy.startswith("spin"):  # GNU OpenMP (torch's CPU wheels): spin this many times, then sleep
         env["GOMP_SPINCOUNT"] = policy[4:]
-    elif policy != "default":
+    elif policy not in ("default", "follow"):
         env["OMP_WAIT_POLICY"] = policy.upper()
-    out = subprocess.run([sys.executable, __file__, "--child", str(threads), "--seconds", str(seconds)],
+    out = subprocess.run([sys.executable, __file__, "--child", str(threads), "--seconds", str(seconds)]
+                         + (["--follow"] if follow else []),
                          capture_output=True, text=True, env=env, check=True).stdout
     return {"chosen_threads": threads, **json.loads(out.strip().splitlines()[-1])}
 
@@ -85,13 +102,14 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=20.0, help="training time per measurement")
     ap.add_argument("--loads", default="0,1,2", help="numbers of competing busy processes")
     ap.add_argument("--json", help="write the figures here")
-    ap.add_argument("--configs", help="POLICY:THREADS,... (policy default, passive, active or spinN for "
+    ap.add_argument("--configs", help="POLICY:THREADS,... (policy default, passive, active, follow or spinN for "
                                       "GOMP_SPINCOUNT=N; default: " + ",".join(f"{p}:{t}" for p, t in CONFIGS) + ")")
     ap.add_argument("--quick", action="store_true", help="3 s per measurement, loads 0 and 2 (a run-through)")
     ap.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--follow", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        print(json.dumps(child(args.seconds, args.child)))
+        print(json.dumps(child(args.seconds, args.child, args.follow)))
         return 0
     if args.quick:
         args.seconds, args.loads = 3.0, "0,2"
@@ -110,7 +128,7 @@ def main() -> int:
             for policy, threads in order:
                 r = measure(policy, threads, args.seconds)
                 rows.append({"load": k, "policy": policy, "threads": threads, **r})
-                print(f"  load {k}: {policy:<9} threads {r['chosen_threads']}: "
+                print(f"  load {k}: {policy:<9} threads {r['chosen_threads']} (used {r['threads_used']}): "
                       f"{r['steps_per_s']:.2f} steps/s, {r['cpu_per_step']:.3f} CPU s/step", flush=True)
         finally:
             for p in spinners:
@@ -126,7 +144,9 @@ def main() -> int:
             r = next(r for r in rows if r["load"] == k and (r["policy"], r["threads"]) == (policy, threads))
             ratio = r["steps_per_s"] / (best_idle / (1 + k))
             worst[(policy, threads)] = min(worst.get((policy, threads), float("inf")), ratio)
-            cells.append(f"{r['steps_per_s']:.2f} ({ratio:.2f})" + (f", {r['chosen_threads']} thr" if not threads else ""))
+            used = "-".join(map(str, r["threads_used"]))
+            cells.append(f"{r['steps_per_s']:.2f} ({ratio:.2f})" + (f", {used} thr" if not threads or follow_policy(policy)
+                                                                      else ""))
         print(f"| {policy} | {threads or 'chosen'} | " + " | ".join(cells) + " |")
     if args.json:
         with open(args.json, "w") as f:

@@ -104,6 +104,34 @@ def start_run(out: Path, gin_files: list[str], bindings: list[str], example: str
     return resume, s
 
 
+def follows_the_load(s: TrainSettings, world: int) -> bool:
+    """Whether training re-chooses its threads as the load changes: a one-process run of an ``audiogen`` training
+    command whose threads the user left to it (no OMP_NUM_THREADS, GOMP_SPINCOUNT, OMP_WAIT_POLICY or
+    train.threads; see ``audiogen.cpu``)."""
+    from audiogen import cpu
+
+    return cpu.adaptive and world == 1 and not s.threads
+
+
+class FollowTheLoad(L.Callback):
+    """``audiogen.cpu.ThreadGovernor`` on the training loop: between steps, torch's threads follow the cores other
+    processes leave idle. The threads used are recorded with the run (``trained_on``)."""
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        from audiogen.cpu import ThreadGovernor
+
+        self.governor = ThreadGovernor() if pl_module.device.type == "cpu" else None
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        threads = self.governor.poll() if self.governor else None
+        if threads and threads != torch.get_num_threads():
+            log.debug("other processes leave %d core(s) idle: training on %d thread(s)", threads, threads)
+            torch.set_num_threads(threads)
+            used = getattr(pl_module, "_trained_on", None)
+            if used is not None:
+                used["threads_followed_the_load"] = sorted({*used.get("threads_followed_the_load", []), threads})
+
+
 def fit(module: AudiogenModule, out: Path, s: TrainSettings, train_loader, valid_loader, resume: Path | None,
         progress: bool, callbacks: list = ()) -> Path:
     """Run Lightning on ``module`` (resumed from ``resume``, a ``checkpoints/last.ckpt``, when given); write
@@ -121,7 +149,8 @@ def fit(module: AudiogenModule, out: Path, s: TrainSettings, train_loader, valid
         use_distributed_sampler=False,  # our batch samplers give each rank its share (ResumableBatches)
         # one CSV per (re)start, so a resumed run never overwrites the metrics of the earlier part
         logger=[CSVLogger(out, name="logs"), TensorBoardLogger(out, name="logs", version="tensorboard")],
-        callbacks=[ckpt_cb, EpochCallback(), *callbacks, *([stderr_progress_bar()] if progress else [])],
+        callbacks=[ckpt_cb, EpochCallback(), *callbacks, *([stderr_progress_bar()] if progress else []),
+                   *([FollowTheLoad()] if follows_the_load(s, world) else [])],
         log_every_n_steps=s.log_every, plugins=[AtomicCheckpointIO()],
         val_check_interval=min(s.val_every, s.max_steps) if valid_loader else None,
         check_val_every_n_epoch=None if valid_loader else 1, limit_val_batches=None if valid_loader else 0,
