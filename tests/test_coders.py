@@ -13,15 +13,46 @@ from audiogen.latents.encode import encode_array
 from audiogen.priors.gaussian import DiagGaussianPrior
 
 
-@pytest.mark.parametrize("strides,overlap", [([4, 4, 4], 2), ([5, 3], 1), ([2, 8], 3), ([7], 2)])
-def test_conv1d_coders_meet_the_contract(strides, overlap):
+@pytest.mark.parametrize("strides,overlap,bands", [([4, 4, 4], 2, 1), ([5, 3], 1, 1), ([2, 8], 3, 1), ([7], 2, 1),
+                                                   ([4], 2, 16), ([3, 2], 1, 4)])
+def test_conv1d_coders_meet_the_contract(strides, overlap, bands):
     torch.manual_seed(0)
-    enc = Conv1dEncoder(strides=strides, channels=8, latent_size=3, kernel_overlap=overlap)
-    dec = Conv1dDecoder(strides=strides, channels=8, latent_size=3, kernel_overlap=overlap)
-    assert enc.hop == dec.hop == int(np.prod(strides))
+    enc = Conv1dEncoder(strides=strides, channels=8, latent_size=3, kernel_overlap=overlap, bands=bands)
+    dec = Conv1dDecoder(strides=strides, channels=8, latent_size=3, kernel_overlap=overlap, bands=bands)
+    assert enc.hop == dec.hop == bands * int(np.prod(strides))
     check_encoder(enc)
     y = check_decoder(dec)
     assert y.abs().max() <= 1  # audio output is tanh-bounded
+
+
+def test_filter_bank_reconstructs_speech_and_splits_it_into_bands():
+    """The PQMF bank is near-perfect on real audio (what a bands > 1 coder's output goes through), and its bands
+    are bands: a tone lands in the one whose frequency range holds it."""
+    from audiogen.pqmf import PQMF
+
+    t = np.arange(16000) / 16000
+    rng = np.random.default_rng(0)
+    x = torch.tensor(np.sin(2 * np.pi * 150 * t * (1 + 2 * t)) * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t))
+                     + 0.05 * rng.standard_normal(16000), dtype=torch.float32)[None, None]
+    for bands in (2, 4, 8, 16):
+        bank = PQMF(bands)
+        y = bank.synthesis(bank.analysis(x))
+        inner = slice(2 * bank.margin, -2 * bank.margin)  # at the ends the bands beyond the signal are missing
+        snr = 10 * torch.log10((x[..., inner] ** 2).sum() / ((y - x)[..., inner] ** 2).sum())
+        assert y.shape == x.shape and snr > 55, (bands, snr)
+        for band in (0, bands // 2, bands - 1):
+            tone = torch.sin(2 * np.pi * torch.tensor(t) * (band + 0.5) * 8000 / bands).float()[None, None]
+            energy = (bank.analysis(tone)[0, :, 100:-100] ** 2).mean(-1)
+            assert int(energy.argmax()) == band and energy[band] > 0.99 * energy.sum()
+
+
+def test_bands_need_a_power_of_two_and_audio_output():
+    from audiogen.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="power of 2"):
+        Conv1dEncoder(strides=[4], channels=4, latent_size=2, bands=3)
+    with pytest.raises(ConfigError, match="out_channels"):
+        Conv1dDecoder(strides=[4], channels=4, latent_size=2, bands=4, out_channels=30)
 
 
 def test_decoder_with_distribution_parameters_is_unbounded():
@@ -40,10 +71,10 @@ def test_check_encoder_catches_a_wrong_hop():
         check_encoder(enc)
 
 
-@pytest.mark.parametrize("num_samples", [4000, 4096, 4097, 12345])
-def test_chunked_encoding_equals_whole_file(num_samples):
+@pytest.mark.parametrize("num_samples,bands", [(4000, 1), (4096, 1), (4097, 1), (12345, 1), (12345, 8)])
+def test_chunked_encoding_equals_whole_file(num_samples, bands):
     torch.manual_seed(0)
-    enc = Conv1dEncoder(strides=[4, 4], channels=[8, 8], latent_size=4).eval()
+    enc = Conv1dEncoder(strides=[4, 4], channels=[8, 8], latent_size=4, bands=bands).eval()
     x = np.random.default_rng(0).uniform(-0.5, 0.5, num_samples).astype(np.float32)
     read = lambda a, b: x[a:b]  # noqa: E731
     whole = encode_array(enc, read, num_samples, chunk=10**9)
@@ -66,20 +97,21 @@ def test_receptive_field_is_not_underestimated():
     assert not torch.allclose(enc(near)[0, :, 0], base)
 
 
-@pytest.mark.parametrize("strides,overlap", [([4, 4, 4], 2), ([5, 3], 1), ([2, 8], 3), ([7], 2)])
-def test_receptive_field_is_exact(strides, overlap):
+@pytest.mark.parametrize("strides,overlap,bands", [([4, 4, 4], 2, 1), ([5, 3], 1, 1), ([2, 8], 3, 1), ([7], 2, 1),
+                                                   ([4], 2, 16), ([3, 2], 1, 4)])
+def test_receptive_field_is_exact(strides, overlap, bands):
     """No sample farther than receptive_field from a frame changes it, and one within two samples of that distance
     does (the margins of chunked and windowed encoding are no wider than needed)."""
     torch.manual_seed(0)
-    enc = Conv1dEncoder(strides=strides, channels=4, latent_size=2, kernel_overlap=overlap).eval()
+    enc = Conv1dEncoder(strides=strides, channels=4, latent_size=2, kernel_overlap=overlap, bands=bands).eval()
     rf, hop, j = enc.receptive_field, enc.hop, 50
     x = torch.rand(1, 1, 100 * hop) * 0.2 - 0.1
     with torch.no_grad():
         base = enc(x)[0, :, j]
 
         def changed(pos: int) -> bool:  # a large change: at the edge of the reach, a path's weights are tiny
-            x2 = x.clone()
-            x2[..., pos] += 100.0
+            x2 = x.clone()  # (a filter bank's taps taper to 1e-5 at its edges: larger still)
+            x2[..., pos] += 100.0 if bands == 1 else 1e7
             return not torch.equal(enc(x2)[0, :, j], base)
 
         first, last = j * hop, (j + 1) * hop - 1  # the frame's own samples
@@ -110,3 +142,18 @@ def test_encoder_base_defaults():
     assert isinstance(enc, Encoder)
     assert enc.level_hops == [4] and enc.level_sizes == [2]
     assert enc.num_frames(9) == 3
+
+
+def test_filter_bank_coders_trace_for_export_at_any_length():
+    """``audiogen export`` traces the coders: a traced filter bank must not freeze the length it was traced at."""
+    torch.manual_seed(0)
+    enc = Conv1dEncoder(strides=[2, 2], channels=8, latent_size=3, bands=8).eval()
+    dec = Conv1dDecoder(strides=[2, 2], channels=8, latent_size=3, bands=8).eval()
+    with torch.no_grad():
+        enc_t = torch.jit.trace(enc, torch.randn(1, 1, 32 * enc.hop))
+        dec_t = torch.jit.trace(dec, torch.randn(1, 3, 32))
+        x = torch.randn(2, 1, 45 * enc.hop) * 0.1  # another length (the export pads to the hop itself)
+        torch.testing.assert_close(enc_t(x), enc(x))
+        z = enc(x)
+        assert dec_t(z).shape == (2, 1, 45 * enc.hop)
+        torch.testing.assert_close(dec_t(z), dec(z))

@@ -18,15 +18,16 @@ class LadderEncoder(Encoder):
     after one more stage. Subclasses call ``_init_levels`` and build ``stem``, ``stages`` and ``heads``.
     """
 
-    def _init_levels(self, strides, levels: int, name: str) -> int:
-        """Check and record the strides and levels; returns the number of stages before level 1's output."""
+    def _init_levels(self, strides, levels: int, name: str, front: int = 1) -> int:
+        """Check and record the strides and levels; returns the number of stages before level 1's output.
+        ``front``: the stem's own downsampling (a filter bank's bands), a factor of every level's hop."""
         strides = check_strides(strides, f"{name}.strides")
         if not 1 <= levels <= len(strides):
             raise ValueError(f"{name}.levels={levels} needs at least as many strides, got {strides}")
         base = len(strides) - levels + 1
         self.strides = strides
         self.num_levels = int(levels)
-        self._level_hops = [math.prod(strides[: base + i]) for i in range(levels)]
+        self._level_hops = [front * math.prod(strides[: base + i]) for i in range(levels)]
         self.hop = self._level_hops[0]
         return base
 
