@@ -12,8 +12,9 @@ So each ``audiogen`` command starts, before torch loads, with
   that keeps following the load while they train (every few seconds, as many threads as cores that other processes
   leave idle), so that a job started on an idle machine gives cores back when others start, and takes them again
   when they end; OpenMP's own spin count stays, which keeps idle speed (a spin count of 10,000 cost a third of it);
-- for every other command, and distributed runs, a spin count of 10,000, so waiting threads soon sleep and give
-  the core back.
+- for every other command, a spin count of 10,000, so waiting threads soon sleep and give the core back (a
+  distributed training keeps OpenMP's spinning and has no governor: set ``GOMP_SPINCOUNT=10000`` for it on a
+  shared machine).
 
 A user's ``OMP_NUM_THREADS``, ``GOMP_SPINCOUNT`` or ``OMP_WAIT_POLICY`` wins, and so does ``train.threads``: either
 turns the governor off.

@@ -15,10 +15,12 @@ def test_decode_and_reconstruct_show_progress_on_stderr(tiny_run, corpus, tmp_pa
         assert quiet.stderr == "" and quiet.stdout.startswith("wrote")
 
 
-def test_training_bar_goes_to_stderr(corpus, tmp_path):
+def test_training_bar_goes_to_stderr_and_counts_the_runs_steps(corpus, tmp_path):
+    """One bar over train.max_steps (Lightning's restarts every epoch: every few steps on a small corpus)."""
     from conftest import TINY
 
-    binds = [a for b in TINY + ["listen.enabled=False"] for a in ("--bind", b)]
+    binds = [a for b in TINY + ["listen.enabled=False", "train.max_steps=7"] for a in ("--bind", b)]
     res = run_here("train", "--gin", "pipelines/conv_ae.gin", *binds, corpus / "train.txt", "-o",
                    tmp_path / "run")
-    assert "Epoch 0" in res.stderr and "Epoch" not in res.stdout
+    assert "Step (epoch 0)" in res.stderr and "7/7" in res.stderr and "Step" not in res.stdout
+    assert "Step (epoch 1)" in res.stderr  # 7 steps of batch 2 run past the first epoch: the same bar goes on
