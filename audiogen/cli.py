@@ -643,13 +643,19 @@ def _rank_zero_or_error(record: logging.LogRecord) -> bool:
 _NO_COMPUTE = ("info", "plugins", "configs", "index")
 
 
+def command_of(args: list[str]) -> str | None:
+    """The command a command line runs: its first word that is not an option (the group's options are flags)."""
+    return next((a for a in args if not a.startswith("-")), None)
+
+
 def main(argv=None) -> None:
     from audiogen.cpu import apply_cpu_defaults
 
     args = sys.argv[1:] if argv is None else list(argv)
-    if args and args[0] not in _NO_COMPUTE and not {"-h", "--help", "--version"} & set(args):
+    command = command_of(args)
+    if command and command not in _NO_COMPUTE and not {"-h", "--help", "--version"} & set(args):
         # threads and OpenMP spinning for a shared machine (0.2 s): before torch loads
-        apply_cpu_defaults(command=args[0])
+        apply_cpu_defaults(command=command)
     # Our messages on stderr; gin logs its include search on the root logger, which we keep quiet.
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("audiogen: %(levelname)s: %(message)s"))

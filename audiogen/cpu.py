@@ -31,8 +31,36 @@ ADAPTIVE_COMMANDS = ("train", "train-prior", "quickstart")
 adaptive = False
 
 
+# what apply_cpu_defaults wrote into the environment: a later call in the same process must not read it as the user's
+_ours: dict = {}
+
+
 def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def thread_cap() -> int:
+    """The most threads a job should take: its usable CPUs, counted as physical cores (torch's own default; a
+    hyperthread sibling adds little to matrix work) and within a cgroup CPU quota (a container's share)."""
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    cap = len(cpus) or usable_cores()
+    try:
+        cores = set()
+        for c in cpus:
+            topo = f"/sys/devices/system/cpu/cpu{c}/topology/"
+            with open(topo + "physical_package_id") as a, open(topo + "core_id") as b:
+                cores.add((a.read().strip(), b.read().strip()))
+        cap = min(cap, len(cores) or cap)
+    except OSError:
+        pass
+    try:
+        with open("/sys/fs/cgroup/cpu.max") as f:
+            quota, period = f.read().split()[:2]
+        if quota != "max":
+            cap = min(cap, max(1, -(-int(quota) // int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, cap)
 
 
 def free_cores(window: float = 0.2) -> int:
@@ -53,11 +81,18 @@ def free_cores(window: float = 0.2) -> int:
     return max(1, min(usable, round(cores - busy)))
 
 
-def _cpu_times() -> tuple[int, int]:
-    """(idle + iowait, total) jiffies of all CPUs, from the first line of /proc/stat."""
+def _cpu_times(cpus=None) -> tuple[int, int]:
+    """(idle + iowait, total) jiffies of all CPUs (the first line of /proc/stat), or of the CPUs numbered ``cpus``."""
+    idle = total = 0
     with open("/proc/stat") as f:
-        fields = [int(x) for x in f.readline().split()[1:]]
-    return fields[3] + fields[4], sum(fields[:8])  # guest time is already counted in user
+        for line in f:
+            name, *rest = line.split()
+            if not name.startswith("cpu"):
+                break
+            if (cpus is None and name == "cpu") or (cpus is not None and name[3:].isdigit() and int(name[3:]) in cpus):
+                fields = [int(x) for x in rest]
+                idle, total = idle + fields[3] + fields[4], total + sum(fields[:8])  # guest is counted in user
+    return idle, total
 
 
 def apply_cpu_defaults(env: dict | None = None, command: str | None = None) -> dict:
@@ -66,9 +101,13 @@ def apply_cpu_defaults(env: dict | None = None, command: str | None = None) -> d
     follow the load, see ``ThreadGovernor``)."""
     global adaptive
     env = os.environ if env is None else env
+    for key, value in _ours.items():  # set by an earlier call in this process, not by the user
+        if env.get(key) == value:
+            del env[key]
     chosen = {}
     user_policy = "GOMP_SPINCOUNT" in env or "OMP_WAIT_POLICY" in env
-    adaptive = command in ADAPTIVE_COMMANDS and "OMP_NUM_THREADS" not in env and not user_policy
+    adaptive = (command in ADAPTIVE_COMMANDS and "OMP_NUM_THREADS" not in env and not user_policy
+                and os.path.exists("/proc/stat"))  # what the governor reads (Linux)
     if "OMP_NUM_THREADS" not in env:
         # Only when cores are busy: left unset on an idle machine, torch takes one thread per core and Lightning
         # divides the cores among the processes of a distributed run (it does so only when this is unset).
@@ -81,25 +120,29 @@ def apply_cpu_defaults(env: dict | None = None, command: str | None = None) -> d
     if not user_policy and not adaptive:
         chosen["GOMP_SPINCOUNT"] = SPIN_COUNT
     env.update(chosen)
+    _ours.clear()
+    _ours.update(chosen)
     return chosen
 
 
 class ThreadGovernor:
     """Follows the load while a job runs: ``poll()``, called often (every training step), returns every
     ``interval`` seconds as many threads as cores that other processes left idle over that time (at least 1, at
-    most the usable cores). Others' use is the whole machine's (``/proc/stat``) less this process's own CPU time,
-    which counts its spinning threads, so its own threads never look like someone else's load."""
+    most ``thread_cap()``). Others' use is that of the CPUs this process may run on (``/proc/stat``) less this
+    process's own CPU time, which counts its spinning threads, so its own threads never look like someone else's
+    load. Raises OSError where there is no ``/proc/stat``."""
 
     def __init__(self, interval: float = 3.0):
-        self.interval, self.cores, self.usable = float(interval), os.cpu_count() or 1, usable_cores()
+        self.cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+        self.interval, self.cores, self.cap = float(interval), len(self.cpus or []) or usable_cores(), thread_cap()
         self._mark()
 
     def _mark(self) -> None:
-        self.wall, self.own, (self.idle, self.total) = time.monotonic(), time.process_time(), _cpu_times()
+        self.wall, self.own, (self.idle, self.total) = time.monotonic(), time.process_time(), _cpu_times(self.cpus)
 
     def others_busy(self) -> float:
         """Cores busy with other processes since the last mark (and set a new mark)."""
-        wall, own, (idle, total) = time.monotonic(), time.process_time(), _cpu_times()
+        wall, own, (idle, total) = time.monotonic(), time.process_time(), _cpu_times(self.cpus)
         busy = self.cores * (1 - (idle - self.idle) / max(total - self.total, 1))
         mine = (own - self.own) / max(wall - self.wall, 1e-6)
         self.wall, self.own, self.idle, self.total = wall, own, idle, total
@@ -112,4 +155,4 @@ class ThreadGovernor:
             others = self.others_busy()
         except (OSError, ValueError, IndexError):  # no /proc/stat: keep the threads as they are
             return None
-        return max(1, min(self.usable, round(self.cores - others)))
+        return max(1, min(self.cap, round(self.cores - others)))

@@ -96,10 +96,10 @@ class Ranks:
     """The processes of one job outside the Trainer (``audiogen encode``): this one's rank, their number, its
     device, and object collectives over a gloo group (CPU objects, whatever backend the main group uses)."""
 
-    def __init__(self, rank: int = 0, world: int = 1, device=None, group=None):
+    def __init__(self, rank: int = 0, world: int = 1, device=None, group=None, owns_groups: bool = False):
         import torch
 
-        self.rank, self.world, self.group = rank, world, group
+        self.rank, self.world, self.group, self.owns_groups = rank, world, group, owns_groups
         self.device = device if device is not None else torch.device("cpu")
 
     def all_gather(self, obj) -> list:
@@ -114,7 +114,7 @@ class Ranks:
     def close(self) -> None:
         """Tear the process groups down before the interpreter exits: gloo's threads left running at exit abort
         the process ("terminate called without an active exception", exit -6) after its work is done."""
-        if self.world == 1:
+        if self.world == 1 or not self.owns_groups:  # a process group the caller set up is the caller's
             return
         import torch.distributed as dist
 
@@ -140,5 +140,6 @@ def launch(devices: int | None, num_nodes: int | None, accelerator: str, prefix:
                     strategy="ddp" if world > 1 else "auto")
     if world == 1:
         return Ranks(device=fabric.device)
+    owns = not (dist.is_available() and dist.is_initialized())
     fabric.launch()
-    return Ranks(fabric.global_rank, fabric.world_size, fabric.device, dist.new_group(backend="gloo"))
+    return Ranks(fabric.global_rank, fabric.world_size, fabric.device, dist.new_group(backend="gloo"), owns)

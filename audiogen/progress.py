@@ -66,7 +66,7 @@ def stderr_progress_bar():
             bar = self.train_progress_bar
             if bar.total != trainer.max_steps:  # the first epoch (of a fresh or resumed run)
                 bar.reset(total=trainer.max_steps)
-                bar.n = trainer.global_step
+                bar.n = bar.initial = trainer.global_step  # a resumed run's rate counts this session's steps
             bar.set_description(f"Step (epoch {trainer.current_epoch})", refresh=False)  # shown with the next step
 
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):

@@ -57,6 +57,24 @@ def test_a_training_command_follows_the_load_unless_the_user_chose():
         cpu.adaptive = False
 
 
+def test_a_second_command_in_one_process_reads_audiogens_own_settings_as_unset():
+    """quickstart, or a script calling the CLI twice: what audiogen wrote is not the user's choice."""
+    from audiogen.cli import command_of
+
+    try:
+        env: dict = {}
+        apply_cpu_defaults(env, command="encode")  # writes GOMP_SPINCOUNT
+        apply_cpu_defaults(env, command=command_of(["-v", "train", "--gin", "x.gin"]))
+        assert cpu.adaptive and "GOMP_SPINCOUNT" not in env
+    finally:
+        cpu.adaptive = False
+        cpu._ours.clear()
+
+
+def test_the_thread_cap_counts_physical_cores_the_process_may_use():
+    assert 1 <= cpu.thread_cap() <= usable_cores()
+
+
 def test_the_governor_counts_other_processes_not_its_own_threads():
     import torch
 
@@ -73,10 +91,10 @@ def test_the_governor_counts_other_processes_not_its_own_threads():
         time.sleep(0.5)
         assert governor.others_busy() > quiet + 0.5
         time.sleep(0.5)
-        assert 1 <= governor.poll() <= max(1, usable_cores() - 1)
+        assert 1 <= governor.poll() <= max(1, cpu.thread_cap() - 1)
 
 
-@pytest.mark.skipif(usable_cores() < 2, reason="one core: nothing to give back")
+@pytest.mark.skipif(cpu.thread_cap() < 2, reason="one core: nothing to give back")
 def test_training_gives_a_thread_back_when_another_process_starts():
     """FollowTheLoad between two steps: one fewer thread while another process spins, the change recorded."""
     import torch
@@ -89,12 +107,12 @@ def test_training_gives_a_thread_back_when_another_process_starts():
     callback.on_fit_start(None, module)
     callback.governor.interval = 0
     try:
-        torch.set_num_threads(usable_cores())
+        torch.set_num_threads(cpu.thread_cap())
         with spinning(1):
             callback.governor.others_busy()  # from now on
             time.sleep(0.5)
             callback.on_train_batch_end(None, module, None, None, 0)
-            assert torch.get_num_threads() <= usable_cores() - 1
+            assert torch.get_num_threads() <= cpu.thread_cap() - 1
             assert module._trained_on["threads_followed_the_load"] == [torch.get_num_threads()]
     finally:
         torch.set_num_threads(before)

@@ -120,7 +120,15 @@ class FollowTheLoad(L.Callback):
     def on_fit_start(self, trainer, pl_module) -> None:
         from audiogen.cpu import ThreadGovernor
 
-        self.governor = ThreadGovernor() if pl_module.device.type == "cpu" else None
+        self.threads, self.governor = torch.get_num_threads(), None
+        if pl_module.device.type == "cpu":
+            try:
+                self.governor = ThreadGovernor()
+            except (OSError, ValueError, IndexError):  # no /proc/stat to read: the threads stay as chosen
+                pass
+
+    def on_fit_end(self, trainer, pl_module) -> None:
+        torch.set_num_threads(self.threads)  # what runs next in this process (quickstart's encode) starts afresh
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         threads = self.governor.poll() if self.governor else None

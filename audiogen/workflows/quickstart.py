@@ -164,7 +164,7 @@ def quickstart(data: Path | None, out: Path, max_steps: int | None = None, bindi
           "  than telephone-quality audio is. Quiet passages count as much as loud ones, so a faint hiss in the",
           "  pauses costs as much as a smeared formant.",
           "- SNR: waveform signal-to-noise ratio. The quickstart's model is trained on spectral magnitudes, not",
-          "  phase, so its SNR stays low (0-5 dB) even when it sounds right; it matters for models scored on",
+          "  phase, so its SNR stays low (-5 to 5 dB) even when it sounds right; it matters for models scored on",
           "  waveforms (likelihoods, `audiogen evaluate`).",
           "- Longer training improves both: `audiogen quickstart --max-steps 3000`, or train `pipelines/conv_ae.gin`",
           "  with `audiogen train`."]
