@@ -106,6 +106,13 @@ def test_diagnostics_flag_the_silent_decode():
     w = warnings_for(silent)
     assert any("off the dataset's scale" in x for x in w) and any("quieter" in x for x in w)
     assert silent["audio"]["near_silent_frame_fraction"] == 1.0
+    assert good["latents"]["runaway_sequences"] == silent["latents"]["runaway_sequences"] == 0
+    runaway = rng.normal(0.5, 4.0, (8, 8, 100))
+    runaway[3, 2, 60:] *= np.exp(np.arange(40) / 5)  # one sequence's chain grows without bound
+    lat = latent_diagnostics(runaway, stats)
+    w = warnings_for({"latents": lat})
+    assert lat["runaway_sequences"] == 1 and any("1 of 8 generated sequences run away" in x for x in w)
+    assert not any("normalised" in x for x in w)  # not a scale mistake
 
 
 def test_rave_bridge_end_to_end(shared, tmp_path):

@@ -38,7 +38,12 @@ def latent_diagnostics(z: np.ndarray, stats: dict) -> dict:
     dmean, dstd = np.asarray(stats["mean"]), np.maximum(np.asarray(stats["std"]), 1e-8)
     lo, hi = np.asarray(stats["min"]), np.asarray(stats["max"])
     outside = ((flat < lo[:, None]) | (flat > hi[:, None])).mean(1)
-    return {"generated_mean": mean.tolist(), "generated_std": std.tolist(),
+    # a sequence that leaves the dataset's range by more than its width has run away (an autoregressive prior's
+    # sampled chain diverging): a few of them set the std ratios of all
+    span = (hi - lo)[None, :, None]
+    runaway = ((z < lo[None, :, None] - span) | (z > hi[None, :, None] + span)).any((1, 2))
+    return {"runaway_sequences": int(runaway.sum()), "sequences": int(z.shape[0]),
+            "max_abs_in_std": float(np.max(np.abs(flat - dmean[:, None]) / dstd[:, None])),"generated_mean": mean.tolist(), "generated_std": std.tolist(),
             "dataset_mean": dmean.tolist(), "dataset_std": dstd.tolist(),
             "mean_shift_in_std": ((mean - dmean) / dstd).tolist(), "std_ratio": (std / dstd).tolist(),
             "fraction_outside_dataset_range": outside.tolist(),
@@ -63,7 +68,12 @@ def audio_diagnostics(audio: list[np.ndarray], sample_rate: int, frame_seconds: 
 def warnings_for(diag: dict) -> list[str]:
     out = []
     lat = diag["latents"]
-    if lat["max_abs_std_error"] > 0.5 or lat["max_abs_mean_shift_in_std"] > 0.5:
+    if lat.get("runaway_sequences"):
+        out.append(f"{lat['runaway_sequences']} of {lat['sequences']} generated sequences run away (values up to "
+                   f"{lat['max_abs_in_std']:.0f} dataset std from its mean, beyond twice its range): the prior's "
+                   f"sampled chain diverges, and they dominate the std ratios and distances; sample at a lower "
+                   f"--temperature, train longer, or use another prior")
+    elif lat["max_abs_std_error"] > 0.5 or lat["max_abs_mean_shift_in_std"] > 0.5:
         out.append(f"generated latents are off the dataset's scale (std ratio up to "
                    f"{max(lat['std_ratio'], key=lambda r: abs(r - 1)):.2f}, mean shift up to "
                    f"{lat['max_abs_mean_shift_in_std']:.2f} std): was the prior trained on normalised latents and "
