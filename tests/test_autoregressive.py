@@ -18,6 +18,9 @@ MODELS = {
              f"priors.srnn.input_size={STACK}", "priors.srnn.inference='filtering'"],
     "srnn_smoothing": ["priors.srnn.latent_size=4", "priors.srnn.hidden_size=12", "priors.srnn.context_size=12",
                        f"priors.srnn.input_size={STACK}"],
+    "srnn_bounded": ["priors.srnn.latent_size=4", "priors.srnn.hidden_size=12", "priors.srnn.context_size=12",
+                     f"priors.srnn.input_size={STACK}", "priors.srnn.inference='filtering'",
+                     "priors.srnn.prior_mean_bound=0.5"],
     "lstm": ["priors.lstm.hidden_size=12", "priors.lstm.context_size=12", f"priors.lstm.input_size={STACK}"],
     "wavenet": ["priors.wavenet.channels=6", "priors.wavenet.layers=3", "priors.wavenet.blocks=2",
                 "priors.wavenet.context_size=12", f"priors.wavenet.input_size={STACK}"],
@@ -71,7 +74,7 @@ def test_step_by_step_equals_one_pass(name):
     torch.testing.assert_close(torch.stack(steps, -1), full, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["vrnn", "srnn", "lstm", "wavenet"])
+@pytest.mark.parametrize("name", ["vrnn", "srnn", "srnn_bounded", "lstm", "wavenet"])
 def test_segmented_scoring_equals_whole_file(name):
     """State carried across segments (incl. the last frame for the next prediction) gives the whole-file score."""
     pipe = build(name)
@@ -116,3 +119,20 @@ def test_autoregressive_models_refuse_a_look_ahead_encoder():
         build("vrnn", encoder="conv1d", extra=["encoders.conv1d.strides=[8]", "encoders.conv1d.channels=[4]",
                                                f"encoders.conv1d.latent_size={STACK}"])
     assert "encoders.stack" in str(e.value)
+
+
+def test_a_bounded_srnn_prior_keeps_its_sampled_chain_in_bounds():
+    """prior_mean_bound soft-clips the prior's mean, in training (forward) and sampling (step) alike."""
+    from audiogen.priors.temporal.srnn import SRNN
+
+    torch.manual_seed(0)
+    m = SRNN(input_size=3, latent_size=4, hidden_size=8, context_size=8, prior_mean_bound=0.5)
+    with torch.no_grad():
+        for p in m.prior.parameters():  # a prior whose raw mean is far outside the bound
+            p.mul_(50)
+        state, prev = None, torch.randn(2, 3)
+        for _ in range(20):
+            _, state = m.step(prev * 10, state, temperature=0.0)  # noiseless: z is the prior mean
+            assert state["z"].abs().max() <= 0.5
+        out = m([torch.randn(2, 3, 6)], sample=False)
+        assert out.kl[0].shape == (2, 4, 6) and torch.isfinite(out.kl[0]).all()

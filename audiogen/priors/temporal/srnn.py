@@ -5,7 +5,9 @@
     q(z_t | z_{t-1}, a_t),   a_t = GRU_backward([d_t, phi_x(x_t)], a_{t+1})   inference = 'smoothing'
     q(z_t | z_{t-1}, d_t, phi_x(x_t))                                              inference = 'filtering'
 
-With ``residual_posterior`` the posterior mean is the prior mean plus a learned offset. In segmented evaluation
+With ``residual_posterior`` the posterior mean is the prior mean plus a learned offset. ``prior_mean_bound`` (None:
+off) soft-clips the prior's mean to +-bound (bound * tanh(mean / bound)): sampled from the prior alone, z_t feeds
+back into its own mean, and an unbounded map can run away outside the region training visited. In segmented evaluation
 the backward GRU sees one segment only; any posterior gives a valid bound, so scores stay upper bounds.
 """
 
@@ -29,7 +31,7 @@ class SRNN(AutoregressiveModel):
 
     def __init__(self, input_size: int = 64, latent_size: int = 256, hidden_size: int = 256, feature_size=None,
                  context_size: int = 256, inference: str = "smoothing", residual_posterior: bool = True,
-                 min_std: float = 0.01):
+                 min_std: float = 0.01, prior_mean_bound: float | None = None):
         super().__init__()
         if inference not in INFERENCE:
             raise ValueError(f"priors.srnn.inference must be one of {INFERENCE}, got {inference!r}")
@@ -37,6 +39,7 @@ class SRNN(AutoregressiveModel):
         F_ = int(feature_size or H)
         self.input_sizes, self.latent_sizes, self.context_size = [E], [D], int(context_size)
         self.hidden, self.min_std, self.residual, self.inference = H, float(min_std), bool(residual_posterior), inference
+        self.bound = None if prior_mean_bound is None else float(prior_mean_bound)
         self.phi_x = mlp([E, F_, F_], last_activation=True)
         self.forward_rnn = nn.GRU(F_, H, batch_first=True)
         self.prior = mlp([D + H, H, 2 * D])
@@ -46,6 +49,9 @@ class SRNN(AutoregressiveModel):
         else:
             self.posterior = mlp([D + H + F_, H, 2 * D])
         self.out = nn.Linear(H + D, self.context_size)
+
+    def _bounded(self, mean: Tensor) -> Tensor:
+        return mean if self.bound is None else self.bound * torch.tanh(mean / self.bound)
 
     def _init(self, B: int, like: Tensor, state):
         if state is not None and state.get("h") is not None:
@@ -85,7 +91,7 @@ class SRNN(AutoregressiveModel):
             if self.residual:
                 raw = prior_out(F.elu(zp[0] + prior_d_t))
                 prior_raw.append(raw)
-                mq = mq + raw[:, :D]
+                mq = mq + self._bounded(raw[:, :D])
             z = mq + sq * eps[t] if sample else mq
             zs.append(z)
             mqs.append(mq)
@@ -94,6 +100,7 @@ class SRNN(AutoregressiveModel):
         mq, sq = torch.stack(mqs, 1), torch.stack(sqs, 1)
         raw = torch.stack(prior_raw, 1) if self.residual else self.prior(torch.cat([z_prev, d], -1))
         mp, sp = gaussian_head(raw, self.min_std)
+        mp = self._bounded(mp)
         context = self.out(torch.cat([d, zs], -1)).transpose(1, 2)
         kl = gaussian_kl(mq, sq, mp, sp).transpose(1, 2)
         log_ratio = (log_normal(zs, mq, sq) - log_normal(zs, mp, sp)).transpose(1, 2)
@@ -106,5 +113,6 @@ class SRNN(AutoregressiveModel):
         d, h = self.forward_rnn(self.phi_x(prev)[:, None], h)
         d = d[:, 0]
         mp, sp = gaussian_head(self.prior(torch.cat([z, d], -1)), self.min_std)
+        mp = self._bounded(mp)
         z = mp + sp * (torch.randn_like(mp) * temperature)
         return self.out(torch.cat([d, z], -1)), {"h": h, "z": z}
