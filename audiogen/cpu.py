@@ -133,8 +133,8 @@ class ThreadGovernor:
     load. Raises OSError where there is no ``/proc/stat``."""
 
     def __init__(self, interval: float = 3.0):
-        self.cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-        self.interval, self.cores, self.cap = float(interval), len(self.cpus or []) or usable_cores(), thread_cap()
+        self.cpus = set(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None  # None: all of them
+        self.interval, self.cores, self.cap = float(interval), usable_cores(), thread_cap()
         self._mark()
 
     def _mark(self) -> None:
@@ -156,3 +156,13 @@ class ThreadGovernor:
         except (OSError, ValueError, IndexError):  # no /proc/stat: keep the threads as they are
             return None
         return max(1, min(self.cap, round(self.cores - others)))
+
+    def follow(self) -> int | None:
+        """``poll()`` applied: torch's threads set to its answer; returns the new count when it changed."""
+        import torch
+
+        threads = self.poll()
+        if threads and threads != torch.get_num_threads():
+            torch.set_num_threads(threads)
+            return threads
+        return None

@@ -54,15 +54,12 @@ class PQMF(nn.Module):
         order = len(h) - 1
         n = np.arange(order + 1) - order / 2
         k = np.arange(bands)[:, None]
-        phase = (2 * k + 1) * math.pi / (2 * bands) * n + (-1) ** k * math.pi / 4
+        carrier, shift = (2 * k + 1) * math.pi / (2 * bands) * n, (-1) ** k * math.pi / 4
         # the analysis filters are time-reversed by conv1d's correlation: the prototype is symmetric, the phase
         # terms are not, so they are built for correlation directly
-        self.register_buffer("analysis_filters", torch.tensor(2 * h * np.cos(phase[:, ::-1]), dtype=torch.float32)
-                             .unsqueeze(1), persistent=False)
-        self.register_buffer("synthesis_filters",
-                             torch.tensor(2 * h * np.cos((2 * k + 1) * math.pi / (2 * bands) * n - (-1) ** k
-                                                         * math.pi / 4), dtype=torch.float32).unsqueeze(1) * bands,
-                             persistent=False)
+        analysis, synthesis = 2 * h * np.cos(carrier + shift)[:, ::-1], 2 * h * np.cos(carrier - shift) * bands
+        for name, taps_ in (("analysis_filters", analysis), ("synthesis_filters", synthesis)):
+            self.register_buffer(name, torch.tensor(taps_.copy(), dtype=torch.float32).unsqueeze(1), persistent=False)
         self.margin = order // 2  # samples of context on each side (the filters' half length)
 
     def analysis(self, x: Tensor) -> Tensor:

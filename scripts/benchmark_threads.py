@@ -60,9 +60,8 @@ def child(seconds: float, threads: int, follow: bool) -> dict:
     while time.perf_counter() - t0 < seconds:
         step()
         steps += 1
-        n = governor.poll() if governor else None
-        if n and n != torch.get_num_threads():
-            torch.set_num_threads(n)
+        n = governor.follow() if governor else None
+        if n:
             used.add(n)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     return {"steps": steps, "steps_per_s": steps / wall, "cpu_per_step": cpu / steps, "threads_used": sorted(used)}

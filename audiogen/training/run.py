@@ -131,10 +131,9 @@ class FollowTheLoad(L.Callback):
         torch.set_num_threads(self.threads)  # what runs next in this process (quickstart's encode) starts afresh
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        threads = self.governor.poll() if self.governor else None
-        if threads and threads != torch.get_num_threads():
+        threads = self.governor.follow() if self.governor else None
+        if threads:
             log.debug("other processes leave %d core(s) idle: training on %d thread(s)", threads, threads)
-            torch.set_num_threads(threads)
             used = getattr(pl_module, "_trained_on", None)
             if used is not None:
                 used["threads_followed_the_load"] = sorted({*used.get("threads_followed_the_load", []), threads})
